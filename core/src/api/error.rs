@@ -1,0 +1,132 @@
+//! etcd's errors, with the gRPC status code and the exact message etcd sends,
+//! because clients match on both.
+
+use thiserror::Error;
+
+/// gRPC status codes (the numbers are part of the wire contract).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(i32)]
+pub enum Code {
+    Ok = 0,
+    Cancelled = 1,
+    Unknown = 2,
+    InvalidArgument = 3,
+    DeadlineExceeded = 4,
+    NotFound = 5,
+    AlreadyExists = 6,
+    PermissionDenied = 7,
+    ResourceExhausted = 8,
+    FailedPrecondition = 9,
+    Aborted = 10,
+    OutOfRange = 11,
+    Unimplemented = 12,
+    Internal = 13,
+    Unavailable = 14,
+    DataLoss = 15,
+    Unauthenticated = 16,
+}
+
+impl Code {
+    /// The HTTP status the JSON gateway answers with for this code
+    /// (the grpc-gateway mapping etcd's gateway uses).
+    pub fn http_status(self) -> u16 {
+        match self {
+            Code::Ok => 200,
+            Code::Cancelled => 499,
+            Code::Unknown | Code::Internal | Code::DataLoss => 500,
+            Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => 400,
+            Code::DeadlineExceeded => 504,
+            Code::NotFound => 404,
+            Code::AlreadyExists | Code::Aborted => 409,
+            Code::PermissionDenied => 403,
+            Code::Unauthenticated => 401,
+            Code::ResourceExhausted => 429,
+            Code::Unimplemented => 501,
+            Code::Unavailable => 503,
+        }
+    }
+}
+
+/// An error as etcd reports it: the message text is etcd's, to the letter.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum EtcdError {
+    #[error("etcdserver: key is not provided")]
+    EmptyKey,
+    #[error("etcdserver: key not found")]
+    KeyNotFound,
+    #[error("etcdserver: value is provided")]
+    ValueProvided,
+    #[error("etcdserver: lease is provided")]
+    LeaseProvided,
+    #[error("etcdserver: invalid sort option")]
+    InvalidSortOption,
+    #[error("etcdserver: too many operations in txn request")]
+    TooManyOps,
+    #[error("etcdserver: duplicate key given in txn request")]
+    DuplicateKey,
+    #[error("etcdserver: mvcc: required revision has been compacted")]
+    Compacted,
+    #[error("etcdserver: mvcc: required revision is a future revision")]
+    FutureRev,
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
+    #[error("etcdserver: requested lease not found")]
+    LeaseNotFound,
+    #[error("etcdserver: request is too large")]
+    RequestTooLarge,
+    #[error("etcdserver: too many requests")]
+    TooManyRequests,
+    #[error("etcdserver: request timed out")]
+    Timeout,
+    #[error("etcdserver: server stopped")]
+    Stopped,
+    /// A request the decoder could not read (bad JSON, bad base64, …).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// A method this server does not provide (yet).
+    #[error("{0}")]
+    Unimplemented(String),
+    /// A fault inside the server (storage failure and the like).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl EtcdError {
+    /// The gRPC status code etcd sends with this error.
+    pub fn code(&self) -> Code {
+        match self {
+            EtcdError::EmptyKey
+            | EtcdError::KeyNotFound
+            | EtcdError::ValueProvided
+            | EtcdError::LeaseProvided
+            | EtcdError::InvalidSortOption
+            | EtcdError::TooManyOps
+            | EtcdError::DuplicateKey
+            | EtcdError::RequestTooLarge
+            | EtcdError::InvalidRequest(_) => Code::InvalidArgument,
+            EtcdError::Compacted | EtcdError::FutureRev => Code::OutOfRange,
+            EtcdError::NoSpace | EtcdError::TooManyRequests => Code::ResourceExhausted,
+            EtcdError::LeaseNotFound => Code::NotFound,
+            EtcdError::Timeout | EtcdError::Stopped => Code::Unavailable,
+            EtcdError::Unimplemented(_) => Code::Unimplemented,
+            EtcdError::Internal(_) => Code::Internal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_and_codes_are_etcds() {
+        assert_eq!(
+            EtcdError::Compacted.to_string(),
+            "etcdserver: mvcc: required revision has been compacted"
+        );
+        assert_eq!(EtcdError::Compacted.code(), Code::OutOfRange);
+        assert_eq!(EtcdError::EmptyKey.code() as i32, 3);
+        assert_eq!(EtcdError::LeaseNotFound.code().http_status(), 404);
+    }
+}

@@ -1,0 +1,24 @@
+//! Concord's core: everything that is the same in every Concord process.
+//!
+//! # Layout
+//! - [`api`]: the etcd v3 wire contract as Rust types (prost) with the JSON
+//!   gateway mapping (pbjson), plus [`api::error`], etcd's errors with their
+//!   gRPC codes and messages.
+//! - [`mvcc`]: the revisioned key space (key index, revisions, range, put,
+//!   delete, txn, compaction). Deterministic and free of I/O: it reads and
+//!   writes values through the [`mvcc::KvRead`]/[`mvcc::KvWrite`] traits.
+//! - `storage` (feature `server`): the durable backend on redb.
+//! - `raft` (feature `server`): the write path. A request becomes an entry
+//!   in a durable, group-committed log, then is applied to the state machine.
+//! - `service` (feature `server`): the one service layer every front end
+//!   (gRPC, JSON gateway) calls.
+
+pub mod api;
+pub mod mvcc;
+
+#[cfg(feature = "server")]
+pub mod raft;
+#[cfg(feature = "server")]
+pub mod service;
+#[cfg(feature = "server")]
+pub mod storage;

@@ -1,0 +1,530 @@
+//! The key space: the index plus the current and compacted revisions, and
+//! the operations etcd defines on them. Every write goes through [`Mvcc::apply`]
+//! (called by the state machine in log order), so the same log always gives
+//! the same revisions.
+
+use std::cmp::Ordering;
+
+use crate::api::concordpb::log_request::Request as LogOp;
+use crate::api::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
+use crate::api::etcdserverpb::range_request::{SortOrder, SortTarget};
+use crate::api::etcdserverpb::request_op::Request as Op;
+use crate::api::etcdserverpb::response_op::Response as OpResp;
+use crate::api::etcdserverpb::{
+    CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
+};
+use crate::api::mvccpb::KeyValue;
+
+use super::backend::{KvRead, KvWrite, Record};
+use super::index::TreeIndex;
+use super::{Error, Revision};
+
+/// Whether a lease exists, for puts that attach one. The lessor implements
+/// it; [`NoLeases`] is the answer of a store that has granted none.
+pub trait LeaseLookup {
+    /// True if lease `id` is currently granted.
+    fn exists(&self, id: i64) -> bool;
+}
+
+/// A lessor with no leases: every lease ID is unknown.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoLeases;
+
+impl LeaseLookup for NoLeases {
+    fn exists(&self, _id: i64) -> bool {
+        false
+    }
+}
+
+/// The answer to one applied write, as the client will see it
+/// (header revision set; cluster fields are the server's to fill).
+#[derive(Clone, Debug, PartialEq)]
+pub enum WriteResponse {
+    Put(PutResponse),
+    DeleteRange(DeleteRangeResponse),
+    Txn(TxnResponse),
+    Compaction(CompactionResponse),
+}
+
+/// The revisioned key space.
+#[derive(Debug)]
+pub struct Mvcc {
+    index: TreeIndex,
+    current_rev: i64,
+    compact_rev: i64,
+}
+
+impl Default for Mvcc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn header(revision: i64) -> Option<ResponseHeader> {
+    Some(ResponseHeader {
+        revision,
+        ..Default::default()
+    })
+}
+
+/// The revision counters of one write: all its changes share `begin + 1`.
+struct WriteCtx {
+    begin: i64,
+    sub: i64,
+}
+
+impl WriteCtx {
+    fn next(&mut self) -> Revision {
+        let r = Revision::new(self.begin + 1, self.sub);
+        self.sub += 1;
+        r
+    }
+
+    /// The revision a read inside this write sees.
+    fn read_rev(&self) -> i64 {
+        if self.sub > 0 {
+            self.begin + 1
+        } else {
+            self.begin
+        }
+    }
+}
+
+impl Mvcc {
+    /// An empty key space at revision 1 (etcd's starting revision).
+    pub fn new() -> Self {
+        Mvcc {
+            index: TreeIndex::default(),
+            current_rev: 1,
+            compact_rev: 0,
+        }
+    }
+
+    /// Rebuilds the key space from stored changes given in revision order.
+    pub fn restore<'a>(
+        current_rev: i64,
+        compact_rev: i64,
+        records: impl IntoIterator<Item = (Revision, &'a Record)>,
+    ) -> Self {
+        let mut m = Mvcc {
+            index: TreeIndex::default(),
+            current_rev: current_rev.max(1),
+            compact_rev,
+        };
+        for (rev, rec) in records {
+            m.restore_one(rev, rec);
+        }
+        m
+    }
+
+    /// Adds one stored change while rebuilding (changes in revision order).
+    pub fn restore_one(&mut self, rev: Revision, rec: &Record) {
+        if rec.tombstone {
+            self.index.tombstone(&rec.kv.key, rev);
+        } else {
+            let created = Revision::new(rec.kv.create_revision, 0);
+            self.index.restore(&rec.kv.key, created, rev, rec.kv.version);
+        }
+        self.current_rev = self.current_rev.max(rev.main);
+    }
+
+    /// The latest revision.
+    pub fn current_revision(&self) -> i64 {
+        self.current_rev
+    }
+
+    /// The revision of the last compaction (0 if none).
+    pub fn compact_revision(&self) -> i64 {
+        self.compact_rev
+    }
+
+    /// Number of keys with history held in the index.
+    pub fn key_count(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Serves a range request at the latest revision or at `req.revision`.
+    pub fn range(&self, r: &impl KvRead, req: &RangeRequest) -> Result<RangeResponse, Error> {
+        self.range_at(r, req, self.current_rev)
+    }
+
+    fn check_read_rev(&self, requested: i64, current: i64) -> Result<i64, Error> {
+        if requested > current {
+            return Err(Error::FutureRev);
+        }
+        if requested <= 0 {
+            return Ok(current);
+        }
+        if requested < self.compact_rev {
+            return Err(Error::Compacted);
+        }
+        Ok(requested)
+    }
+
+    fn range_at(&self, r: &impl KvRead, req: &RangeRequest, current: i64) -> Result<RangeResponse, Error> {
+        let rev = self.check_read_rev(req.revision, current)?;
+        let mut resp = RangeResponse {
+            header: header(current),
+            ..Default::default()
+        };
+        if req.count_only {
+            resp.count = self.index.count(&req.key, &req.range_end, rev) as i64;
+            return Ok(resp);
+        }
+        let hits = self.index.range(&req.key, &req.range_end, rev);
+        resp.count = hits.len() as i64;
+
+        let sort_order = match (req.sort_order(), req.sort_target()) {
+            (SortOrder::None, SortTarget::Key) => SortOrder::None,
+            (SortOrder::None, _) => SortOrder::Ascend,
+            (o, _) => o,
+        };
+        let filtered = req.min_mod_revision != 0
+            || req.max_mod_revision != 0
+            || req.min_create_revision != 0
+            || req.max_create_revision != 0;
+        // Without sorting or filtering, fetch only what is returned (plus
+        // one to learn whether there is more).
+        let fetch = if req.limit > 0 && req.sort_order() == SortOrder::None && !filtered {
+            (req.limit as usize).saturating_add(1).min(hits.len())
+        } else {
+            hits.len()
+        };
+        let mut kvs = Vec::with_capacity(fetch);
+        for (_, at) in hits.iter().take(fetch) {
+            let rec = r.get(at.modified)?.ok_or(Error::Missing(at.modified))?;
+            kvs.push(rec.kv);
+        }
+        if filtered {
+            kvs.retain(|kv| {
+                (req.max_mod_revision == 0 || kv.mod_revision <= req.max_mod_revision)
+                    && (req.min_mod_revision == 0 || kv.mod_revision >= req.min_mod_revision)
+                    && (req.max_create_revision == 0 || kv.create_revision <= req.max_create_revision)
+                    && (req.min_create_revision == 0 || kv.create_revision >= req.min_create_revision)
+            });
+        }
+        if sort_order != SortOrder::None {
+            let key_fn: fn(&KeyValue, &KeyValue) -> Ordering = match req.sort_target() {
+                SortTarget::Key => |a, b| a.key.cmp(&b.key),
+                SortTarget::Version => |a, b| a.version.cmp(&b.version),
+                SortTarget::Create => |a, b| a.create_revision.cmp(&b.create_revision),
+                SortTarget::Mod => |a, b| a.mod_revision.cmp(&b.mod_revision),
+                SortTarget::Value => |a, b| a.value.cmp(&b.value),
+            };
+            if sort_order == SortOrder::Descend {
+                kvs.sort_by(|a, b| key_fn(b, a));
+            } else {
+                kvs.sort_by(key_fn);
+            }
+        }
+        if req.limit > 0 && kvs.len() > req.limit as usize {
+            kvs.truncate(req.limit as usize);
+            resp.more = true;
+        }
+        if req.keys_only {
+            for kv in &mut kvs {
+                kv.value.clear();
+            }
+        }
+        resp.kvs = kvs;
+        Ok(resp)
+    }
+
+    /// Applies one logged write. Validation that depends on the state
+    /// (compacted revisions, missing keys for `ignore_value`, unknown
+    /// leases) happens here, before anything changes: a failed write
+    /// changes nothing.
+    pub fn apply<W: KvWrite>(
+        &mut self,
+        w: &mut W,
+        leases: &dyn LeaseLookup,
+        op: &LogOp,
+    ) -> Result<WriteResponse, Error> {
+        match op {
+            LogOp::Put(p) => {
+                self.check_put(leases, p, self.current_rev)?;
+                let mut ctx = self.ctx();
+                let mut resp = self.put(w, &mut ctx, p)?;
+                self.finish(&ctx);
+                resp.header = header(self.current_rev);
+                Ok(WriteResponse::Put(resp))
+            }
+            LogOp::DeleteRange(d) => {
+                let mut ctx = self.ctx();
+                let mut resp = self.delete_range(w, &mut ctx, d)?;
+                self.finish(&ctx);
+                resp.header = header(self.current_rev);
+                Ok(WriteResponse::DeleteRange(resp))
+            }
+            LogOp::Txn(t) => {
+                let path = self.txn_path(w, t, self.current_rev)?;
+                self.check_txn(leases, t, &path, self.current_rev)?;
+                let mut ctx = self.ctx();
+                let mut resp = self.txn(w, &mut ctx, t, &path)?;
+                self.finish(&ctx);
+                resp.header = header(self.current_rev);
+                Ok(WriteResponse::Txn(resp))
+            }
+            LogOp::Compaction(c) => Ok(WriteResponse::Compaction(self.compact(w, c)?)),
+        }
+    }
+
+    fn ctx(&self) -> WriteCtx {
+        WriteCtx {
+            begin: self.current_rev,
+            sub: 0,
+        }
+    }
+
+    fn finish(&mut self, ctx: &WriteCtx) {
+        self.current_rev = ctx.read_rev();
+    }
+
+    fn check_put(&self, leases: &dyn LeaseLookup, p: &PutRequest, at: i64) -> Result<(), Error> {
+        if (p.ignore_value || p.ignore_lease) && self.index.get(&p.key, at).is_none() {
+            return Err(Error::KeyNotFound);
+        }
+        if p.lease != 0 && !leases.exists(p.lease) {
+            return Err(Error::LeaseNotFound);
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, w: &mut impl KvWrite, ctx: &mut WriteCtx, p: &PutRequest) -> Result<PutResponse, Error> {
+        let prev_at = self.index.get(&p.key, ctx.read_rev());
+        let prev = match prev_at {
+            Some(at) if p.prev_kv || p.ignore_value || p.ignore_lease => {
+                Some(w.get(at.modified)?.ok_or(Error::Missing(at.modified))?.kv)
+            }
+            _ => None,
+        };
+        let rev = ctx.next();
+        let (value, lease) = match &prev {
+            Some(kv) => (
+                if p.ignore_value {
+                    kv.value.clone()
+                } else {
+                    p.value.clone()
+                },
+                if p.ignore_lease { kv.lease } else { p.lease },
+            ),
+            None => (p.value.clone(), p.lease),
+        };
+        let kv = KeyValue {
+            key: p.key.clone(),
+            create_revision: prev_at.map_or(rev.main, |a| a.created.main),
+            mod_revision: rev.main,
+            version: prev_at.map_or(1, |a| a.version + 1),
+            value,
+            lease,
+        };
+        w.put(rev, &Record { kv, tombstone: false })?;
+        self.index.put(&p.key, rev);
+        Ok(PutResponse {
+            header: header(rev.main),
+            prev_kv: if p.prev_kv { prev } else { None },
+        })
+    }
+
+    fn delete_range(
+        &mut self,
+        w: &mut impl KvWrite,
+        ctx: &mut WriteCtx,
+        d: &DeleteRangeRequest,
+    ) -> Result<DeleteRangeResponse, Error> {
+        let hits: Vec<(Vec<u8>, Revision)> = self
+            .index
+            .range(&d.key, &d.range_end, ctx.read_rev())
+            .into_iter()
+            .map(|(k, at)| (k.to_vec(), at.modified))
+            .collect();
+        let mut resp = DeleteRangeResponse {
+            deleted: hits.len() as i64,
+            ..Default::default()
+        };
+        for (key, modified) in hits {
+            if d.prev_kv {
+                let rec = w.get(modified)?.ok_or(Error::Missing(modified))?;
+                resp.prev_kvs.push(rec.kv);
+            }
+            let rev = ctx.next();
+            let kv = KeyValue {
+                key: key.clone(),
+                mod_revision: rev.main,
+                ..Default::default()
+            };
+            w.put(rev, &Record { kv, tombstone: true })?;
+            self.index.tombstone(&key, rev);
+        }
+        resp.header = header(ctx.read_rev());
+        Ok(resp)
+    }
+
+    /// Evaluates every compare of a txn and of the nested txns on the
+    /// chosen branches, against the state before the txn: etcd decides the
+    /// whole path first, then executes it.
+    fn txn_path(&self, r: &impl KvRead, t: &TxnRequest, at: i64) -> Result<Vec<bool>, Error> {
+        let mut path = Vec::new();
+        self.txn_path_into(r, t, at, &mut path)?;
+        Ok(path)
+    }
+
+    fn txn_path_into(&self, r: &impl KvRead, t: &TxnRequest, at: i64, path: &mut Vec<bool>) -> Result<(), Error> {
+        let mut ok = true;
+        for c in &t.compare {
+            if !self.compare(r, c, at)? {
+                ok = false;
+                break;
+            }
+        }
+        path.push(ok);
+        for op in if ok { &t.success } else { &t.failure } {
+            if let Some(Op::RequestTxn(nested)) = &op.request {
+                self.txn_path_into(r, nested, at, path)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn compare(&self, r: &impl KvRead, c: &Compare, at: i64) -> Result<bool, Error> {
+        let hits = self.index.range(&c.key, &c.range_end, at);
+        if hits.is_empty() {
+            if c.target() == CompareTarget::Value {
+                return Ok(false);
+            }
+            return Ok(compare_kv(c, &KeyValue::default()));
+        }
+        for (_, a) in hits {
+            let rec = r.get(a.modified)?.ok_or(Error::Missing(a.modified))?;
+            if !compare_kv(c, &rec.kv) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Checks every op on the chosen path before anything is written.
+    fn check_txn(&self, leases: &dyn LeaseLookup, t: &TxnRequest, path: &[bool], at: i64) -> Result<(), Error> {
+        let mut pos = 0;
+        self.check_txn_at(leases, t, path, &mut pos, at)
+    }
+
+    fn check_txn_at(
+        &self,
+        leases: &dyn LeaseLookup,
+        t: &TxnRequest,
+        path: &[bool],
+        pos: &mut usize,
+        at: i64,
+    ) -> Result<(), Error> {
+        let ok = path[*pos];
+        *pos += 1;
+        for op in if ok { &t.success } else { &t.failure } {
+            match &op.request {
+                Some(Op::RequestRange(rr)) => {
+                    self.check_read_rev(rr.revision, at)?;
+                }
+                Some(Op::RequestPut(p)) => self.check_put(leases, p, at)?,
+                Some(Op::RequestTxn(nested)) => self.check_txn_at(leases, nested, path, pos, at)?,
+                Some(Op::RequestDeleteRange(_)) | None => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn txn(
+        &mut self,
+        w: &mut impl KvWrite,
+        ctx: &mut WriteCtx,
+        t: &TxnRequest,
+        path: &[bool],
+    ) -> Result<TxnResponse, Error> {
+        let mut pos = 0;
+        self.txn_at(w, ctx, t, path, &mut pos)
+    }
+
+    fn txn_at(
+        &mut self,
+        w: &mut impl KvWrite,
+        ctx: &mut WriteCtx,
+        t: &TxnRequest,
+        path: &[bool],
+        pos: &mut usize,
+    ) -> Result<TxnResponse, Error> {
+        let succeeded = path[*pos];
+        *pos += 1;
+        let ops = if succeeded { &t.success } else { &t.failure };
+        let mut responses = Vec::with_capacity(ops.len());
+        for op in ops {
+            let resp = match &op.request {
+                Some(Op::RequestRange(rr)) => OpResp::ResponseRange(self.range_at(&*w, rr, ctx.read_rev())?),
+                Some(Op::RequestPut(p)) => OpResp::ResponsePut(self.put(w, ctx, p)?),
+                Some(Op::RequestDeleteRange(d)) => OpResp::ResponseDeleteRange(self.delete_range(w, ctx, d)?),
+                Some(Op::RequestTxn(nested)) => OpResp::ResponseTxn(self.txn_at(w, ctx, nested, path, pos)?),
+                None => continue,
+            };
+            responses.push(ResponseOp { response: Some(resp) });
+        }
+        Ok(TxnResponse {
+            header: Some(ResponseHeader::default()),
+            succeeded,
+            responses,
+        })
+    }
+
+    /// Compacts history at `c.revision`: older revisions of every key are
+    /// freed in the index and in the backend.
+    pub fn compact(&mut self, w: &mut impl KvWrite, c: &CompactionRequest) -> Result<CompactionResponse, Error> {
+        if c.revision <= self.compact_rev {
+            return Err(Error::Compacted);
+        }
+        if c.revision > self.current_rev {
+            return Err(Error::FutureRev);
+        }
+        let keep = self.index.compact(c.revision);
+        w.compact(c.revision, &keep)?;
+        self.compact_rev = c.revision;
+        Ok(CompactionResponse {
+            header: header(self.current_rev),
+        })
+    }
+}
+
+fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
+    let ord = match c.target() {
+        CompareTarget::Value => {
+            let v: &[u8] = match &c.target_union {
+                Some(TargetUnion::Value(v)) => v,
+                _ => &[],
+            };
+            kv.value.as_slice().cmp(v)
+        }
+        CompareTarget::Version => kv.version.cmp(&int_target(c, |t| match t {
+            TargetUnion::Version(v) => Some(*v),
+            _ => None,
+        })),
+        CompareTarget::Create => kv.create_revision.cmp(&int_target(c, |t| match t {
+            TargetUnion::CreateRevision(v) => Some(*v),
+            _ => None,
+        })),
+        CompareTarget::Mod => kv.mod_revision.cmp(&int_target(c, |t| match t {
+            TargetUnion::ModRevision(v) => Some(*v),
+            _ => None,
+        })),
+        CompareTarget::Lease => kv.lease.cmp(&int_target(c, |t| match t {
+            TargetUnion::Lease(v) => Some(*v),
+            _ => None,
+        })),
+    };
+    match c.result() {
+        CompareResult::Equal => ord == Ordering::Equal,
+        CompareResult::Greater => ord == Ordering::Greater,
+        CompareResult::Less => ord == Ordering::Less,
+        CompareResult::NotEqual => ord != Ordering::Equal,
+    }
+}
+
+fn int_target(c: &Compare, pick: impl Fn(&TargetUnion) -> Option<i64>) -> i64 {
+    c.target_union.as_ref().and_then(pick).unwrap_or(0)
+}

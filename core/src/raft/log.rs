@@ -1,0 +1,300 @@
+//! The durable log: numbered entries appended in batches, one fdatasync per
+//! batch (group commit). It is the durability point of every write: an
+//! entry is acknowledged only after its batch is on disk and it is applied.
+//!
+//! Files are segments named by their first index (`{index:016x}.wal`).
+//! A record is `len: u32 | crc32: u32 | index: u64 | payload`, little
+//! endian, with the checksum over index and payload. At open, a torn or
+//! corrupt record at the end of the last segment (a crash mid-write) is cut
+//! off; one anywhere else is corruption and stops the member.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+const HEADER: usize = 16;
+/// A segment is closed once it grows past this size.
+const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Errors of the log.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// A file operation failed.
+    #[error("log: {0}")]
+    Io(#[from] io::Error),
+    /// A record inside the log (not at its end) is damaged.
+    #[error("log: corrupt record in {path} at byte {offset}")]
+    Corrupt {
+        /// The segment file.
+        path: PathBuf,
+        /// Where the bad record starts.
+        offset: u64,
+    },
+    /// Entries are not consecutive.
+    #[error("log: expected index {expected}, found {found}")]
+    Gap {
+        /// The index that should come next.
+        expected: u64,
+        /// The index found.
+        found: u64,
+    },
+}
+
+/// One log entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Position in the log, from 1, consecutive.
+    pub index: u64,
+    /// The encoded request.
+    pub payload: Vec<u8>,
+}
+
+struct Segment {
+    first: u64,
+    path: PathBuf,
+}
+
+/// An open log, ready to append.
+pub struct Log {
+    dir: PathBuf,
+    segments: Vec<Segment>,
+    file: File,
+    file_len: u64,
+    next: u64,
+    buf: Vec<u8>,
+}
+
+fn segment_path(dir: &Path, first: u64) -> PathBuf {
+    dir.join(format!("{first:016x}.wal"))
+}
+
+fn checksum(index: u64, payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&index.to_le_bytes());
+    h.update(payload);
+    h.finalize()
+}
+
+/// Reads the records of one segment; returns them and the length of the
+/// valid prefix of the file.
+fn read_segment(path: &Path) -> io::Result<(Vec<Entry>, u64, bool)> {
+    let mut data = Vec::new();
+    File::open(path)?.read_to_end(&mut data)?;
+    let mut entries = Vec::new();
+    let mut off = 0usize;
+    while off + HEADER <= data.len() {
+        let len = u32::from_le_bytes(data[off..off + 4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(data[off + 4..off + 8].try_into().expect("4 bytes"));
+        let index = u64::from_le_bytes(data[off + 8..off + 16].try_into().expect("8 bytes"));
+        let end = off + HEADER + len;
+        if end > data.len() {
+            break;
+        }
+        let payload = &data[off + HEADER..end];
+        if checksum(index, payload) != crc {
+            break;
+        }
+        entries.push(Entry {
+            index,
+            payload: payload.to_vec(),
+        });
+        off = end;
+    }
+    let clean = off == data.len();
+    Ok((entries, off as u64, clean))
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl Log {
+    /// Opens the log in `dir` (created if missing) and returns it with every
+    /// entry it holds at or after `from`.
+    pub fn open(dir: &Path, from: u64) -> Result<(Log, Vec<Entry>), LogError> {
+        fs::create_dir_all(dir)?;
+        let mut firsts: Vec<u64> = fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                u64::from_str_radix(name.strip_suffix(".wal")?, 16).ok()
+            })
+            .collect();
+        firsts.sort_unstable();
+
+        let mut entries = Vec::new();
+        let mut segments = Vec::new();
+        let mut next = None;
+        let mut tail_len = 0;
+        for (i, first) in firsts.iter().copied().enumerate() {
+            let path = segment_path(dir, first);
+            let (seg_entries, valid, clean) = read_segment(&path)?;
+            let last_segment = i + 1 == firsts.len();
+            if !clean && !last_segment {
+                return Err(LogError::Corrupt { path, offset: valid });
+            }
+            if !clean {
+                tracing::warn!(path = %path.display(), valid, "cutting off a torn log tail");
+                let f = OpenOptions::new().write(true).open(&path)?;
+                f.set_len(valid)?;
+                f.sync_all()?;
+            }
+            for e in seg_entries {
+                let expected = *next.get_or_insert(e.index);
+                if e.index != expected {
+                    return Err(LogError::Gap {
+                        expected,
+                        found: e.index,
+                    });
+                }
+                next = Some(e.index + 1);
+                if e.index >= from {
+                    entries.push(e);
+                }
+            }
+            if next.is_none() {
+                next = Some(first);
+            }
+            tail_len = valid;
+            segments.push(Segment { first, path });
+        }
+        let next = next.unwrap_or(from.max(1));
+        if segments.is_empty() {
+            let path = segment_path(dir, next);
+            File::create(&path)?;
+            sync_dir(dir)?;
+            segments.push(Segment { first: next, path });
+            tail_len = 0;
+        }
+        let path = &segments.last().expect("one segment at least").path;
+        let file = OpenOptions::new().append(true).open(path)?;
+        Ok((
+            Log {
+                dir: dir.to_path_buf(),
+                segments,
+                file,
+                file_len: tail_len,
+                next,
+                buf: Vec::new(),
+            },
+            entries,
+        ))
+    }
+
+    /// The index the next appended entry gets.
+    pub fn next_index(&self) -> u64 {
+        self.next
+    }
+
+    /// The last index in the log (0 if none was ever written).
+    pub fn last_index(&self) -> u64 {
+        self.next - 1
+    }
+
+    /// Appends `payloads` as consecutive entries and makes them durable
+    /// with one fdatasync. Returns the index of the first one.
+    pub fn append<'a>(&mut self, payloads: impl IntoIterator<Item = &'a [u8]>) -> Result<u64, LogError> {
+        let first = self.next;
+        self.buf.clear();
+        for p in payloads {
+            let index = self.next;
+            self.buf.extend_from_slice(&(p.len() as u32).to_le_bytes());
+            self.buf.extend_from_slice(&checksum(index, p).to_le_bytes());
+            self.buf.extend_from_slice(&index.to_le_bytes());
+            self.buf.extend_from_slice(p);
+            self.next += 1;
+        }
+        if let Err(e) = self.file.write_all(&self.buf).and_then(|()| self.file.sync_data()) {
+            // What reached the disk is unknown: the member must stop.
+            self.next = first;
+            return Err(e.into());
+        }
+        self.file_len += self.buf.len() as u64;
+        if self.file_len >= SEGMENT_BYTES {
+            self.rotate()?;
+        }
+        Ok(first)
+    }
+
+    fn rotate(&mut self) -> Result<(), LogError> {
+        let path = segment_path(&self.dir, self.next);
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        sync_dir(&self.dir)?;
+        self.file = file;
+        self.file_len = 0;
+        self.segments.push(Segment { first: self.next, path });
+        Ok(())
+    }
+
+    /// Drops closed segments whose entries are all at or below `index`
+    /// (the state machine has made them durable).
+    pub fn release(&mut self, index: u64) -> Result<(), LogError> {
+        while self.segments.len() > 1 && self.segments[1].first <= index + 1 {
+            let seg = self.segments.remove(0);
+            fs::remove_file(&seg.path)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_survive_reopen_and_torn_tail_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, got) = Log::open(dir.path(), 1).unwrap();
+        assert!(got.is_empty());
+        assert_eq!(log.append([b"a".as_slice(), b"bb"]).unwrap(), 1);
+        assert_eq!(log.append([b"ccc".as_slice()]).unwrap(), 3);
+        drop(log);
+
+        // A crash in the middle of writing a record.
+        let seg = segment_path(dir.path(), 1);
+        let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+        f.write_all(&[9, 0, 0, 0, 1, 2]).unwrap();
+        drop(f);
+
+        let (mut log, got) = Log::open(dir.path(), 2).unwrap();
+        let payloads: Vec<_> = got.iter().map(|e| (e.index, e.payload.clone())).collect();
+        assert_eq!(payloads, vec![(2, b"bb".to_vec()), (3, b"ccc".to_vec())]);
+        assert_eq!(log.append([b"d".as_slice()]).unwrap(), 4);
+        drop(log);
+        let (_, got) = Log::open(dir.path(), 1).unwrap();
+        assert_eq!(got.len(), 4);
+    }
+
+    #[test]
+    fn a_bad_record_in_the_middle_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = Log::open(dir.path(), 1).unwrap();
+        log.append([b"hello".as_slice()]).unwrap();
+        log.rotate().unwrap();
+        log.append([b"world".as_slice()]).unwrap();
+        drop(log);
+        let seg = segment_path(dir.path(), 1);
+        let mut data = fs::read(&seg).unwrap();
+        *data.last_mut().unwrap() ^= 0xff;
+        fs::write(&seg, data).unwrap();
+        assert!(matches!(Log::open(dir.path(), 1), Err(LogError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn release_drops_only_durable_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = Log::open(dir.path(), 1).unwrap();
+        log.append([b"1".as_slice(), b"2"]).unwrap();
+        log.rotate().unwrap();
+        log.append([b"3".as_slice()]).unwrap();
+        log.release(1).unwrap();
+        assert_eq!(log.segments.len(), 2);
+        log.release(2).unwrap();
+        assert_eq!(log.segments.len(), 1);
+        drop(log);
+        let (log, got) = Log::open(dir.path(), 3).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(log.next_index(), 4);
+    }
+}

@@ -1,0 +1,316 @@
+//! The member's write loop: group commit, then apply.
+//!
+//! One OS thread owns the log. It takes every proposal waiting, appends them
+//! all with one fdatasync, applies them in one state-machine transaction
+//! (holding the key space's write lock, so readers see whole batches), then
+//! answers each. While it syncs, new proposals queue up and form the next
+//! batch: under concurrency many requests share one fsync.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use prost::Message;
+use tokio::sync::{oneshot, watch};
+
+use super::log::{Entry, Log, LogError};
+use crate::api::concordpb::LogRequest;
+use crate::api::error::EtcdError;
+use crate::api::etcdserverpb::{RangeRequest, RangeResponse};
+use crate::mvcc::{self, Mvcc, NoLeases, WriteResponse};
+use crate::storage::{Storage, StorageError};
+
+/// At most this many proposals share one batch.
+const MAX_BATCH: usize = 4096;
+/// Make the state machine durable (and free the log) after this many entries…
+const CHECKPOINT_ENTRIES: u64 = 20_000;
+/// …or this long after the last checkpoint.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Errors starting or running the write path.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The log failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The state machine's storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A logged entry could not be decoded.
+    #[error("log entry {0} cannot be decoded")]
+    BadEntry(u64),
+    /// Applying an entry failed in the backend.
+    #[error("apply: {0}")]
+    Apply(String),
+    /// The write thread could not be started.
+    #[error("cannot start the write thread: {0}")]
+    Thread(std::io::Error),
+}
+
+type Reply = oneshot::Sender<Result<WriteResponse, EtcdError>>;
+
+enum Msg {
+    Propose(LogRequest, Reply),
+    Stop(oneshot::Sender<()>),
+}
+
+/// What readers share with the write loop.
+pub struct State {
+    mvcc: RwLock<Mvcc>,
+    storage: Storage,
+    applied: AtomicU64,
+    /// The member's ID.
+    pub member_id: u64,
+    /// The cluster's ID.
+    pub cluster_id: u64,
+    /// The current term (a single member starts a new one at each start).
+    pub term: u64,
+}
+
+impl State {
+    /// Serves a range from the applied state. With one member every
+    /// acknowledged write is applied, so this is linearizable.
+    pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, EtcdError> {
+        let mvcc = self.mvcc.read();
+        // Open the view while holding the lock: it then holds exactly the
+        // batches the index describes.
+        let view = self.storage.read().map_err(|e| EtcdError::Internal(e.to_string()))?;
+        Ok(mvcc.range(&view, req)?)
+    }
+
+    /// The latest revision.
+    pub fn current_revision(&self) -> i64 {
+        self.mvcc.read().current_revision()
+    }
+
+    /// The last applied log index.
+    pub fn applied_index(&self) -> u64 {
+        self.applied.load(Ordering::Acquire)
+    }
+
+    /// Size of the state machine's database file.
+    pub fn db_size(&self) -> u64 {
+        self.storage.size()
+    }
+}
+
+/// A running member's write path.
+pub struct Node {
+    tx: mpsc::Sender<Msg>,
+    state: Arc<State>,
+    fatal: watch::Receiver<Option<String>>,
+}
+
+fn decode(e: &Entry) -> Result<LogRequest, NodeError> {
+    LogRequest::decode(e.payload.as_slice()).map_err(|_| NodeError::BadEntry(e.index))
+}
+
+fn apply_one(
+    mvcc: &mut Mvcc,
+    view: &mut crate::storage::WriteView<'_>,
+    req: &LogRequest,
+) -> Result<Result<WriteResponse, EtcdError>, StorageError> {
+    let Some(op) = &req.request else {
+        return Ok(Err(EtcdError::InvalidRequest("empty log request".into())));
+    };
+    match mvcc.apply(view, &NoLeases, op) {
+        Ok(r) => Ok(Ok(r)),
+        Err(mvcc::Error::Backend(e)) => Err(StorageError::Io(std::io::Error::other(e.0))),
+        Err(e @ mvcc::Error::Missing(_)) => Err(StorageError::Io(std::io::Error::other(e.to_string()))),
+        Err(e) => Ok(Err(e.into())),
+    }
+}
+
+impl Node {
+    /// Opens the member's data in `data_dir` (creating it), replays the log
+    /// tail the state machine had not made durable, and starts the write
+    /// loop.
+    pub fn start(data_dir: &Path) -> Result<Node, NodeError> {
+        std::fs::create_dir_all(data_dir).map_err(StorageError::Io)?;
+        let storage = Storage::open(&data_dir.join("db"))?;
+        let meta = storage.meta()?;
+        let mut mvcc = storage.load()?;
+        let (log, tail) = Log::open(&data_dir.join("wal"), meta.applied_index + 1)?;
+        let mut applied = meta.applied_index;
+        if !tail.is_empty() {
+            tracing::info!(entries = tail.len(), from = meta.applied_index + 1, "replaying log");
+            applied = storage.write(|view| {
+                let mut last = applied;
+                for e in &tail {
+                    let req = decode(e).map_err(|err| StorageError::Io(std::io::Error::other(err.to_string())))?;
+                    let _ = apply_one(&mut mvcc, view, &req)?;
+                    last = e.index;
+                }
+                view.set_applied(&mvcc, last)?;
+                Ok(last)
+            })?;
+            storage.checkpoint()?;
+        }
+        let (member_id, cluster_id) = if meta.member_id == 0 {
+            (random_id(), random_id())
+        } else {
+            (meta.member_id, meta.cluster_id)
+        };
+        let term = meta.term + 1;
+        storage.set_identity(member_id, cluster_id, term)?;
+
+        let state = Arc::new(State {
+            mvcc: RwLock::new(mvcc),
+            storage,
+            applied: AtomicU64::new(applied),
+            member_id,
+            cluster_id,
+            term,
+        });
+        let (tx, rx) = mpsc::channel();
+        let (fatal_tx, fatal) = watch::channel(None);
+        let loop_state = Arc::clone(&state);
+        thread::Builder::new()
+            .name("concord-write".into())
+            .spawn(move || {
+                let mut w = WriteLoop {
+                    state: loop_state,
+                    log,
+                    durable: applied,
+                    last_checkpoint: Instant::now(),
+                };
+                if let Err(e) = w.run(&rx) {
+                    tracing::error!(error = %e, "write path failed; no more writes are accepted");
+                    let _ = fatal_tx.send(Some(e.to_string()));
+                }
+            })
+            .map_err(NodeError::Thread)?;
+        Ok(Node { tx, state, fatal })
+    }
+
+    /// The state readers use.
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// Proposes a write; resolves once it is durable and applied.
+    pub async fn propose(&self, req: LogRequest) -> Result<WriteResponse, EtcdError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Msg::Propose(req, reply)).map_err(|_| EtcdError::Stopped)?;
+        rx.await.map_err(|_| EtcdError::Stopped)?
+    }
+
+    /// Resolves with the reason if the write path fails for good.
+    pub fn fatal(&self) -> watch::Receiver<Option<String>> {
+        self.fatal.clone()
+    }
+
+    /// Stops the write loop after the writes already queued, with a final
+    /// checkpoint.
+    pub async fn stop(&self) {
+        let (done, rx) = oneshot::channel();
+        if self.tx.send(Msg::Stop(done)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+fn random_id() -> u64 {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).expect("the OS provides randomness");
+    u64::from_le_bytes(b) >> 1 | 1
+}
+
+struct WriteLoop {
+    state: Arc<State>,
+    log: Log,
+    durable: u64,
+    last_checkpoint: Instant,
+}
+
+impl WriteLoop {
+    fn run(&mut self, rx: &mpsc::Receiver<Msg>) -> Result<(), NodeError> {
+        let mut batch: Vec<(LogRequest, Reply)> = Vec::new();
+        loop {
+            let first = match rx.recv_timeout(CHECKPOINT_EVERY) {
+                Ok(m) => m,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.maybe_checkpoint()?;
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return self.checkpoint(),
+            };
+            let mut stop = None;
+            match first {
+                Msg::Propose(r, tx) => batch.push((r, tx)),
+                Msg::Stop(done) => stop = Some(done),
+            }
+            while stop.is_none() && batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(Msg::Propose(r, tx)) => batch.push((r, tx)),
+                    Ok(Msg::Stop(done)) => stop = Some(done),
+                    Err(_) => break,
+                }
+            }
+            if !batch.is_empty() {
+                if let Err(e) = self.commit(&mut batch) {
+                    for (_, tx) in batch.drain(..) {
+                        let _ = tx.send(Err(EtcdError::Internal(e.to_string())));
+                    }
+                    return Err(e);
+                }
+            }
+            self.maybe_checkpoint()?;
+            if let Some(done) = stop {
+                self.checkpoint()?;
+                let _ = done.send(());
+                return Ok(());
+            }
+        }
+    }
+
+    /// Appends the batch durably, applies it, and answers every proposer.
+    fn commit(&mut self, batch: &mut Vec<(LogRequest, Reply)>) -> Result<(), NodeError> {
+        let payloads: Vec<Vec<u8>> = batch.iter().map(|(r, _)| r.encode_to_vec()).collect();
+        let first = self.log.append(payloads.iter().map(Vec::as_slice))?;
+        let last = first + batch.len() as u64 - 1;
+
+        let mut mvcc = self.state.mvcc.write();
+        let results = self.state.storage.write(|view| {
+            let mut out = Vec::with_capacity(batch.len());
+            for (req, _) in batch.iter() {
+                out.push(apply_one(&mut mvcc, view, req)?);
+            }
+            view.set_applied(&mvcc, last)?;
+            Ok(out)
+        })?;
+        self.state.applied.store(last, Ordering::Release);
+        drop(mvcc);
+
+        for ((_, tx), res) in batch.drain(..).zip(results) {
+            let _ = tx.send(res);
+        }
+        Ok(())
+    }
+
+    fn maybe_checkpoint(&mut self) -> Result<(), NodeError> {
+        let applied = self.state.applied_index();
+        if applied > self.durable
+            && (applied - self.durable >= CHECKPOINT_ENTRIES || self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY)
+        {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&mut self) -> Result<(), NodeError> {
+        let applied = self.state.applied_index();
+        if applied > self.durable {
+            self.state.storage.checkpoint()?;
+            self.durable = applied;
+            self.log.release(applied)?;
+        }
+        self.last_checkpoint = Instant::now();
+        Ok(())
+    }
+}

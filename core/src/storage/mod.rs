@@ -1,0 +1,269 @@
+//! The durable backend under the key space, on redb.
+//!
+//! Tables: `kv` maps a revision (16 bytes, big-endian, so history order) to
+//! one change (a flag byte, then the encoded `mvccpb.KeyValue`); `meta`
+//! holds the applied log index, the current and compacted revisions, and
+//! the member's identity. The key index is not stored: it is rebuilt from
+//! `kv` at start, as etcd rebuilds its own.
+//!
+//! State-machine commits are not fsynced one by one: the log is the
+//! durability point. [`Storage::apply`] commits without fsync, and
+//! [`Storage::checkpoint`] makes everything applied so far durable, after
+//! which the log before it can be dropped.
+
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, Table, TableDefinition};
+
+use crate::api::mvccpb::KeyValue;
+use crate::mvcc::{BackendError, KvRead, KvWrite, Mvcc, Record, Revision};
+
+const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+const APPLIED_INDEX: &str = "applied_index";
+const CURRENT_REV: &str = "current_rev";
+const COMPACT_REV: &str = "compact_rev";
+const MEMBER_ID: &str = "member_id";
+const CLUSTER_ID: &str = "cluster_id";
+const TERM: &str = "term";
+
+const FLAG_PUT: u8 = 0;
+const FLAG_TOMBSTONE: u8 = 1;
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// redb failed (I/O, corruption, …).
+    #[error("storage: {0}")]
+    Db(#[from] redb::Error),
+    /// A stored record could not be decoded.
+    #[error("storage: corrupt record at revision {0:?}")]
+    Corrupt(Revision),
+    /// A file-system operation failed.
+    #[error("storage: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StorageError {
+            fn from(e: $t) -> Self {
+                StorageError::Db(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+impl From<StorageError> for BackendError {
+    fn from(e: StorageError) -> Self {
+        BackendError(e.to_string())
+    }
+}
+
+fn encode_record(rec: &Record) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + rec.kv.encoded_len());
+    out.push(if rec.tombstone { FLAG_TOMBSTONE } else { FLAG_PUT });
+    rec.kv.encode(&mut out).expect("a Vec grows as needed");
+    out
+}
+
+fn decode_record(rev: Revision, bytes: &[u8]) -> Result<Record, StorageError> {
+    let (flag, body) = bytes.split_first().ok_or(StorageError::Corrupt(rev))?;
+    let kv = KeyValue::decode(body).map_err(|_| StorageError::Corrupt(rev))?;
+    Ok(Record {
+        kv,
+        tombstone: *flag == FLAG_TOMBSTONE,
+    })
+}
+
+/// What the storage remembers about the state machine and the member.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// The last log index applied (and stored with the data).
+    pub applied_index: u64,
+    /// The member's ID (chosen at first start).
+    pub member_id: u64,
+    /// The cluster's ID (chosen at first start).
+    pub cluster_id: u64,
+    /// The term of the member's last start.
+    pub term: u64,
+}
+
+/// The redb database of one member.
+pub struct Storage {
+    db: Database,
+    path: PathBuf,
+}
+
+/// A consistent, read-only view of the stored changes.
+pub struct ReadView {
+    table: Option<ReadOnlyTable<&'static [u8], &'static [u8]>>,
+}
+
+impl KvRead for ReadView {
+    fn get(&self, rev: Revision) -> Result<Option<Record>, BackendError> {
+        let Some(table) = &self.table else { return Ok(None) };
+        let v = table.get(rev.to_bytes().as_slice()).map_err(StorageError::from)?;
+        match v {
+            Some(g) => Ok(Some(decode_record(rev, g.value())?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The state machine's view inside one write transaction.
+pub struct WriteView<'t> {
+    txn: &'t redb::WriteTransaction,
+    table: Table<'t, &'static [u8], &'static [u8]>,
+}
+
+impl WriteView<'_> {
+    /// Records the key space's counters and the last applied log index,
+    /// in the same transaction as the changes they describe.
+    pub fn set_applied(&mut self, mvcc: &Mvcc, applied_index: u64) -> Result<(), StorageError> {
+        let mut t = self.txn.open_table(META)?;
+        t.insert(APPLIED_INDEX, applied_index)?;
+        t.insert(CURRENT_REV, mvcc.current_revision() as u64)?;
+        t.insert(COMPACT_REV, mvcc.compact_revision() as u64)?;
+        Ok(())
+    }
+}
+
+impl KvRead for WriteView<'_> {
+    fn get(&self, rev: Revision) -> Result<Option<Record>, BackendError> {
+        let v = self.table.get(rev.to_bytes().as_slice()).map_err(StorageError::from)?;
+        match v {
+            Some(g) => Ok(Some(decode_record(rev, g.value())?)),
+            None => Ok(None),
+        }
+    }
+}
+
+impl KvWrite for WriteView<'_> {
+    fn put(&mut self, rev: Revision, record: &Record) -> Result<(), BackendError> {
+        self.table
+            .insert(rev.to_bytes().as_slice(), encode_record(record).as_slice())
+            .map_err(StorageError::from)?;
+        Ok(())
+    }
+
+    fn compact(&mut self, at: i64, keep: &[Revision]) -> Result<(), BackendError> {
+        let end = Revision::new(at, i64::MAX).to_bytes();
+        self.table
+            .retain_in(..=end.as_slice(), |k, _| {
+                Revision::from_bytes(k).is_some_and(|r| keep.binary_search(&r).is_ok())
+            })
+            .map_err(StorageError::from)?;
+        Ok(())
+    }
+}
+
+impl Storage {
+    /// Opens (or creates) the database file `path`.
+    pub fn open(path: &Path) -> Result<Storage, StorageError> {
+        let db = Database::builder().create(path)?;
+        let txn = db.begin_write()?;
+        txn.open_table(KV)?;
+        txn.open_table(META)?;
+        txn.commit()?;
+        Ok(Storage {
+            db,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Reads the stored metadata.
+    pub fn meta(&self) -> Result<Meta, StorageError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(META)?;
+        let get = |k: &str| -> Result<u64, StorageError> { Ok(t.get(k)?.map_or(0, |g| g.value())) };
+        Ok(Meta {
+            applied_index: get(APPLIED_INDEX)?,
+            member_id: get(MEMBER_ID)?,
+            cluster_id: get(CLUSTER_ID)?,
+            term: get(TERM)?,
+        })
+    }
+
+    /// Durably records the member's identity and term.
+    pub fn set_identity(&self, member_id: u64, cluster_id: u64, term: u64) -> Result<(), StorageError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut t = txn.open_table(META)?;
+            t.insert(MEMBER_ID, member_id)?;
+            t.insert(CLUSTER_ID, cluster_id)?;
+            t.insert(TERM, term)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Rebuilds the key space from the stored changes.
+    pub fn load(&self) -> Result<Mvcc, StorageError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let current = meta.get(CURRENT_REV)?.map_or(1, |g| g.value()) as i64;
+        let compact = meta.get(COMPACT_REV)?.map_or(0, |g| g.value()) as i64;
+        let mut mvcc = Mvcc::restore(current, compact, std::iter::empty());
+        let kv = txn.open_table(KV)?;
+        for entry in kv.iter()? {
+            let (k, v) = entry?;
+            let rev = Revision::from_bytes(k.value()).ok_or(StorageError::Corrupt(Revision::default()))?;
+            mvcc.restore_one(rev, &decode_record(rev, v.value())?);
+        }
+        Ok(mvcc)
+    }
+
+    /// A read view of everything committed so far.
+    pub fn read(&self) -> Result<ReadView, StorageError> {
+        let txn = self.db.begin_read()?;
+        let table = match txn.open_table(KV) {
+            Ok(t) => Some(t),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        Ok(ReadView { table })
+    }
+
+    /// Runs `f` in one write transaction of the state machine and commits
+    /// it without fsync (see [`Storage::checkpoint`]). An error from `f`
+    /// aborts the transaction: nothing of it is stored.
+    pub fn write<T>(&self, f: impl FnOnce(&mut WriteView<'_>) -> Result<T, StorageError>) -> Result<T, StorageError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None)?;
+        let out = {
+            let mut view = WriteView {
+                txn: &txn,
+                table: txn.open_table(KV)?,
+            };
+            f(&mut view)?
+        };
+        txn.commit()?;
+        Ok(out)
+    }
+
+    /// Makes every commit so far durable (one fsync).
+    pub fn checkpoint(&self) -> Result<(), StorageError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        txn.set_quick_repair(true);
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Size of the database file in bytes.
+    pub fn size(&self) -> u64 {
+        std::fs::metadata(&self.path).map_or(0, |m| m.len())
+    }
+}

@@ -1,0 +1,36 @@
+//! etcd's gRPC services over the core service: each file decodes, calls
+//! core, and encodes; etcd's errors become gRPC statuses with etcd's codes
+//! and messages.
+
+mod cluster;
+mod kv;
+mod maintenance;
+
+use std::sync::Arc;
+
+use concord_core::api::error::EtcdError;
+use concord_core::service::EtcdService;
+use tonic::service::Routes;
+
+use crate::pb::etcdserverpb::cluster_server::ClusterServer;
+use crate::pb::etcdserverpb::kv_server::KvServer;
+use crate::pb::etcdserverpb::maintenance_server::MaintenanceServer;
+
+/// The gRPC status etcd sends for `e`.
+pub fn status(e: EtcdError) -> tonic::Status {
+    tonic::Status::new(tonic::Code::from(e.code() as i32), e.to_string())
+}
+
+/// All gRPC services, ready to mount beside the gateway.
+pub fn routes(svc: Arc<EtcdService>) -> Routes {
+    // etcd allows a request this much larger than --max-request-bytes on
+    // the wire; past that gRPC itself refuses it.
+    let limit = svc.config().max_request_bytes + 512 * 1024;
+    Routes::new(
+        KvServer::new(kv::Kv(Arc::clone(&svc)))
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(usize::MAX),
+    )
+    .add_service(MaintenanceServer::new(maintenance::Maintenance(Arc::clone(&svc))).max_decoding_message_size(limit))
+    .add_service(ClusterServer::new(cluster::Cluster(svc)).max_decoding_message_size(limit))
+}

@@ -1,0 +1,18 @@
+//! `concord`: an etcd-compatible key-value server.
+
+use clap::Parser;
+use concord_server::config::Config;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cfg = Config::parse();
+    concord_server::init_tracing(&cfg.log_level);
+    match concord_server::run(cfg, concord_server::shutdown_signal()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "concord stopped");
+            eprintln!("concord: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

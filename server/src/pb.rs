@@ -1,0 +1,8 @@
+//! tonic service traits and clients for etcd's gRPC services.
+
+#![allow(missing_docs, clippy::all, clippy::pedantic)]
+
+/// `etcdserverpb` services: KV, Watch, Lease, Cluster, Maintenance, Auth.
+pub mod etcdserverpb {
+    include!(concat!(env!("OUT_DIR"), "/etcdserverpb.rs"));
+}
