@@ -1,0 +1,205 @@
+//! Helpers for integration tests: real `concord` (and etcd) processes on
+//! free loopback ports, each with its own temporary data directory, killed
+//! when dropped.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A server process under test.
+pub struct Server {
+    child: Option<Child>,
+    /// `127.0.0.1:PORT`
+    pub endpoint: String,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+/// A plain HTTP/1.1 request; returns (status, body). Small and synchronous,
+/// so tests need no HTTP client to check readiness.
+pub fn http(endpoint: &str, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(endpoint)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {endpoint}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+fn wait_healthy(endpoint: &str, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok((200, _)) = http(endpoint, "GET", "/health", "") {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("server at {endpoint} exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("server at {endpoint} did not become healthy");
+}
+
+impl Server {
+    /// Starts `concord` with a fresh data directory.
+    pub fn concord() -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let mut s = Server::concord_in(&dir, &[]);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts `concord` on `data_dir` with extra flags.
+    pub fn concord_in(data_dir: &Path, extra: &[&str]) -> Server {
+        let port = free_port();
+        let endpoint = format!("127.0.0.1:{port}");
+        let url = format!("http://{endpoint}");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_concord"))
+            .args(["--data-dir", data_dir.to_str().unwrap(), "--listen-client-urls", &url])
+            .args(["--advertise-client-urls", &url, "--log-level", "warn"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the concord binary runs");
+        wait_healthy(&endpoint, &mut child);
+        Server {
+            child: Some(child),
+            endpoint,
+            data_dir: data_dir.to_path_buf(),
+            _tmp: None,
+        }
+    }
+
+    /// Starts Debian's etcd 3.4 with a fresh data directory.
+    pub fn etcd() -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("etcd");
+        let (c, p) = (free_port(), free_port());
+        let endpoint = format!("127.0.0.1:{c}");
+        let curl = format!("http://{endpoint}");
+        let purl = format!("http://127.0.0.1:{p}");
+        let mut child = Command::new("etcd")
+            .args(["--name", "ref", "--data-dir", dir.to_str().unwrap()])
+            .args(["--listen-client-urls", &curl, "--advertise-client-urls", &curl])
+            .args(["--listen-peer-urls", &purl, "--initial-advertise-peer-urls", &purl])
+            .args(["--initial-cluster", &format!("ref={purl}"), "--log-level", "error"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Debian's etcd is installed (scripts/test installs etcd-server)");
+        wait_healthy(&endpoint, &mut child);
+        Server {
+            child: Some(child),
+            endpoint,
+            data_dir: dir,
+            _tmp: Some(tmp),
+        }
+    }
+
+    /// `kill -9`.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("server did not stop on SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Runs Debian's etcdctl (API v3) against `endpoint`.
+pub fn etcdctl(endpoint: &str, args: &[&str]) -> Output {
+    etcdctl_stdin(endpoint, args, "")
+}
+
+/// Runs etcdctl with `stdin` as its input.
+pub fn etcdctl_stdin(endpoint: &str, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", endpoint, "--command-timeout", "10s"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("Debian's etcdctl is installed (scripts/test installs etcd-client)");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// etcdctl's stdout, asserting success.
+pub fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "etcdctl failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// etcdctl's stderr, asserting failure.
+pub fn err(out: Output) -> String {
+    assert!(
+        !out.status.success(),
+        "etcdctl should fail: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
