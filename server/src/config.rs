@@ -21,7 +21,7 @@ pub enum CompactionMode {
 /// Serves etcd's v3 gRPC API and its JSON gateway (`POST /v3/...`) on the
 /// same client port, so etcdctl and etcd's client libraries work unchanged.
 #[derive(Clone, Debug, Parser)]
-#[command(name = "concord", version, about, long_about = None)]
+#[command(name = "concord", version)]
 pub struct Config {
     /// Human-readable name of this member.
     #[arg(long, env = "CONCORD_NAME", default_value = "default")]

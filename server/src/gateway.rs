@@ -8,8 +8,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -48,13 +49,26 @@ fn encode<T: Serialize>(r: Result<T, EtcdError>) -> Response {
 }
 
 /// Decodes the body, runs `f`, encodes the answer.
-async fn unary<Req, Resp, F, Fut>(svc: Svc, body: Bytes, f: F) -> Response
+async fn unary<Req, Resp, F, Fut>(svc: Svc, headers: HeaderMap, body: Result<Bytes, BytesRejection>, f: F) -> Response
 where
     Req: DeserializeOwned + Default,
     Resp: Serialize,
     F: FnOnce(Svc, Req) -> Fut,
     Fut: Future<Output = Result<Resp, EtcdError>>,
 {
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            // Only the body limit (or a broken connection) rejects raw bytes.
+            tracing::debug!(%rejection, "gateway body refused");
+            let size = headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(0);
+            let limit = svc.transport_limit();
+            return error_response(&EtcdError::MessageTooLarge { size, limit });
+        }
+    };
     match decode::<Req>(&body) {
         Ok(req) => encode(f(svc, req).await),
         Err(e) => error_response(&e),
@@ -63,9 +77,14 @@ where
 
 macro_rules! route {
     ($method:ident) => {
-        post(|State(svc): State<Svc>, body: Bytes| async move {
-            unary(svc, body, |svc, req| async move { svc.$method(req).await }).await
-        })
+        route!(|svc, req| svc.$method(req).await)
+    };
+    (|$svc:ident, $req:ident $(: $t:ty)?| $body:expr) => {
+        post(
+            |State(svc): State<Svc>, headers: HeaderMap, body: Result<Bytes, BytesRejection>| async move {
+                unary(svc, headers, body, |$svc: Svc, $req $(: $t)?| async move { $body }).await
+            },
+        )
     };
 }
 
@@ -78,20 +97,11 @@ fn v3_routes() -> Router<Svc> {
         .route("/kv/compaction", route!(compact))
         .route(
             "/maintenance/status",
-            post(|State(svc): State<Svc>, body: Bytes| async move {
-                unary(svc, body, |svc, _: StatusRequest| async move { Ok(svc.status()) }).await
-            }),
+            route!(|svc, _req: StatusRequest| Ok(svc.status())),
         )
         .route(
             "/cluster/member/list",
-            post(|State(svc): State<Svc>, body: Bytes| async move {
-                unary(
-                    svc,
-                    body,
-                    |svc, _: MemberListRequest| async move { Ok(svc.member_list()) },
-                )
-                .await
-            }),
+            route!(|svc, _req: MemberListRequest| Ok(svc.member_list())),
         )
 }
 
@@ -108,15 +118,20 @@ async fn version() -> Response {
     json_response(StatusCode::OK, body.to_string().into_bytes())
 }
 
+/// The largest JSON body read: base64 and JSON make a body about 4/3 of
+/// the message, so this leaves room for every message core may judge.
+fn body_limit(transport_limit: usize) -> usize {
+    transport_limit * 3
+}
+
 /// The HTTP routes of the client port.
 pub fn router(svc: Svc) -> Router {
-    // Base64 makes JSON bodies about 4/3 of the request; leave room for it.
-    let body_limit = (svc.config().max_request_bytes + 512 * 1024) * 2;
+    let limit = body_limit(svc.transport_limit());
     Router::new()
         .nest("/v3", v3_routes())
         .nest("/v3beta", v3_routes())
         .route("/health", get(health))
         .route("/version", get(version))
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(DefaultBodyLimit::max(limit))
         .with_state(svc)
 }

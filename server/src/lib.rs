@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderValue;
+use axum::serve::ListenerExt;
 use concord_core::raft::{Node, NodeError};
 use concord_core::service::{EtcdService, ServiceConfig};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
@@ -137,6 +138,12 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         let app = app.clone();
         let mut stop = stop_rx.clone();
         servers.spawn(async move {
+            // Small answers must not wait for the peer's delayed ACK.
+            let listener = listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "TCP_NODELAY not set");
+                }
+            });
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = stop.wait_for(|s| *s).await;

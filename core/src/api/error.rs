@@ -75,6 +75,15 @@ pub enum EtcdError {
     LeaseNotFound,
     #[error("etcdserver: request is too large")]
     RequestTooLarge,
+    /// Larger than the transport accepts at all (`--max-request-bytes` + 512 KiB);
+    /// etcd's gRPC layer refuses it with this message.
+    #[error("grpc: received message larger than max ({size} vs. {limit})")]
+    MessageTooLarge {
+        /// The message's size in bytes.
+        size: usize,
+        /// The transport's limit.
+        limit: usize,
+    },
     #[error("etcdserver: too many requests")]
     TooManyRequests,
     #[error("etcdserver: request timed out")]
@@ -106,7 +115,9 @@ impl EtcdError {
             | EtcdError::RequestTooLarge
             | EtcdError::InvalidRequest(_) => Code::InvalidArgument,
             EtcdError::Compacted | EtcdError::FutureRev => Code::OutOfRange,
-            EtcdError::NoSpace | EtcdError::TooManyRequests => Code::ResourceExhausted,
+            EtcdError::NoSpace | EtcdError::TooManyRequests | EtcdError::MessageTooLarge { .. } => {
+                Code::ResourceExhausted
+            }
             EtcdError::LeaseNotFound => Code::NotFound,
             EtcdError::Timeout | EtcdError::Stopped => Code::Unavailable,
             EtcdError::Unimplemented(_) => Code::Unimplemented,

@@ -103,7 +103,19 @@ impl EtcdService {
         *h = self.header(revision);
     }
 
+    /// What the transport accepts at all: etcd lets a message be this much
+    /// larger than `--max-request-bytes` before gRPC itself refuses it.
+    pub fn transport_limit(&self) -> usize {
+        self.cfg.max_request_bytes + 512 * 1024
+    }
+
     fn check_size(&self, encoded_len: usize) -> Result<(), EtcdError> {
+        if encoded_len > self.transport_limit() {
+            return Err(EtcdError::MessageTooLarge {
+                size: encoded_len,
+                limit: self.transport_limit(),
+            });
+        }
         if encoded_len > self.cfg.max_request_bytes {
             return Err(EtcdError::RequestTooLarge);
         }
@@ -124,6 +136,12 @@ impl EtcdService {
     /// `KV.Range`.
     pub async fn range(&self, req: RangeRequest) -> Result<RangeResponse, EtcdError> {
         validate::check_range(&req)?;
+        if req.encoded_len() > self.transport_limit() {
+            return Err(EtcdError::MessageTooLarge {
+                size: req.encoded_len(),
+                limit: self.transport_limit(),
+            });
+        }
         let mut resp = self.state.range(&req)?;
         self.fill(&mut resp.header);
         Ok(resp)

@@ -23,9 +23,9 @@ pub fn status(e: EtcdError) -> tonic::Status {
 
 /// All gRPC services, ready to mount beside the gateway.
 pub fn routes(svc: Arc<EtcdService>) -> Routes {
-    // etcd allows a request this much larger than --max-request-bytes on
-    // the wire; past that gRPC itself refuses it.
-    let limit = svc.config().max_request_bytes + 512 * 1024;
+    // Core refuses what is over the transport limit with etcd's message;
+    // tonic only stops what is far beyond it, so memory stays bounded.
+    let limit = svc.transport_limit() * 2;
     Routes::new(
         KvServer::new(kv::Kv(Arc::clone(&svc)))
             .max_decoding_message_size(limit)

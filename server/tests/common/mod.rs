@@ -85,6 +85,11 @@ impl Server {
 
     /// Starts `concord` on `data_dir` with extra flags.
     pub fn concord_in(data_dir: &Path, extra: &[&str]) -> Server {
+        Server::concord_env(data_dir, extra, &[])
+    }
+
+    /// Starts `concord` on `data_dir` with extra flags and environment.
+    pub fn concord_env(data_dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Server {
         let port = free_port();
         let endpoint = format!("127.0.0.1:{port}");
         let url = format!("http://{endpoint}");
@@ -92,6 +97,7 @@ impl Server {
             .args(["--data-dir", data_dir.to_str().unwrap(), "--listen-client-urls", &url])
             .args(["--advertise-client-urls", &url, "--log-level", "warn"])
             .args(extra)
+            .envs(envs.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
