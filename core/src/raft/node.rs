@@ -27,9 +27,9 @@ use crate::storage::{Storage, StorageError};
 /// At most this many proposals share one batch.
 const MAX_BATCH: usize = 4096;
 /// Make the state machine durable (and free the log) after this many entries…
-const CHECKPOINT_ENTRIES: u64 = 20_000;
+const CHECKPOINT_ENTRIES: u64 = 5_000;
 /// …or this long after the last checkpoint.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// Errors starting or running the write path.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +64,7 @@ pub struct State {
     mvcc: RwLock<Mvcc>,
     storage: Storage,
     applied: AtomicU64,
+    db_in_use: AtomicU64,
     /// The member's ID.
     pub member_id: u64,
     /// The cluster's ID.
@@ -96,6 +97,11 @@ impl State {
     /// Size of the state machine's database file.
     pub fn db_size(&self) -> u64 {
         self.storage.size()
+    }
+
+    /// Bytes of the database file in use, as of the last checkpoint.
+    pub fn db_size_in_use(&self) -> u64 {
+        self.db_in_use.load(Ordering::Relaxed)
     }
 }
 
@@ -149,7 +155,6 @@ impl Node {
                 view.set_applied(&mvcc, last)?;
                 Ok(last)
             })?;
-            storage.checkpoint()?;
         }
         let (member_id, cluster_id) = if meta.member_id == 0 {
             (random_id(), random_id())
@@ -158,11 +163,13 @@ impl Node {
         };
         let term = meta.term + 1;
         storage.set_identity(member_id, cluster_id, term)?;
+        let in_use = storage.checkpoint()?;
 
         let state = Arc::new(State {
             mvcc: RwLock::new(mvcc),
             storage,
             applied: AtomicU64::new(applied),
+            db_in_use: AtomicU64::new(in_use),
             member_id,
             cluster_id,
             term,
@@ -306,7 +313,8 @@ impl WriteLoop {
     fn checkpoint(&mut self) -> Result<(), NodeError> {
         let applied = self.state.applied_index();
         if applied > self.durable {
-            self.state.storage.checkpoint()?;
+            let in_use = self.state.storage.checkpoint()?;
+            self.state.db_in_use.store(in_use, Ordering::Relaxed);
             self.durable = applied;
             self.log.release(applied)?;
         }

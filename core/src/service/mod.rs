@@ -220,6 +220,7 @@ impl EtcdService {
             raft_index: index,
             raft_term: self.state.term,
             raft_applied_index: index,
+            db_size_in_use: self.state.db_size_in_use() as i64,
             ..Default::default()
         }
     }

@@ -253,13 +253,16 @@ impl Storage {
         Ok(out)
     }
 
-    /// Makes every commit so far durable (one fsync).
-    pub fn checkpoint(&self) -> Result<(), StorageError> {
+    /// Makes every commit so far durable (one fsync). Returns the bytes
+    /// of the file in use (allocated pages), as etcd's `dbSizeInUse`.
+    pub fn checkpoint(&self) -> Result<u64, StorageError> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         txn.set_quick_repair(true);
+        let stats = txn.stats()?;
+        let in_use = stats.allocated_pages() * stats.page_size() as u64;
         txn.commit()?;
-        Ok(())
+        Ok(in_use)
     }
 
     /// Size of the database file in bytes.
