@@ -14,7 +14,9 @@
 //!   (gRPC, JSON gateway) calls.
 
 pub mod api;
+pub mod lease;
 pub mod mvcc;
+pub mod watch;
 
 #[cfg(feature = "server")]
 pub mod raft;

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use concord_core::api::concordpb::log_request::Request as LogOp;
 use concord_core::api::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use concord_core::api::etcdserverpb::request_op::Request as Op;
 use concord_core::api::etcdserverpb::response_op::Response as OpResp;
@@ -13,7 +12,7 @@ use concord_core::api::etcdserverpb::{
     CompactionRequest, Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
 };
 use concord_core::api::mvccpb::KeyValue;
-use concord_core::mvcc::{Error, MemBackend, Mvcc, NoLeases, WriteResponse};
+use concord_core::mvcc::{Error, MemBackend, Mvcc, NoLeases};
 use proptest::prelude::*;
 
 type Snapshot = BTreeMap<Vec<u8>, KeyValue>;
@@ -189,9 +188,7 @@ fn run(steps: Vec<Step>) {
                     prev_kv: true,
                     ..Default::default()
                 };
-                let Ok(WriteResponse::Put(r)) = mvcc.apply(&mut b, &NoLeases, &LogOp::Put(req)) else {
-                    panic!()
-                };
+                let r = mvcc.put(&mut b, &mut NoLeases, &req).unwrap();
                 let (rev, prev) = model.put(&key(k), &[v]);
                 assert_eq!(r.header.unwrap().revision, rev);
                 assert_eq!(r.prev_kv, prev);
@@ -202,9 +199,7 @@ fn run(steps: Vec<Step>) {
                     range_end: end(e),
                     prev_kv: true,
                 };
-                let Ok(WriteResponse::DeleteRange(r)) = mvcc.apply(&mut b, &NoLeases, &LogOp::DeleteRange(req)) else {
-                    panic!()
-                };
+                let r = mvcc.delete_range(&mut b, &mut NoLeases, &req).unwrap();
                 let (rev, prev) = model.delete(&key(k), &end(e));
                 assert_eq!(r.header.unwrap().revision, rev);
                 assert_eq!(r.deleted, prev.len() as i64);
@@ -244,9 +239,7 @@ fn run(steps: Vec<Step>) {
                         })),
                     }],
                 };
-                let Ok(WriteResponse::Txn(r)) = mvcc.apply(&mut b, &NoLeases, &LogOp::Txn(req)) else {
-                    panic!()
-                };
+                let r = mvcc.txn(&mut b, &mut NoLeases, &req).unwrap();
                 let current_version = model.history.last().unwrap().get(&key(k)).map_or(0, |kv| kv.version);
                 let ok = current_version == version;
                 assert_eq!(r.succeeded, ok);
@@ -265,13 +258,12 @@ fn run(steps: Vec<Step>) {
             }
             Step::Compact(back) => {
                 let target = model.rev() - back;
-                let got = mvcc.apply(
+                let got = mvcc.compact(
                     &mut b,
-                    &NoLeases,
-                    &LogOp::Compaction(CompactionRequest {
+                    &CompactionRequest {
                         revision: target,
                         physical: true,
-                    }),
+                    },
                 );
                 if target <= model.compact {
                     assert!(matches!(got, Err(Error::Compacted)), "{got:?}");

@@ -9,8 +9,7 @@ use concord_core::api::concordpb::log_request::Request as LogOp;
 use concord_core::api::concordpb::LogRequest;
 use concord_core::api::error::EtcdError;
 use concord_core::api::etcdserverpb::{CompactionRequest, PutRequest, RangeRequest};
-use concord_core::mvcc::WriteResponse;
-use concord_core::raft::Node;
+use concord_core::raft::{Node, NodeConfig, WriteResponse};
 
 fn put(key: String, value: Vec<u8>) -> LogRequest {
     LogRequest {
@@ -25,7 +24,7 @@ fn put(key: String, value: Vec<u8>) -> LogRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writes_reads_and_compactions() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Arc::new(Node::start(dir.path()).unwrap());
+    let node = Arc::new(Node::start(dir.path(), NodeConfig::default()).unwrap());
     let done = Arc::new(AtomicBool::new(false));
 
     let mut writers = Vec::new();
@@ -121,7 +120,7 @@ async fn concurrent_writes_reads_and_compactions() {
     node.stop().await;
     drop(node);
 
-    let node = Node::start(dir.path()).unwrap();
+    let node = Node::start(dir.path(), NodeConfig::default()).unwrap();
     let after = node
         .state()
         .range(&RangeRequest {

@@ -79,6 +79,15 @@ pub struct Config {
     #[arg(long, env = "CONCORD_AUTO_COMPACTION_RETENTION", default_value = "0")]
     pub auto_compaction_retention: String,
 
+    /// How often a watcher with progress_notify hears from a quiet stream
+    /// (etcd's flag of the same name; `10m`, `500ms`, …).
+    #[arg(
+        long,
+        env = "CONCORD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL",
+        default_value = "10m"
+    )]
+    pub experimental_watch_progress_notify_interval: String,
+
     /// Comma-separated origins allowed by CORS on the HTTP API; `*` allows any.
     #[arg(long, env = "CONCORD_CORS", default_value = "*", value_delimiter = ',')]
     pub cors: Vec<String>,
@@ -115,6 +124,9 @@ pub enum ConfigError {
     /// A retention that cannot be read.
     #[error("invalid --auto-compaction-retention {0:?}")]
     Retention(String),
+    /// A duration that cannot be read.
+    #[error("invalid duration {0:?}: expected e.g. 10m, 30s, 500ms")]
+    Duration(String),
 }
 
 /// Splits `http://host:port` into host and port.
@@ -131,7 +143,12 @@ pub fn host_port(url: &str) -> Result<(String, u16), ConfigError> {
 
 /// Reads a periodic retention: `1h`, `30m`, `45s`, or a bare number of hours.
 pub fn parse_retention(s: &str) -> Result<Duration, ConfigError> {
-    let bad = || ConfigError::Retention(s.to_string());
+    parse_duration(s).map_err(|_| ConfigError::Retention(s.to_string()))
+}
+
+/// Reads a duration: `1h`, `30m`, `45s`, `500ms`, or a bare number of hours.
+pub fn parse_duration(s: &str) -> Result<Duration, ConfigError> {
+    let bad = || ConfigError::Duration(s.to_string());
     let s = s.trim();
     let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
         Some(i) => (&s[..i], &s[i..]),

@@ -4,10 +4,13 @@
 //! names, camelCase accepted); errors are `{"error", "message", "code"}`
 //! with the HTTP status grpc-gateway gives the gRPC code.
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -15,10 +18,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use concord_core::api::error::EtcdError;
-use concord_core::api::etcdserverpb::{MemberListRequest, StatusRequest};
-use concord_core::service::{EtcdService, ETCD_API_VERSION, ETCD_CLUSTER_VERSION};
+use concord_core::api::etcdserverpb::{
+    LeaseKeepAliveRequest, LeaseLeasesRequest, LeaseTimeToLiveRequest, MemberListRequest, StatusRequest, WatchRequest,
+};
+use concord_core::service::{EtcdService, WatchSession, ETCD_API_VERSION, ETCD_CLUSTER_VERSION};
+use concord_core::watch::WatchReceiver;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tokio_stream::Stream;
 
 type Svc = Arc<EtcdService>;
 
@@ -48,6 +55,22 @@ fn encode<T: Serialize>(r: Result<T, EtcdError>) -> Response {
     }
 }
 
+/// The request body, or etcd's answer to one over the transport limit.
+fn read_body(svc: &Svc, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Bytes, EtcdError> {
+    body.map_err(|rejection| {
+        // Only the body limit (or a broken connection) rejects raw bytes.
+        tracing::debug!(%rejection, "gateway body refused");
+        let size = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(0);
+        EtcdError::MessageTooLarge {
+            size,
+            limit: svc.transport_limit(),
+        }
+    })
+}
+
 /// Decodes the body, runs `f`, encodes the answer.
 async fn unary<Req, Resp, F, Fut>(svc: Svc, headers: HeaderMap, body: Result<Bytes, BytesRejection>, f: F) -> Response
 where
@@ -56,18 +79,9 @@ where
     F: FnOnce(Svc, Req) -> Fut,
     Fut: Future<Output = Result<Resp, EtcdError>>,
 {
-    let body = match body {
+    let body = match read_body(&svc, &headers, body) {
         Ok(b) => b,
-        Err(rejection) => {
-            // Only the body limit (or a broken connection) rejects raw bytes.
-            tracing::debug!(%rejection, "gateway body refused");
-            let size = headers
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.parse().ok())
-                .unwrap_or(0);
-            let limit = svc.transport_limit();
-            return error_response(&EtcdError::MessageTooLarge { size, limit });
-        }
+        Err(e) => return error_response(&e),
     };
     match decode::<Req>(&body) {
         Ok(req) => encode(f(svc, req).await),
@@ -95,6 +109,27 @@ fn v3_routes() -> Router<Svc> {
         .route("/kv/deleterange", route!(delete_range))
         .route("/kv/txn", route!(txn))
         .route("/kv/compaction", route!(compact))
+        .route("/lease/grant", route!(lease_grant))
+        .route("/lease/revoke", route!(lease_revoke))
+        .route("/kv/lease/revoke", route!(lease_revoke))
+        .route(
+            "/lease/timetolive",
+            route!(|svc, req: LeaseTimeToLiveRequest| Ok(svc.lease_time_to_live(&req))),
+        )
+        .route(
+            "/kv/lease/timetolive",
+            route!(|svc, req: LeaseTimeToLiveRequest| Ok(svc.lease_time_to_live(&req))),
+        )
+        .route(
+            "/lease/leases",
+            route!(|svc, _req: LeaseLeasesRequest| Ok(svc.lease_leases())),
+        )
+        .route(
+            "/kv/lease/leases",
+            route!(|svc, _req: LeaseLeasesRequest| Ok(svc.lease_leases())),
+        )
+        .route("/lease/keepalive", post(keep_alive))
+        .route("/watch", post(watch))
         .route(
             "/maintenance/status",
             route!(|svc, _req: StatusRequest| Ok(svc.status())),
@@ -103,6 +138,65 @@ fn v3_routes() -> Router<Svc> {
             "/cluster/member/list",
             route!(|svc, _req: MemberListRequest| Ok(svc.member_list())),
         )
+}
+
+/// One streamed message as etcd's gateway writes it: `{"result": …}` and a newline.
+fn chunk<T: Serialize>(msg: &T) -> Bytes {
+    let mut out = br#"{"result":"#.to_vec();
+    serde_json::to_writer(&mut out, msg).expect("api messages serialize");
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
+}
+
+fn streamed(body: Body) -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `POST /v3/lease/keepalive`: the body is one request; the answer is one
+/// streamed message, then the stream ends.
+async fn keep_alive(State(svc): State<Svc>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match read_body(&svc, &headers, body) {
+        Ok(b) => b,
+        Err(e) => return error_response(&e),
+    };
+    match decode::<LeaseKeepAliveRequest>(&body) {
+        Ok(req) => {
+            let one = chunk(&svc.lease_keep_alive(req.id));
+            streamed(Body::from_stream(tokio_stream::once(Ok::<_, Infallible>(one))))
+        }
+        Err(e) => error_response(&e),
+    }
+}
+
+/// `POST /v3/watch`: the body is one watch request (normally a create);
+/// responses stream until the client goes away.
+async fn watch(State(svc): State<Svc>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match read_body(&svc, &headers, body) {
+        Ok(b) => b,
+        Err(e) => return error_response(&e),
+    };
+    let req = match decode::<WatchRequest>(&body) {
+        Ok(r) => r,
+        Err(e) => return error_response(&e),
+    };
+    let (session, rx) = svc.watch();
+    session.handle(req);
+    streamed(Body::from_stream(WatchBody { rx, _session: session }))
+}
+
+/// The streamed body of a gateway watch; dropping it (the client left)
+/// cancels the watchers.
+struct WatchBody {
+    rx: WatchReceiver,
+    _session: WatchSession,
+}
+
+impl Stream for WatchBody {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx).map(|r| r.map(|resp| Ok(chunk(&resp))))
+    }
 }
 
 async fn health(State(svc): State<Svc>) -> Response {

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use axum::http::HeaderValue;
 use axum::serve::ListenerExt;
-use concord_core::raft::{Node, NodeError};
+use concord_core::raft::{Node, NodeConfig, NodeError};
 use concord_core::service::{EtcdService, ServiceConfig};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
@@ -99,6 +99,19 @@ async fn bind(url: &str) -> Result<(tokio::net::TcpListener, SocketAddr), Server
     Ok((listener, addr))
 }
 
+/// Revokes expired leases, twice a second (this member decides expiry).
+async fn expire_leases(svc: Arc<EtcdService>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let n = svc.expire_leases().await;
+        if n > 0 {
+            tracing::debug!(revoked = n, "expired leases revoked");
+        }
+    }
+}
+
 /// Starts the member described by `cfg` and serves clients until `shutdown`
 /// resolves; then stops accepting, finishes queued writes and checkpoints.
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
@@ -109,8 +122,12 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
             r.parse().map_err(|_| ConfigError::Retention(r.to_string()))?,
         )),
     };
+    let node_cfg = NodeConfig {
+        progress_interval: config::parse_duration(&cfg.experimental_watch_progress_notify_interval)?,
+        max_response_bytes: cfg.max_request_bytes,
+    };
     let data_dir = cfg.data_dir();
-    let node = tokio::task::spawn_blocking(move || Node::start(&data_dir))
+    let node = tokio::task::spawn_blocking(move || Node::start(&data_dir, node_cfg))
         .await
         .expect("start-up does not panic")?;
     let mut fatal = node.fatal();
@@ -152,6 +169,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         });
     }
     let compactor = retention.map(|r| tokio::spawn(compactor::run(Arc::clone(&svc), r)));
+    let expiry = tokio::spawn(expire_leases(Arc::clone(&svc)));
     tracing::info!(name = %cfg.name, data_dir = %cfg.data_dir().display(), "concord is ready");
 
     let failure = tokio::select! {
@@ -163,6 +181,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     if let Some(c) = compactor {
         c.abort();
     }
+    expiry.abort();
     // Give open connections a moment to finish, then go regardless.
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         while servers.join_next().await.is_some() {}

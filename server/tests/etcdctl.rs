@@ -174,10 +174,29 @@ fn json_output_matches_etcd() {
         (&["put", "a", "2", "--prev-kv", "-w", "json"], ""),
         (&["put", "b", "3", "-w", "json"], ""),
         (&["get", "a", "-w", "json"], ""),
-        (&["get", "", "--from-key", "--sort-by", "VERSION", "--order", "DESCEND", "-w", "json"], ""),
-        (&["get", "a", "--prefix", "--keys-only", "--limit", "1", "-w", "json"], ""),
+        (
+            &[
+                "get",
+                "",
+                "--from-key",
+                "--sort-by",
+                "VERSION",
+                "--order",
+                "DESCEND",
+                "-w",
+                "json",
+            ],
+            "",
+        ),
+        (
+            &["get", "a", "--prefix", "--keys-only", "--limit", "1", "-w", "json"],
+            "",
+        ),
         (&["get", "a", "--rev", "2", "-w", "json"], ""),
-        (&["txn", "-w", "json"], "version(\"a\") = \"2\"\n\nput c 4\nget a\ndel b\n\nget z\n\n"),
+        (
+            &["txn", "-w", "json"],
+            "version(\"a\") = \"2\"\n\nput c 4\nget a\ndel b\n\nget z\n\n",
+        ),
         (&["del", "a", "--prev-kv", "-w", "json"], ""),
     ];
     for (args, stdin) in steps {
@@ -185,9 +204,15 @@ fn json_output_matches_etcd() {
         let got = masked(etcdctl_stdin(&concord.endpoint, args, stdin));
         assert_eq!(got, want, "etcdctl {args:?}");
     }
-    assert_eq!(ok(etcdctl(&concord.endpoint, &["compaction", "3"])), ok(etcdctl(&etcd.endpoint, &["compaction", "3"])));
+    assert_eq!(
+        ok(etcdctl(&concord.endpoint, &["compaction", "3"])),
+        ok(etcdctl(&etcd.endpoint, &["compaction", "3"]))
+    );
     let all = ["get", "", "--from-key", "-w", "json"];
-    assert_eq!(masked(etcdctl(&concord.endpoint, &all)), masked(etcdctl(&etcd.endpoint, &all)));
+    assert_eq!(
+        masked(etcdctl(&concord.endpoint, &all)),
+        masked(etcdctl(&etcd.endpoint, &all))
+    );
     let want = err(etcdctl(&etcd.endpoint, &["get", "a", "--rev", "2"]));
     let got = err(etcdctl(&concord.endpoint, &["get", "a", "--rev", "2"]));
     assert_eq!(got.lines().last(), want.lines().last());

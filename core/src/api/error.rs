@@ -34,7 +34,8 @@ impl Code {
             Code::Ok => 200,
             Code::Cancelled => 499,
             Code::Unknown | Code::Internal | Code::DataLoss => 500,
-            Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => 400,
+            Code::InvalidArgument | Code::OutOfRange => 400,
+            Code::FailedPrecondition => 412,
             Code::DeadlineExceeded => 504,
             Code::NotFound => 404,
             Code::AlreadyExists | Code::Aborted => 409,
@@ -73,6 +74,10 @@ pub enum EtcdError {
     NoSpace,
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
+    #[error("etcdserver: lease already exists")]
+    LeaseExist,
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
     #[error("etcdserver: request is too large")]
     RequestTooLarge,
     /// Larger than the transport accepts at all (`--max-request-bytes` + 512 KiB);
@@ -114,7 +119,8 @@ impl EtcdError {
             | EtcdError::DuplicateKey
             | EtcdError::RequestTooLarge
             | EtcdError::InvalidRequest(_) => Code::InvalidArgument,
-            EtcdError::Compacted | EtcdError::FutureRev => Code::OutOfRange,
+            EtcdError::Compacted | EtcdError::FutureRev | EtcdError::LeaseTtlTooLarge => Code::OutOfRange,
+            EtcdError::LeaseExist => Code::FailedPrecondition,
             EtcdError::NoSpace | EtcdError::TooManyRequests | EtcdError::MessageTooLarge { .. } => {
                 Code::ResourceExhausted
             }

@@ -26,6 +26,8 @@ pub struct Record {
 pub trait KvRead {
     /// The change stored at `rev`, if any.
     fn get(&self, rev: Revision) -> Result<Option<Record>, BackendError>;
+    /// Every change from `from` up to main revision `to` (inclusive), in order.
+    fn scan(&self, from: Revision, to: i64) -> Result<Vec<(Revision, Record)>, BackendError>;
 }
 
 /// Writes revisioned values. Reads through a writer see its own writes.
@@ -63,6 +65,14 @@ impl MemBackend {
 impl KvRead for MemBackend {
     fn get(&self, rev: Revision) -> Result<Option<Record>, BackendError> {
         Ok(self.records.get(&rev).cloned())
+    }
+
+    fn scan(&self, from: Revision, to: i64) -> Result<Vec<(Revision, Record)>, BackendError> {
+        Ok(self
+            .records
+            .range(from..=Revision::new(to, i64::MAX))
+            .map(|(r, rec)| (*r, rec.clone()))
+            .collect())
     }
 }
 

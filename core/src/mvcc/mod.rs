@@ -6,13 +6,12 @@
 //! I/O: values are read and written through [`KvRead`]/[`KvWrite`].
 //!
 //! ```
-//! use concord_core::api::concordpb::log_request::Request as LogOp;
 //! use concord_core::api::etcdserverpb::{PutRequest, RangeRequest};
 //! use concord_core::mvcc::{MemBackend, Mvcc, NoLeases};
 //!
 //! let (mut mvcc, mut backend) = (Mvcc::new(), MemBackend::default());
 //! let put = PutRequest { key: b"foo".to_vec(), value: b"bar".to_vec(), ..Default::default() };
-//! mvcc.apply(&mut backend, &NoLeases, &LogOp::Put(put)).unwrap();
+//! mvcc.put(&mut backend, &mut NoLeases, &put).unwrap();
 //! let got = mvcc.range(&backend, &RangeRequest { key: b"foo".to_vec(), ..Default::default() }).unwrap();
 //! assert_eq!(got.kvs[0].value, b"bar");
 //! assert_eq!(got.kvs[0].mod_revision, 2);
@@ -29,7 +28,7 @@ pub use backend::{BackendError, KvRead, KvWrite, MemBackend, Record};
 pub use index::{key_bounds, TreeIndex};
 pub use key_index::{KeyAt, KeyIndex};
 pub use revision::Revision;
-pub use store::{LeaseLookup, Mvcc, NoLeases, WriteResponse};
+pub use store::{Leases, Mvcc, NoLeases};
 
 use crate::api::error::EtcdError;
 

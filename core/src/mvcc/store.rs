@@ -5,7 +5,6 @@
 
 use std::cmp::Ordering;
 
-use crate::api::concordpb::log_request::Request as LogOp;
 use crate::api::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use crate::api::etcdserverpb::range_request::{SortOrder, SortTarget};
 use crate::api::etcdserverpb::request_op::Request as Op;
@@ -14,37 +13,35 @@ use crate::api::etcdserverpb::{
     CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
     RangeRequest, RangeResponse, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
 };
-use crate::api::mvccpb::KeyValue;
+use crate::api::mvccpb::event::EventType;
+use crate::api::mvccpb::{Event, KeyValue};
 
 use super::backend::{KvRead, KvWrite, Record};
 use super::index::TreeIndex;
 use super::{Error, Revision};
 
-/// Whether a lease exists, for puts that attach one. The lessor implements
-/// it; [`NoLeases`] is the answer of a store that has granted none.
-pub trait LeaseLookup {
+/// The lessor as the key space sees it: whether a lease exists, and which
+/// lease a key is attached to (etcd breaks the mvcc↔lease cycle the same
+/// way). The lessor implements it; [`NoLeases`] is a store without leases.
+pub trait Leases {
     /// True if lease `id` is currently granted.
     fn exists(&self, id: i64) -> bool;
+    /// Attaches `key` to lease `id` (0: to none), detaching it from any other.
+    fn attach(&mut self, key: &[u8], id: i64);
+    /// Detaches `key` from its lease, if any.
+    fn detach(&mut self, key: &[u8]);
 }
 
 /// A lessor with no leases: every lease ID is unknown.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoLeases;
 
-impl LeaseLookup for NoLeases {
+impl Leases for NoLeases {
     fn exists(&self, _id: i64) -> bool {
         false
     }
-}
-
-/// The answer to one applied write, as the client will see it
-/// (header revision set; cluster fields are the server's to fill).
-#[derive(Clone, Debug, PartialEq)]
-pub enum WriteResponse {
-    Put(PutResponse),
-    DeleteRange(DeleteRangeResponse),
-    Txn(TxnResponse),
-    Compaction(CompactionResponse),
+    fn attach(&mut self, _key: &[u8], _id: i64) {}
+    fn detach(&mut self, _key: &[u8]) {}
 }
 
 /// The revisioned key space.
@@ -53,6 +50,8 @@ pub struct Mvcc {
     index: TreeIndex,
     current_rev: i64,
     compact_rev: i64,
+    /// Changes made since the last [`Mvcc::take_events`], for watchers.
+    events: Vec<Event>,
 }
 
 impl Default for Mvcc {
@@ -98,6 +97,7 @@ impl Mvcc {
             index: TreeIndex::default(),
             current_rev: 1,
             compact_rev: 0,
+            events: Vec::new(),
         }
     }
 
@@ -111,6 +111,7 @@ impl Mvcc {
             index: TreeIndex::default(),
             current_rev: current_rev.max(1),
             compact_rev,
+            events: Vec::new(),
         };
         for (rev, rec) in records {
             m.restore_one(rev, rec);
@@ -231,43 +232,81 @@ impl Mvcc {
         Ok(resp)
     }
 
-    /// Applies one logged write. Validation that depends on the state
-    /// (compacted revisions, missing keys for `ignore_value`, unknown
-    /// leases) happens here, before anything changes: a failed write
-    /// changes nothing.
-    pub fn apply<W: KvWrite>(
+    /// Applies a put. Validation that depends on the state (missing key
+    /// for `ignore_value`, unknown lease) happens before anything changes:
+    /// a failed write changes nothing.
+    pub fn put(&mut self, w: &mut impl KvWrite, leases: &mut dyn Leases, p: &PutRequest) -> Result<PutResponse, Error> {
+        self.check_put(leases, p, self.current_rev)?;
+        let mut ctx = self.ctx();
+        let mut resp = self.put_op(w, leases, &mut ctx, p)?;
+        self.finish(&ctx);
+        resp.header = header(self.current_rev);
+        Ok(resp)
+    }
+
+    /// Applies a delete-range.
+    pub fn delete_range(
         &mut self,
-        w: &mut W,
-        leases: &dyn LeaseLookup,
-        op: &LogOp,
-    ) -> Result<WriteResponse, Error> {
-        match op {
-            LogOp::Put(p) => {
-                self.check_put(leases, p, self.current_rev)?;
-                let mut ctx = self.ctx();
-                let mut resp = self.put(w, &mut ctx, p)?;
-                self.finish(&ctx);
-                resp.header = header(self.current_rev);
-                Ok(WriteResponse::Put(resp))
-            }
-            LogOp::DeleteRange(d) => {
-                let mut ctx = self.ctx();
-                let mut resp = self.delete_range(w, &mut ctx, d)?;
-                self.finish(&ctx);
-                resp.header = header(self.current_rev);
-                Ok(WriteResponse::DeleteRange(resp))
-            }
-            LogOp::Txn(t) => {
-                let path = self.txn_path(w, t, self.current_rev)?;
-                self.check_txn(leases, t, &path, self.current_rev)?;
-                let mut ctx = self.ctx();
-                let mut resp = self.txn(w, &mut ctx, t, &path)?;
-                self.finish(&ctx);
-                resp.header = header(self.current_rev);
-                Ok(WriteResponse::Txn(resp))
-            }
-            LogOp::Compaction(c) => Ok(WriteResponse::Compaction(self.compact(w, c)?)),
+        w: &mut impl KvWrite,
+        leases: &mut dyn Leases,
+        d: &DeleteRangeRequest,
+    ) -> Result<DeleteRangeResponse, Error> {
+        let mut ctx = self.ctx();
+        let mut resp = self.delete_op(w, leases, &mut ctx, d)?;
+        self.finish(&ctx);
+        resp.header = header(self.current_rev);
+        Ok(resp)
+    }
+
+    /// Applies a txn: every compare (nested ones too) is decided on the
+    /// state before it, every op on the chosen path is checked, then the
+    /// path runs as one revision.
+    pub fn txn(&mut self, w: &mut impl KvWrite, leases: &mut dyn Leases, t: &TxnRequest) -> Result<TxnResponse, Error> {
+        let path = self.txn_path(w, t, self.current_rev)?;
+        self.check_txn(leases, t, &path, self.current_rev)?;
+        let mut ctx = self.ctx();
+        let mut resp = self.txn_op(w, leases, &mut ctx, t, &path)?;
+        self.finish(&ctx);
+        resp.header = header(self.current_rev);
+        Ok(resp)
+    }
+
+    /// Deletes `keys` (those that exist) in one revision, as a lease revoke
+    /// does. Returns the revision after it.
+    pub fn delete_keys<'k>(
+        &mut self,
+        w: &mut impl KvWrite,
+        leases: &mut dyn Leases,
+        keys: impl IntoIterator<Item = &'k [u8]>,
+    ) -> Result<i64, Error> {
+        let mut ctx = self.ctx();
+        for key in keys {
+            let d = DeleteRangeRequest {
+                key: key.to_vec(),
+                ..Default::default()
+            };
+            self.delete_op(w, leases, &mut ctx, &d)?;
         }
+        self.finish(&ctx);
+        Ok(self.current_rev)
+    }
+
+    /// The changes made since the last call, in revision order.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Every change with a main revision in `from..=to`, in order, as watch
+    /// events. Fails with [`Error::Compacted`] if `from` is below the
+    /// compacted revision (that history is gone).
+    pub fn history(&self, r: &impl KvRead, from: i64, to: i64) -> Result<Vec<Event>, Error> {
+        if from < self.compact_rev {
+            return Err(Error::Compacted);
+        }
+        Ok(r.scan(Revision::new(from, 0), to)?
+            .into_iter()
+            .map(|(_, rec)| event_of(rec))
+            .collect())
     }
 
     fn ctx(&self) -> WriteCtx {
@@ -281,7 +320,7 @@ impl Mvcc {
         self.current_rev = ctx.read_rev();
     }
 
-    fn check_put(&self, leases: &dyn LeaseLookup, p: &PutRequest, at: i64) -> Result<(), Error> {
+    fn check_put(&self, leases: &dyn Leases, p: &PutRequest, at: i64) -> Result<(), Error> {
         if (p.ignore_value || p.ignore_lease) && self.index.get(&p.key, at).is_none() {
             return Err(Error::KeyNotFound);
         }
@@ -291,7 +330,13 @@ impl Mvcc {
         Ok(())
     }
 
-    fn put(&mut self, w: &mut impl KvWrite, ctx: &mut WriteCtx, p: &PutRequest) -> Result<PutResponse, Error> {
+    fn put_op(
+        &mut self,
+        w: &mut impl KvWrite,
+        leases: &mut dyn Leases,
+        ctx: &mut WriteCtx,
+        p: &PutRequest,
+    ) -> Result<PutResponse, Error> {
         let prev_at = self.index.get(&p.key, ctx.read_rev());
         let prev = match prev_at {
             Some(at) if p.prev_kv || p.ignore_value || p.ignore_lease => {
@@ -319,17 +364,30 @@ impl Mvcc {
             value,
             lease,
         };
-        w.put(rev, &Record { kv, tombstone: false })?;
+        leases.attach(&p.key, kv.lease);
+        w.put(
+            rev,
+            &Record {
+                kv: kv.clone(),
+                tombstone: false,
+            },
+        )?;
         self.index.put(&p.key, rev);
+        self.events.push(Event {
+            r#type: EventType::Put as i32,
+            kv: Some(kv),
+            prev_kv: None,
+        });
         Ok(PutResponse {
             header: header(rev.main),
             prev_kv: if p.prev_kv { prev } else { None },
         })
     }
 
-    fn delete_range(
+    fn delete_op(
         &mut self,
         w: &mut impl KvWrite,
+        leases: &mut dyn Leases,
         ctx: &mut WriteCtx,
         d: &DeleteRangeRequest,
     ) -> Result<DeleteRangeResponse, Error> {
@@ -354,8 +412,20 @@ impl Mvcc {
                 mod_revision: rev.main,
                 ..Default::default()
             };
-            w.put(rev, &Record { kv, tombstone: true })?;
+            leases.detach(&key);
+            w.put(
+                rev,
+                &Record {
+                    kv: kv.clone(),
+                    tombstone: true,
+                },
+            )?;
             self.index.tombstone(&key, rev);
+            self.events.push(Event {
+                r#type: EventType::Delete as i32,
+                kv: Some(kv),
+                prev_kv: None,
+            });
         }
         resp.header = header(ctx.read_rev());
         Ok(resp)
@@ -405,14 +475,14 @@ impl Mvcc {
     }
 
     /// Checks every op on the chosen path before anything is written.
-    fn check_txn(&self, leases: &dyn LeaseLookup, t: &TxnRequest, path: &[bool], at: i64) -> Result<(), Error> {
+    fn check_txn(&self, leases: &dyn Leases, t: &TxnRequest, path: &[bool], at: i64) -> Result<(), Error> {
         let mut pos = 0;
         self.check_txn_at(leases, t, path, &mut pos, at)
     }
 
     fn check_txn_at(
         &self,
-        leases: &dyn LeaseLookup,
+        leases: &dyn Leases,
         t: &TxnRequest,
         path: &[bool],
         pos: &mut usize,
@@ -433,20 +503,22 @@ impl Mvcc {
         Ok(())
     }
 
-    fn txn(
+    fn txn_op(
         &mut self,
         w: &mut impl KvWrite,
+        leases: &mut dyn Leases,
         ctx: &mut WriteCtx,
         t: &TxnRequest,
         path: &[bool],
     ) -> Result<TxnResponse, Error> {
         let mut pos = 0;
-        self.txn_at(w, ctx, t, path, &mut pos)
+        self.txn_at(w, leases, ctx, t, path, &mut pos)
     }
 
     fn txn_at(
         &mut self,
         w: &mut impl KvWrite,
+        leases: &mut dyn Leases,
         ctx: &mut WriteCtx,
         t: &TxnRequest,
         path: &[bool],
@@ -459,9 +531,9 @@ impl Mvcc {
         for op in ops {
             let resp = match &op.request {
                 Some(Op::RequestRange(rr)) => OpResp::ResponseRange(self.range_at(&*w, rr, ctx.read_rev())?),
-                Some(Op::RequestPut(p)) => OpResp::ResponsePut(self.put(w, ctx, p)?),
-                Some(Op::RequestDeleteRange(d)) => OpResp::ResponseDeleteRange(self.delete_range(w, ctx, d)?),
-                Some(Op::RequestTxn(nested)) => OpResp::ResponseTxn(self.txn_at(w, ctx, nested, path, pos)?),
+                Some(Op::RequestPut(p)) => OpResp::ResponsePut(self.put_op(w, leases, ctx, p)?),
+                Some(Op::RequestDeleteRange(d)) => OpResp::ResponseDeleteRange(self.delete_op(w, leases, ctx, d)?),
+                Some(Op::RequestTxn(nested)) => OpResp::ResponseTxn(self.txn_at(w, leases, ctx, nested, path, pos)?),
                 None => continue,
             };
             responses.push(ResponseOp { response: Some(resp) });
@@ -488,6 +560,19 @@ impl Mvcc {
         Ok(CompactionResponse {
             header: header(self.current_rev),
         })
+    }
+}
+
+fn event_of(rec: Record) -> Event {
+    let r#type = if rec.tombstone {
+        EventType::Delete
+    } else {
+        EventType::Put
+    };
+    Event {
+        r#type: r#type as i32,
+        kv: Some(rec.kv),
+        prev_kv: None,
     }
 }
 

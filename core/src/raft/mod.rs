@@ -6,5 +6,7 @@
 
 pub mod log;
 mod node;
+mod state_machine;
 
-pub use node::{Node, NodeError, State};
+pub use node::{Node, NodeConfig, NodeError, State};
+pub use state_machine::{ApplyError, LeaseStore, StateMachine, WriteResponse};

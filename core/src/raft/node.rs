@@ -18,11 +18,13 @@ use prost::Message;
 use tokio::sync::{oneshot, watch};
 
 use super::log::{Entry, Log, LogError};
+use super::{ApplyError, StateMachine, WriteResponse};
 use crate::api::concordpb::LogRequest;
 use crate::api::error::EtcdError;
-use crate::api::etcdserverpb::{RangeRequest, RangeResponse};
-use crate::mvcc::{self, Mvcc, NoLeases, WriteResponse};
+use crate::api::etcdserverpb::{RangeRequest, RangeResponse, ResponseHeader};
+use crate::api::mvccpb::{Event, KeyValue};
 use crate::storage::{Storage, StorageError};
+use crate::watch::{History, Hub, HubConfig, WatchReceiver, WatchStream};
 
 /// At most this many proposals share one batch.
 const MAX_BATCH: usize = 4096;
@@ -59,9 +61,28 @@ enum Msg {
     Stop(oneshot::Sender<()>),
 }
 
+/// Settings of a member's write path and watchers.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// How often watchers with `progress_notify` hear from a quiet stream.
+    pub progress_interval: Duration,
+    /// Fragmenting watchers split responses above this size.
+    pub max_response_bytes: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            progress_interval: Duration::from_secs(600),
+            max_response_bytes: 1536 * 1024,
+        }
+    }
+}
+
 /// What readers share with the write loop.
 pub struct State {
-    mvcc: RwLock<Mvcc>,
+    sm: RwLock<StateMachine>,
+    hub: Arc<Hub>,
     storage: Storage,
     applied: AtomicU64,
     db_in_use: AtomicU64,
@@ -77,16 +98,31 @@ impl State {
     /// Serves a range from the applied state. With one member every
     /// acknowledged write is applied, so this is linearizable.
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, EtcdError> {
-        let mvcc = self.mvcc.read();
+        let sm = self.sm.read();
         // Open the view while holding the lock: it then holds exactly the
         // batches the index describes.
         let view = self.storage.read().map_err(|e| EtcdError::Internal(e.to_string()))?;
-        Ok(mvcc.range(&view, req)?)
+        Ok(sm.mvcc.range(&view, req)?)
     }
 
     /// The latest revision.
     pub fn current_revision(&self) -> i64 {
-        self.mvcc.read().current_revision()
+        self.sm.read().mvcc.current_revision()
+    }
+
+    /// Reads the state machine (leases, counters) under its read lock.
+    pub fn with<T>(&self, f: impl FnOnce(&StateMachine) -> T) -> T {
+        f(&self.sm.read())
+    }
+
+    /// Opens a watch stream.
+    pub fn watch(&self) -> (WatchStream, WatchReceiver) {
+        self.hub.open()
+    }
+
+    /// Number of watchers on this member.
+    pub fn watcher_count(&self) -> usize {
+        self.hub.watcher_count()
     }
 
     /// The last applied log index.
@@ -110,25 +146,47 @@ pub struct Node {
     tx: mpsc::Sender<Msg>,
     state: Arc<State>,
     fatal: watch::Receiver<Option<String>>,
+    /// The write and watch-sync threads, joined by [`Node::stop`].
+    threads: parking_lot::Mutex<Vec<thread::JoinHandle<()>>>,
 }
 
 fn decode(e: &Entry) -> Result<LogRequest, NodeError> {
     LogRequest::decode(e.payload.as_slice()).map_err(|_| NodeError::BadEntry(e.index))
 }
 
+impl History for State {
+    fn events(&self, from: i64, to: i64) -> Result<Vec<Event>, EtcdError> {
+        let sm = self.sm.read();
+        let view = self.storage.read().map_err(|e| EtcdError::Internal(e.to_string()))?;
+        Ok(sm.mvcc.history(&view, from, to)?)
+    }
+
+    fn prev_kv(&self, key: &[u8], rev: i64) -> Option<KeyValue> {
+        let req = RangeRequest {
+            key: key.to_vec(),
+            revision: rev - 1,
+            ..Default::default()
+        };
+        self.range(&req).ok()?.kvs.pop()
+    }
+
+    fn compact_revision(&self) -> i64 {
+        self.sm.read().mvcc.compact_revision()
+    }
+}
+
 fn apply_one(
-    mvcc: &mut Mvcc,
+    sm: &mut StateMachine,
     view: &mut crate::storage::WriteView<'_>,
     req: &LogRequest,
 ) -> Result<Result<WriteResponse, EtcdError>, StorageError> {
     let Some(op) = &req.request else {
         return Ok(Err(EtcdError::InvalidRequest("empty log request".into())));
     };
-    match mvcc.apply(view, &NoLeases, op) {
+    match sm.apply(view, op) {
         Ok(r) => Ok(Ok(r)),
-        Err(mvcc::Error::Backend(e)) => Err(StorageError::Io(std::io::Error::other(e.0))),
-        Err(e @ mvcc::Error::Missing(_)) => Err(StorageError::Io(std::io::Error::other(e.to_string()))),
-        Err(e) => Ok(Err(e.into())),
+        Err(ApplyError::Refused(e)) => Ok(Err(e)),
+        Err(ApplyError::Fatal(e)) => Err(StorageError::Io(std::io::Error::other(e))),
     }
 }
 
@@ -136,11 +194,11 @@ impl Node {
     /// Opens the member's data in `data_dir` (creating it), replays the log
     /// tail the state machine had not made durable, and starts the write
     /// loop.
-    pub fn start(data_dir: &Path) -> Result<Node, NodeError> {
+    pub fn start(data_dir: &Path, cfg: NodeConfig) -> Result<Node, NodeError> {
         std::fs::create_dir_all(data_dir).map_err(StorageError::Io)?;
         let storage = Storage::open(&data_dir.join("db"))?;
         let meta = storage.meta()?;
-        let mut mvcc = storage.load()?;
+        let mut sm = storage.load()?;
         let (log, tail) = Log::open(&data_dir.join("wal"), meta.applied_index + 1)?;
         let mut applied = meta.applied_index;
         if !tail.is_empty() {
@@ -149,10 +207,10 @@ impl Node {
                 let mut last = applied;
                 for e in &tail {
                     let req = decode(e).map_err(|err| StorageError::Io(std::io::Error::other(err.to_string())))?;
-                    let _ = apply_one(&mut mvcc, view, &req)?;
+                    let _ = apply_one(&mut sm, view, &req)?;
                     last = e.index;
                 }
-                view.set_applied(&mvcc, last)?;
+                view.set_applied(&sm.mvcc, last)?;
                 Ok(last)
             })?;
         }
@@ -165,8 +223,23 @@ impl Node {
         storage.set_identity(member_id, cluster_id, term)?;
         let in_use = storage.checkpoint()?;
 
+        sm.take_events(); // replayed changes happened before any watcher
+        let hub = Arc::new(Hub::new(
+            HubConfig {
+                header: ResponseHeader {
+                    cluster_id,
+                    member_id,
+                    revision: 0,
+                    raft_term: term,
+                },
+                progress_interval: cfg.progress_interval,
+                max_response_bytes: cfg.max_response_bytes,
+            },
+            sm.mvcc.current_revision(),
+        ));
         let state = Arc::new(State {
-            mvcc: RwLock::new(mvcc),
+            sm: RwLock::new(sm),
+            hub,
             storage,
             applied: AtomicU64::new(applied),
             db_in_use: AtomicU64::new(in_use),
@@ -174,10 +247,15 @@ impl Node {
             cluster_id,
             term,
         });
+        let sync_state = Arc::clone(&state);
+        let sync_thread = thread::Builder::new()
+            .name("concord-watch".into())
+            .spawn(move || sync_state.hub.run_sync(&*sync_state))
+            .map_err(NodeError::Thread)?;
         let (tx, rx) = mpsc::channel();
         let (fatal_tx, fatal) = watch::channel(None);
         let loop_state = Arc::clone(&state);
-        thread::Builder::new()
+        let write_thread = thread::Builder::new()
             .name("concord-write".into())
             .spawn(move || {
                 let mut w = WriteLoop {
@@ -192,7 +270,12 @@ impl Node {
                 }
             })
             .map_err(NodeError::Thread)?;
-        Ok(Node { tx, state, fatal })
+        Ok(Node {
+            tx,
+            state,
+            fatal,
+            threads: parking_lot::Mutex::new(vec![write_thread, sync_thread]),
+        })
     }
 
     /// The state readers use.
@@ -213,11 +296,16 @@ impl Node {
     }
 
     /// Stops the write loop after the writes already queued, with a final
-    /// checkpoint.
+    /// checkpoint, and the watch-sync thread; returns once both are gone.
     pub async fn stop(&self) {
         let (done, rx) = oneshot::channel();
         if self.tx.send(Msg::Stop(done)).is_ok() {
             let _ = rx.await;
+        }
+        self.state.hub.stop();
+        for t in self.threads.lock().drain(..) {
+            // Both threads are finishing by now: joining takes no time.
+            let _ = t.join();
         }
     }
 }
@@ -282,21 +370,24 @@ impl WriteLoop {
         let first = self.log.append(payloads.iter().map(Vec::as_slice))?;
         let last = first + batch.len() as u64 - 1;
 
-        let mut mvcc = self.state.mvcc.write();
+        let mut sm = self.state.sm.write();
         let results = self.state.storage.write(|view| {
             let mut out = Vec::with_capacity(batch.len());
             for (req, _) in batch.iter() {
-                out.push(apply_one(&mut mvcc, view, req)?);
+                out.push(apply_one(&mut sm, view, req)?);
             }
-            view.set_applied(&mvcc, last)?;
+            view.set_applied(&sm.mvcc, last)?;
             Ok(out)
         })?;
         self.state.applied.store(last, Ordering::Release);
-        drop(mvcc);
+        let events = sm.take_events();
+        let rev = sm.mvcc.current_revision();
+        drop(sm);
 
         for ((_, tx), res) in batch.drain(..).zip(results) {
             let _ = tx.send(res);
         }
+        self.state.hub.notify(rev, &events, &*self.state);
         Ok(())
     }
 

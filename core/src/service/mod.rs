@@ -4,20 +4,23 @@
 //! checks, request size, space quota), proposed to the log, and answered
 //! after apply, with the member's header filled in.
 
-use std::sync::Arc;
+mod kv;
+mod lease;
+mod watch;
 
-use prost::Message;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use crate::api::concordpb::log_request::Request as LogOp;
 use crate::api::concordpb::LogRequest;
 use crate::api::error::EtcdError;
-use crate::api::etcdserverpb::request_op::Request as Op;
-use crate::api::etcdserverpb::{
-    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, Member, MemberListResponse,
-    PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader, StatusResponse, TxnRequest, TxnResponse,
-};
-use crate::mvcc::{validate, WriteResponse};
-use crate::raft::{Node, State};
+use crate::api::etcdserverpb::{Member, MemberListResponse, ResponseHeader, StatusResponse};
+use crate::raft::{Node, State, WriteResponse};
+
+pub use watch::WatchSession;
 
 /// The etcd API version Concord implements, as `/version` and
 /// `Maintenance.Status` report it (clients pick API paths from it).
@@ -55,26 +58,36 @@ impl Default for ServiceConfig {
     }
 }
 
-/// etcd's KV, Maintenance and Cluster semantics over one member.
+/// etcd's KV, Watch, Lease, Maintenance and Cluster semantics over one member.
 pub struct EtcdService {
     node: Node,
     state: Arc<State>,
     cfg: ServiceConfig,
-}
-
-fn txn_has_puts(t: &TxnRequest) -> bool {
-    t.success.iter().chain(&t.failure).any(|op| match &op.request {
-        Some(Op::RequestPut(_)) => true,
-        Some(Op::RequestTxn(n)) => txn_has_puts(n),
-        _ => false,
-    })
+    /// When each lease expires, by this member's clock. Only the member
+    /// that decides expiry (the leader) keeps them; they are not replicated.
+    deadlines: Mutex<HashMap<i64, Instant>>,
 }
 
 impl EtcdService {
     /// A service over a started member.
+    ///
+    /// Every lease already granted gets a full TTL from now, as etcd gives
+    /// leases when a new leader takes over.
     pub fn new(node: Node, cfg: ServiceConfig) -> Self {
         let state = Arc::clone(node.state());
-        EtcdService { node, state, cfg }
+        let now = Instant::now();
+        let deadlines = state.with(|sm| {
+            sm.lessor
+                .iter()
+                .map(|(id, l)| (id, now + Duration::from_secs(l.ttl.max(0) as u64)))
+                .collect()
+        });
+        EtcdService {
+            node,
+            state,
+            cfg,
+            deadlines: Mutex::new(deadlines),
+        }
     }
 
     /// The member's write path.
@@ -98,7 +111,7 @@ impl EtcdService {
         })
     }
 
-    fn fill(&self, h: &mut Option<ResponseHeader>) {
+    pub(crate) fn fill(&self, h: &mut Option<ResponseHeader>) {
         let revision = h.as_ref().map_or(0, |h| h.revision);
         *h = self.header(revision);
     }
@@ -109,7 +122,7 @@ impl EtcdService {
         self.cfg.max_request_bytes + 512 * 1024
     }
 
-    fn check_size(&self, encoded_len: usize) -> Result<(), EtcdError> {
+    pub(crate) fn check_size(&self, encoded_len: usize) -> Result<(), EtcdError> {
         if encoded_len > self.transport_limit() {
             return Err(EtcdError::MessageTooLarge {
                 size: encoded_len,
@@ -122,86 +135,15 @@ impl EtcdService {
         Ok(())
     }
 
-    fn check_quota(&self, encoded_len: usize) -> Result<(), EtcdError> {
+    pub(crate) fn check_quota(&self, encoded_len: usize) -> Result<(), EtcdError> {
         if self.state.db_size() + encoded_len as u64 > self.cfg.quota_backend_bytes {
             return Err(EtcdError::NoSpace);
         }
         Ok(())
     }
 
-    async fn propose(&self, op: LogOp) -> Result<WriteResponse, EtcdError> {
+    pub(crate) async fn propose(&self, op: LogOp) -> Result<WriteResponse, EtcdError> {
         self.node.propose(LogRequest { request: Some(op) }).await
-    }
-
-    /// `KV.Range`.
-    pub async fn range(&self, req: RangeRequest) -> Result<RangeResponse, EtcdError> {
-        validate::check_range(&req)?;
-        if req.encoded_len() > self.transport_limit() {
-            return Err(EtcdError::MessageTooLarge {
-                size: req.encoded_len(),
-                limit: self.transport_limit(),
-            });
-        }
-        let mut resp = self.state.range(&req)?;
-        self.fill(&mut resp.header);
-        Ok(resp)
-    }
-
-    /// `KV.Put`.
-    pub async fn put(&self, req: PutRequest) -> Result<PutResponse, EtcdError> {
-        validate::check_put(&req)?;
-        let len = req.encoded_len();
-        self.check_size(len)?;
-        self.check_quota(len)?;
-        match self.propose(LogOp::Put(req)).await? {
-            WriteResponse::Put(mut r) => {
-                self.fill(&mut r.header);
-                Ok(r)
-            }
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    /// `KV.DeleteRange`.
-    pub async fn delete_range(&self, req: DeleteRangeRequest) -> Result<DeleteRangeResponse, EtcdError> {
-        validate::check_delete_range(&req)?;
-        self.check_size(req.encoded_len())?;
-        match self.propose(LogOp::DeleteRange(req)).await? {
-            WriteResponse::DeleteRange(mut r) => {
-                self.fill(&mut r.header);
-                Ok(r)
-            }
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    /// `KV.Txn`.
-    pub async fn txn(&self, req: TxnRequest) -> Result<TxnResponse, EtcdError> {
-        validate::check_txn(&req, self.cfg.max_txn_ops)?;
-        let len = req.encoded_len();
-        self.check_size(len)?;
-        if txn_has_puts(&req) {
-            self.check_quota(len)?;
-        }
-        match self.propose(LogOp::Txn(req)).await? {
-            WriteResponse::Txn(mut r) => {
-                self.fill(&mut r.header);
-                Ok(r)
-            }
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    /// `KV.Compact`. Compaction is applied (physically) before the answer,
-    /// so `physical` needs no extra wait.
-    pub async fn compact(&self, req: CompactionRequest) -> Result<CompactionResponse, EtcdError> {
-        match self.propose(LogOp::Compaction(req)).await? {
-            WriteResponse::Compaction(mut r) => {
-                self.fill(&mut r.header);
-                Ok(r)
-            }
-            other => Err(unexpected(&other)),
-        }
     }
 
     /// The latest revision of the key space.
@@ -245,6 +187,6 @@ impl EtcdService {
     }
 }
 
-fn unexpected(r: &WriteResponse) -> EtcdError {
+pub(crate) fn unexpected(r: &WriteResponse) -> EtcdError {
     EtcdError::Internal(format!("write answered with the wrong kind: {r:?}"))
 }

@@ -1,6 +1,6 @@
 //! The durable backend under the key space, on redb.
 //!
-//! Tables: `kv` maps a revision (16 bytes, big-endian, so history order) to
+//! Tables: `lease` maps a lease ID to its granted TTL; `kv` maps a revision (16 bytes, big-endian, so history order) to
 //! one change (a flag byte, then the encoded `mvccpb.KeyValue`); `meta`
 //! holds the applied log index, the current and compacted revisions, and
 //! the member's identity. The key index is not stored: it is rebuilt from
@@ -17,10 +17,12 @@ use prost::Message;
 use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, Table, TableDefinition};
 
 use crate::api::mvccpb::KeyValue;
-use crate::mvcc::{BackendError, KvRead, KvWrite, Mvcc, Record, Revision};
+use crate::mvcc::{BackendError, KvRead, KvWrite, Leases, Mvcc, Record, Revision};
+use crate::raft::{LeaseStore, StateMachine};
 
 const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const LEASE: TableDefinition<i64, i64> = TableDefinition::new("lease");
 
 const APPLIED_INDEX: &str = "applied_index";
 const CURRENT_REV: &str = "current_rev";
@@ -111,6 +113,24 @@ pub struct ReadView {
     table: Option<ReadOnlyTable<&'static [u8], &'static [u8]>>,
 }
 
+fn scan_table(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    from: Revision,
+    to: i64,
+) -> Result<Vec<(Revision, Record)>, BackendError> {
+    let end = Revision::new(to, i64::MAX).to_bytes();
+    let mut out = Vec::new();
+    for entry in table
+        .range(from.to_bytes().as_slice()..=end.as_slice())
+        .map_err(StorageError::from)?
+    {
+        let (k, v) = entry.map_err(StorageError::from)?;
+        let rev = Revision::from_bytes(k.value()).ok_or(StorageError::Corrupt(from))?;
+        out.push((rev, decode_record(rev, v.value())?));
+    }
+    Ok(out)
+}
+
 impl KvRead for ReadView {
     fn get(&self, rev: Revision) -> Result<Option<Record>, BackendError> {
         let Some(table) = &self.table else { return Ok(None) };
@@ -118,6 +138,13 @@ impl KvRead for ReadView {
         match v {
             Some(g) => Ok(Some(decode_record(rev, g.value())?)),
             None => Ok(None),
+        }
+    }
+
+    fn scan(&self, from: Revision, to: i64) -> Result<Vec<(Revision, Record)>, BackendError> {
+        match &self.table {
+            Some(t) => scan_table(t, from, to),
+            None => Ok(Vec::new()),
         }
     }
 }
@@ -148,6 +175,24 @@ impl KvRead for WriteView<'_> {
             None => Ok(None),
         }
     }
+
+    fn scan(&self, from: Revision, to: i64) -> Result<Vec<(Revision, Record)>, BackendError> {
+        scan_table(&self.table, from, to)
+    }
+}
+
+impl LeaseStore for WriteView<'_> {
+    fn put_lease(&mut self, id: i64, ttl: i64) -> Result<(), BackendError> {
+        let mut t = self.txn.open_table(LEASE).map_err(StorageError::from)?;
+        t.insert(id, ttl).map_err(StorageError::from)?;
+        Ok(())
+    }
+
+    fn delete_lease(&mut self, id: i64) -> Result<(), BackendError> {
+        let mut t = self.txn.open_table(LEASE).map_err(StorageError::from)?;
+        t.remove(id).map_err(StorageError::from)?;
+        Ok(())
+    }
 }
 
 impl KvWrite for WriteView<'_> {
@@ -176,6 +221,7 @@ impl Storage {
         let txn = db.begin_write()?;
         txn.open_table(KV)?;
         txn.open_table(META)?;
+        txn.open_table(LEASE)?;
         txn.commit()?;
         Ok(Storage {
             db,
@@ -209,20 +255,40 @@ impl Storage {
         Ok(())
     }
 
-    /// Rebuilds the key space from the stored changes.
-    pub fn load(&self) -> Result<Mvcc, StorageError> {
+    /// Rebuilds the state machine: the key index from the stored changes,
+    /// the leases from their table, and each live key's attachment from
+    /// its latest value.
+    pub fn load(&self) -> Result<StateMachine, StorageError> {
         let txn = self.db.begin_read()?;
         let meta = txn.open_table(META)?;
         let current = meta.get(CURRENT_REV)?.map_or(1, |g| g.value()) as i64;
         let compact = meta.get(COMPACT_REV)?.map_or(0, |g| g.value()) as i64;
         let mut mvcc = Mvcc::restore(current, compact, std::iter::empty());
+        let mut attached: std::collections::HashMap<Vec<u8>, i64> = std::collections::HashMap::new();
         let kv = txn.open_table(KV)?;
         for entry in kv.iter()? {
             let (k, v) = entry?;
             let rev = Revision::from_bytes(k.value()).ok_or(StorageError::Corrupt(Revision::default()))?;
-            mvcc.restore_one(rev, &decode_record(rev, v.value())?);
+            let rec = decode_record(rev, v.value())?;
+            if rec.tombstone || rec.kv.lease == 0 {
+                attached.remove(&rec.kv.key);
+            } else {
+                attached.insert(rec.kv.key.clone(), rec.kv.lease);
+            }
+            mvcc.restore_one(rev, &rec);
         }
-        Ok(mvcc)
+        let mut sm = StateMachine {
+            mvcc,
+            ..Default::default()
+        };
+        for entry in txn.open_table(LEASE)?.iter()? {
+            let (id, ttl) = entry?;
+            sm.lessor.grant(id.value(), ttl.value());
+        }
+        for (key, id) in attached {
+            sm.lessor.attach(&key, id);
+        }
+        Ok(sm)
     }
 
     /// A read view of everything committed so far.

@@ -4,7 +4,9 @@
 
 mod cluster;
 mod kv;
+mod lease;
 mod maintenance;
+mod watch;
 
 use std::sync::Arc;
 
@@ -14,7 +16,9 @@ use tonic::service::Routes;
 
 use crate::pb::etcdserverpb::cluster_server::ClusterServer;
 use crate::pb::etcdserverpb::kv_server::KvServer;
+use crate::pb::etcdserverpb::lease_server::LeaseServer;
 use crate::pb::etcdserverpb::maintenance_server::MaintenanceServer;
+use crate::pb::etcdserverpb::watch_server::WatchServer;
 
 /// The gRPC status etcd sends for `e`.
 pub fn status(e: EtcdError) -> tonic::Status {
@@ -32,5 +36,7 @@ pub fn routes(svc: Arc<EtcdService>) -> Routes {
             .max_encoding_message_size(usize::MAX),
     )
     .add_service(MaintenanceServer::new(maintenance::Maintenance(Arc::clone(&svc))).max_decoding_message_size(limit))
-    .add_service(ClusterServer::new(cluster::Cluster(svc)).max_decoding_message_size(limit))
+    .add_service(ClusterServer::new(cluster::Cluster(Arc::clone(&svc))).max_decoding_message_size(limit))
+    .add_service(LeaseServer::new(lease::Lease(Arc::clone(&svc))).max_decoding_message_size(limit))
+    .add_service(WatchServer::new(watch::Watch(svc)).max_decoding_message_size(limit))
 }

@@ -209,3 +209,76 @@ pub fn err(out: Output) -> String {
     );
     String::from_utf8(out.stderr).unwrap()
 }
+
+/// A streamed HTTP response (chunked), read line by line: the gateway's
+/// watch and keep-alive answers are one JSON object per line.
+pub struct HttpStream {
+    reader: std::io::BufReader<TcpStream>,
+    buf: Vec<u8>,
+    done: bool,
+}
+
+impl HttpStream {
+    /// POSTs `body` to `path` and reads the status line and headers.
+    pub fn post(endpoint: &str, path: &str, body: &str) -> (u16, HttpStream) {
+        use std::io::BufRead;
+        let mut s = TcpStream::connect(endpoint).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: {endpoint}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut reader = std::io::BufReader::new(s);
+        let mut status_line = String::new();
+        reader.read_line(&mut status_line).unwrap();
+        let status = status_line.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        loop {
+            let mut h = String::new();
+            reader.read_line(&mut h).unwrap();
+            if h == "\r\n" || h.is_empty() {
+                break;
+            }
+        }
+        (
+            status,
+            HttpStream {
+                reader,
+                buf: Vec::new(),
+                done: false,
+            },
+        )
+    }
+
+    /// The next line (without the newline); `None` when the stream ended.
+    /// Panics if nothing arrives within 10 s.
+    pub fn next_line(&mut self) -> Option<String> {
+        use std::io::BufRead;
+        loop {
+            if let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                return Some(String::from_utf8_lossy(&line[..line.len() - 1]).to_string());
+            }
+            if self.done {
+                return None;
+            }
+            let mut size = String::new();
+            self.reader.read_line(&mut size).expect("a chunk within 10 s");
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                self.done = true;
+                continue;
+            }
+            let mut chunk = vec![0; n + 2];
+            self.reader.read_exact(&mut chunk).unwrap();
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// The next line as JSON.
+    pub fn next_json(&mut self) -> Option<serde_json::Value> {
+        self.next_line()
+            .map(|l| serde_json::from_str(&l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+    }
+}

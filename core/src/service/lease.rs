@@ -1,0 +1,167 @@
+//! `Lease`: grant, revoke, keep-alive, time-to-live, list; and expiry.
+//!
+//! What leases exist is state-machine data (granted and revoked through
+//! the log). When they expire is this member's decision, from its own
+//! clock: [`EtcdService::expire_leases`] proposes a revoke for each lease
+//! past its deadline, so expiry reaches every member as a logged write.
+
+use std::time::{Duration, Instant};
+
+use super::{unexpected, EtcdService};
+use crate::api::concordpb::log_request::Request as LogOp;
+use crate::api::error::EtcdError;
+use crate::api::etcdserverpb::{
+    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeRequest,
+    LeaseRevokeResponse, LeaseStatus, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+};
+use crate::lease::{MAX_LEASE_TTL, MIN_LEASE_TTL};
+use crate::raft::WriteResponse;
+
+fn ttl_duration(ttl: i64) -> Duration {
+    Duration::from_secs(ttl.max(0) as u64)
+}
+
+fn random_lease_id() -> i64 {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).expect("the OS provides randomness");
+    (u64::from_le_bytes(b) >> 1).max(1) as i64
+}
+
+impl EtcdService {
+    /// `Lease.LeaseGrant`: TTL raised to the minimum, refused above the
+    /// maximum; an ID is chosen here (before logging) if the client gave none.
+    pub async fn lease_grant(&self, mut req: LeaseGrantRequest) -> Result<LeaseGrantResponse, EtcdError> {
+        if req.ttl > MAX_LEASE_TTL {
+            return Err(EtcdError::LeaseTtlTooLarge);
+        }
+        req.ttl = req.ttl.max(MIN_LEASE_TTL);
+        if req.id == 0 {
+            req.id = loop {
+                let id = random_lease_id();
+                if !self.state.with(|sm| sm.lessor.get(id).is_some()) {
+                    break id;
+                }
+            };
+        }
+        let (id, ttl) = (req.id, req.ttl);
+        match self.propose(LogOp::LeaseGrant(req)).await? {
+            WriteResponse::LeaseGrant(mut r) => {
+                self.deadlines.lock().insert(id, Instant::now() + ttl_duration(ttl));
+                self.fill(&mut r.header);
+                Ok(r)
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// `Lease.LeaseRevoke`: deletes the attached keys in one revision.
+    pub async fn lease_revoke(&self, req: LeaseRevokeRequest) -> Result<LeaseRevokeResponse, EtcdError> {
+        let id = req.id;
+        match self.propose(LogOp::LeaseRevoke(req)).await {
+            Ok(WriteResponse::LeaseRevoke(mut r)) => {
+                self.deadlines.lock().remove(&id);
+                self.fill(&mut r.header);
+                Ok(r)
+            }
+            Ok(other) => Err(unexpected(&other)),
+            Err(e) => {
+                if e == EtcdError::LeaseNotFound {
+                    self.deadlines.lock().remove(&id);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// One keep-alive: renews the lease to its full TTL. An unknown or
+    /// already expired lease is answered with TTL 0, as etcd does.
+    pub fn lease_keep_alive(&self, id: i64) -> LeaseKeepAliveResponse {
+        let ttl = self.state.with(|sm| sm.lessor.get(id).map(|l| l.ttl));
+        let now = Instant::now();
+        let ttl = ttl.filter(|ttl| {
+            let mut deadlines = self.deadlines.lock();
+            let deadline = deadlines.entry(id).or_insert(now + ttl_duration(*ttl));
+            if *deadline <= now {
+                return false; // expired: its revoke is on the way
+            }
+            *deadline = now + ttl_duration(*ttl);
+            true
+        });
+        LeaseKeepAliveResponse {
+            header: self.header(self.state.current_revision()),
+            id,
+            ttl: ttl.unwrap_or(0),
+        }
+    }
+
+    /// `Lease.LeaseTimeToLive`: remaining seconds (rounded down), granted
+    /// TTL, and the attached keys if asked; TTL -1 for an unknown lease.
+    pub fn lease_time_to_live(&self, req: &LeaseTimeToLiveRequest) -> LeaseTimeToLiveResponse {
+        let found = self.state.with(|sm| {
+            sm.lessor.get(req.id).map(|l| {
+                (
+                    l.ttl,
+                    if req.keys {
+                        l.keys.iter().cloned().collect()
+                    } else {
+                        Vec::new()
+                    },
+                )
+            })
+        });
+        let header = self.header(self.state.current_revision());
+        match found {
+            None => LeaseTimeToLiveResponse {
+                header,
+                id: req.id,
+                ttl: -1,
+                ..Default::default()
+            },
+            Some((granted, keys)) => {
+                let remaining = self.deadlines.lock().get(&req.id).map_or(granted, |d| {
+                    d.saturating_duration_since(Instant::now()).as_secs() as i64
+                });
+                LeaseTimeToLiveResponse {
+                    header,
+                    id: req.id,
+                    ttl: remaining,
+                    granted_ttl: granted,
+                    keys,
+                }
+            }
+        }
+    }
+
+    /// `Lease.LeaseLeases`.
+    pub fn lease_leases(&self) -> LeaseLeasesResponse {
+        let leases = self
+            .state
+            .with(|sm| sm.lessor.iter().map(|(id, _)| LeaseStatus { id }).collect());
+        LeaseLeasesResponse {
+            header: self.header(self.state.current_revision()),
+            leases,
+        }
+    }
+
+    /// Revokes, through the log, every lease past its deadline. Returns how
+    /// many were revoked. The server calls it periodically.
+    pub async fn expire_leases(&self) -> usize {
+        let now = Instant::now();
+        let expired: Vec<i64> = self
+            .deadlines
+            .lock()
+            .iter()
+            .filter(|(_, d)| **d <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut revoked = 0;
+        for id in expired {
+            match self.lease_revoke(LeaseRevokeRequest { id }).await {
+                Ok(_) => revoked += 1,
+                Err(EtcdError::LeaseNotFound) => {}
+                Err(e) => tracing::warn!(lease = id, error = %e, "expired lease not revoked yet"),
+            }
+        }
+        revoked
+    }
+}
