@@ -26,8 +26,11 @@ pub struct Record {
 pub trait KvRead {
     /// The change stored at `rev`, if any.
     fn get(&self, rev: Revision) -> Result<Option<Record>, BackendError>;
-    /// Every change from `from` up to main revision `to` (inclusive), in order.
-    fn scan(&self, from: Revision, to: i64) -> Result<Vec<(Revision, Record)>, BackendError>;
+    /// Changes from `from` up to main revision `to` (inclusive), in order.
+    /// Stops early, at the end of a main revision, once about `max_bytes`
+    /// have been read (a revision is never split); the flag says whether it
+    /// stopped early.
+    fn scan(&self, from: Revision, to: i64, max_bytes: usize) -> Result<(Vec<(Revision, Record)>, bool), BackendError>;
 }
 
 /// Writes revisioned values. Reads through a writer see its own writes.
@@ -67,12 +70,16 @@ impl KvRead for MemBackend {
         Ok(self.records.get(&rev).cloned())
     }
 
-    fn scan(&self, from: Revision, to: i64) -> Result<Vec<(Revision, Record)>, BackendError> {
-        Ok(self
-            .records
-            .range(from..=Revision::new(to, i64::MAX))
-            .map(|(r, rec)| (*r, rec.clone()))
-            .collect())
+    fn scan(&self, from: Revision, to: i64, max_bytes: usize) -> Result<(Vec<(Revision, Record)>, bool), BackendError> {
+        let mut budget = ScanBudget::new(max_bytes);
+        let mut out = Vec::new();
+        for (r, rec) in self.records.range(from..=Revision::new(to, i64::MAX)) {
+            if !budget.admit(*r, rec) {
+                return Ok((out, true));
+            }
+            out.push((*r, rec.clone()));
+        }
+        Ok((out, false))
     }
 }
 
@@ -86,5 +93,33 @@ impl KvWrite for MemBackend {
         self.records
             .retain(|rev, _| rev.main > at || keep.binary_search(rev).is_ok());
         Ok(())
+    }
+}
+
+/// Counts what a [`KvRead::scan`] has read, to stop at a revision boundary
+/// once the byte budget is spent.
+#[derive(Debug)]
+pub struct ScanBudget {
+    left: usize,
+    last_main: Option<i64>,
+}
+
+impl ScanBudget {
+    /// A budget of `max_bytes`.
+    pub fn new(max_bytes: usize) -> Self {
+        ScanBudget {
+            left: max_bytes,
+            last_main: None,
+        }
+    }
+
+    /// True if the change at `rev` is to be read.
+    pub fn admit(&mut self, rev: Revision, rec: &Record) -> bool {
+        if self.left == 0 && self.last_main != Some(rev.main) {
+            return false;
+        }
+        self.last_main = Some(rev.main);
+        self.left = self.left.saturating_sub(rec.kv.key.len() + rec.kv.value.len() + 32);
+        true
     }
 }

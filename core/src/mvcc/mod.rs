@@ -24,7 +24,7 @@ mod revision;
 mod store;
 pub mod validate;
 
-pub use backend::{BackendError, KvRead, KvWrite, MemBackend, Record};
+pub use backend::{BackendError, KvRead, KvWrite, MemBackend, Record, ScanBudget};
 pub use index::{key_bounds, TreeIndex};
 pub use key_index::{KeyAt, KeyIndex};
 pub use revision::Revision;

@@ -296,17 +296,21 @@ impl Mvcc {
         std::mem::take(&mut self.events)
     }
 
-    /// Every change with a main revision in `from..=to`, in order, as watch
-    /// events. Fails with [`Error::Compacted`] if `from` is below the
-    /// compacted revision (that history is gone).
-    pub fn history(&self, r: &impl KvRead, from: i64, to: i64) -> Result<Vec<Event>, Error> {
+    /// The changes with a main revision in `from..=to`, in order, as watch
+    /// events, and the last revision they cover: less than `to` if about
+    /// `max_bytes` were read first (whole revisions only). Fails with
+    /// [`Error::Compacted`] if `from` is below the compacted revision (that
+    /// history is gone).
+    pub fn history(&self, r: &impl KvRead, from: i64, to: i64, max_bytes: usize) -> Result<(Vec<Event>, i64), Error> {
         if from < self.compact_rev {
             return Err(Error::Compacted);
         }
-        Ok(r.scan(Revision::new(from, 0), to)?
-            .into_iter()
-            .map(|(_, rec)| event_of(rec))
-            .collect())
+        let (recs, stopped) = r.scan(Revision::new(from, 0), to, max_bytes)?;
+        let covered = match recs.last() {
+            Some((last, _)) if stopped => last.main,
+            _ => to,
+        };
+        Ok((recs.into_iter().map(|(_, rec)| event_of(rec)).collect(), covered))
     }
 
     fn ctx(&self) -> WriteCtx {

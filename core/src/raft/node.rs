@@ -155,10 +155,10 @@ fn decode(e: &Entry) -> Result<LogRequest, NodeError> {
 }
 
 impl History for State {
-    fn events(&self, from: i64, to: i64) -> Result<Vec<Event>, EtcdError> {
+    fn events(&self, from: i64, to: i64, max_bytes: usize) -> Result<(Vec<Event>, i64), EtcdError> {
         let sm = self.sm.read();
         let view = self.storage.read().map_err(|e| EtcdError::Internal(e.to_string()))?;
-        Ok(sm.mvcc.history(&view, from, to)?)
+        Ok(sm.mvcc.history(&view, from, to, max_bytes)?)
     }
 
     fn prev_kv(&self, key: &[u8], rev: i64) -> Option<KeyValue> {

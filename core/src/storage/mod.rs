@@ -17,7 +17,7 @@ use prost::Message;
 use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, Table, TableDefinition};
 
 use crate::api::mvccpb::KeyValue;
-use crate::mvcc::{BackendError, KvRead, KvWrite, Leases, Mvcc, Record, Revision};
+use crate::mvcc::{BackendError, KvRead, KvWrite, Leases, Mvcc, Record, Revision, ScanBudget};
 use crate::raft::{LeaseStore, StateMachine};
 
 const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
@@ -117,8 +117,10 @@ fn scan_table(
     table: &impl ReadableTable<&'static [u8], &'static [u8]>,
     from: Revision,
     to: i64,
-) -> Result<Vec<(Revision, Record)>, BackendError> {
+    max_bytes: usize,
+) -> Result<(Vec<(Revision, Record)>, bool), BackendError> {
     let end = Revision::new(to, i64::MAX).to_bytes();
+    let mut budget = ScanBudget::new(max_bytes);
     let mut out = Vec::new();
     for entry in table
         .range(from.to_bytes().as_slice()..=end.as_slice())
@@ -126,9 +128,13 @@ fn scan_table(
     {
         let (k, v) = entry.map_err(StorageError::from)?;
         let rev = Revision::from_bytes(k.value()).ok_or(StorageError::Corrupt(from))?;
-        out.push((rev, decode_record(rev, v.value())?));
+        let rec = decode_record(rev, v.value())?;
+        if !budget.admit(rev, &rec) {
+            return Ok((out, true));
+        }
+        out.push((rev, rec));
     }
-    Ok(out)
+    Ok((out, false))
 }
 
 impl KvRead for ReadView {
@@ -141,10 +147,10 @@ impl KvRead for ReadView {
         }
     }
 
-    fn scan(&self, from: Revision, to: i64) -> Result<Vec<(Revision, Record)>, BackendError> {
+    fn scan(&self, from: Revision, to: i64, max_bytes: usize) -> Result<(Vec<(Revision, Record)>, bool), BackendError> {
         match &self.table {
-            Some(t) => scan_table(t, from, to),
-            None => Ok(Vec::new()),
+            Some(t) => scan_table(t, from, to, max_bytes),
+            None => Ok((Vec::new(), false)),
         }
     }
 }
@@ -176,8 +182,8 @@ impl KvRead for WriteView<'_> {
         }
     }
 
-    fn scan(&self, from: Revision, to: i64) -> Result<Vec<(Revision, Record)>, BackendError> {
-        scan_table(&self.table, from, to)
+    fn scan(&self, from: Revision, to: i64, max_bytes: usize) -> Result<(Vec<(Revision, Record)>, bool), BackendError> {
+        scan_table(&self.table, from, to, max_bytes)
     }
 }
 

@@ -27,8 +27,10 @@ use crate::api::mvccpb::{Event, KeyValue};
 /// Responses a stream may have queued before its watchers fall behind
 /// (etcd's channel length).
 const STREAM_CAPACITY: usize = 128;
-/// Revisions read from the store per catch-up step.
+/// Revisions read from the store per catch-up step…
 const SYNC_CHUNK: i64 = 1000;
+/// …and at most about this many bytes (whole revisions only).
+const SYNC_BYTES: usize = 4 * 1024 * 1024;
 /// How often the sync thread looks for unsynced watchers without being woken.
 const SYNC_EVERY: Duration = Duration::from_millis(100);
 /// etcd's watch ID meaning "no watcher" (progress responses).
@@ -36,8 +38,10 @@ pub const INVALID_WATCH_ID: i64 = -1;
 
 /// Where catch-up reads from: the applied key space.
 pub trait History: Send + Sync {
-    /// Every event with a revision in `from..=to`, in order.
-    fn events(&self, from: i64, to: i64) -> Result<Vec<Event>, EtcdError>;
+    /// Events with a revision in `from..=to`, in order, and the last
+    /// revision they cover (less than `to` if `max_bytes` ran out first;
+    /// a revision is never split).
+    fn events(&self, from: i64, to: i64, max_bytes: usize) -> Result<(Vec<Event>, i64), EtcdError>;
     /// The key's value just before revision `rev` (for `prev_kv`), if still held.
     fn prev_kv(&self, key: &[u8], rev: i64) -> Option<KeyValue>;
     /// The compacted revision.
@@ -71,6 +75,11 @@ impl Outbox {
             self.control(p);
         }
         true
+    }
+
+    /// True if no event response fits now.
+    fn full(&self) -> bool {
+        self.queued.load(Ordering::Acquire) >= STREAM_CAPACITY
     }
 
     /// Queues a control response (created, canceled, progress): always.
@@ -198,7 +207,27 @@ impl Hub {
         }
         let mut fell_behind = 0;
         for stream in inner.streams.values_mut() {
+            let full = stream.outbox.full();
             for (&watch_id, w) in stream.watchers.iter_mut().filter(|(_, w)| w.synced) {
+                if full {
+                    // Nothing fits: catch up from the store later.
+                    if events
+                        .iter()
+                        .any(|e| w.sel.wants(e) && e.kv.as_ref().is_some_and(|kv| kv.mod_revision >= w.start))
+                    {
+                        w.synced = false;
+                        w.start = w.start.max(
+                            events
+                                .iter()
+                                .filter_map(|e| e.kv.as_ref())
+                                .map(|kv| kv.mod_revision)
+                                .min()
+                                .unwrap_or(rev),
+                        );
+                        fell_behind += 1;
+                    }
+                    continue;
+                }
                 let evs = self.select(w, events, w.start, rev, history);
                 if evs.is_empty() {
                     continue;
@@ -311,14 +340,14 @@ impl Hub {
         let compact = history.compact_revision();
         let read_from = from.max(compact).max(1);
         let to = upto.min(read_from.saturating_add(SYNC_CHUNK - 1));
-        let events = if read_from <= to {
-            match history.events(read_from, to) {
-                Ok(evs) => evs,
+        let (events, to) = if read_from <= to {
+            match history.events(read_from, to, SYNC_BYTES) {
+                Ok(read) => read,
                 // Compacted meanwhile: the next step sees the new compaction.
                 Err(_) => return,
             }
         } else {
-            Vec::new()
+            (Vec::new(), to)
         };
 
         let mut inner = self.inner.lock();
@@ -328,6 +357,9 @@ impl Hub {
         for stream in inner.streams.values_mut() {
             let mut canceled = Vec::new();
             for (&watch_id, w) in stream.watchers.iter_mut().filter(|(_, w)| !w.synced) {
+                if w.start >= compact && stream.outbox.full() {
+                    continue; // the stream is full: next step
+                }
                 if w.start < compact {
                     stream.outbox.control(WatchResponse {
                         header: Some(ResponseHeader {
@@ -364,8 +396,10 @@ impl Hub {
                 // Caught up with the snapshot; what was announced since is
                 // read now, under the lock, so the hand-over has no gap.
                 if notified > upto {
-                    let tail = match history.events(upto + 1, notified) {
-                        Ok(t) => t,
+                    // The tail is what the write path announced since the
+                    // snapshot: one or a few batches, read whole.
+                    let tail = match history.events(upto + 1, notified, usize::MAX) {
+                        Ok((t, _)) => t,
                         Err(_) => continue,
                     };
                     let evs = self.select(w, &tail, w.start, notified, history);

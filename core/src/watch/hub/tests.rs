@@ -19,9 +19,10 @@ struct Mem {
 }
 
 impl History for Mem {
-    fn events(&self, from: i64, to: i64) -> Result<Vec<Event>, EtcdError> {
+    fn events(&self, from: i64, to: i64, max_bytes: usize) -> Result<(Vec<Event>, i64), EtcdError> {
         let g = self.kv.lock();
-        Ok(g.0.history(&g.1, from, to)?)
+        // A small budget here makes catch-up take many steps.
+        Ok(g.0.history(&g.1, from, to, max_bytes.min(2048))?)
     }
 
     fn prev_kv(&self, key: &[u8], rev: i64) -> Option<KeyValue> {
