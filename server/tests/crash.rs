@@ -8,13 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{http, Server};
+use common::{b64, http, Server};
 use serde_json::Value;
-
-fn b64(s: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
 
 #[test]
 fn acknowledged_writes_survive_kill_9() {

@@ -147,24 +147,9 @@ fn errors_keep_etcds_messages() {
 #[test]
 fn json_output_matches_etcd() {
     fn masked(out: std::process::Output) -> serde_json::Value {
-        fn mask(v: &mut serde_json::Value) {
-            match v {
-                serde_json::Value::Object(m) => {
-                    for (k, x) in m.iter_mut() {
-                        if matches!(k.as_str(), "cluster_id" | "member_id" | "raft_term") {
-                            *x = serde_json::Value::Null;
-                        } else {
-                            mask(x);
-                        }
-                    }
-                }
-                serde_json::Value::Array(a) => a.iter_mut().for_each(mask),
-                _ => {}
-            }
-        }
         let text = ok(out);
         let mut v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
-        mask(&mut v);
+        common::mask_ids(&mut v);
         v
     }
     let etcd = Server::etcd();

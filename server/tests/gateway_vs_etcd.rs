@@ -4,29 +4,13 @@
 
 mod common;
 
-use common::{http, Server};
+use common::{b64, http, mask_ids, Server};
 use serde_json::Value;
-
-fn mask(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            for (k, x) in m.iter_mut() {
-                if matches!(k.as_str(), "cluster_id" | "member_id" | "raft_term") {
-                    *x = Value::String("<masked>".into());
-                } else {
-                    mask(x);
-                }
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(mask),
-        _ => {}
-    }
-}
 
 fn call(ep: &str, path: &str, body: &str) -> (u16, Value) {
     let (status, text) = http(ep, "POST", path, body).unwrap();
     let mut v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text:?}"));
-    mask(&mut v);
+    mask_ids(&mut v);
     (status, v)
 }
 
@@ -109,18 +93,13 @@ fn gateway_answers_like_etcd() {
     }
     // A txn with more ops than --max-txn-ops (128).
     let ops: Vec<String> = (0..129)
-        .map(|i| format!(r#"{{"request_put":{{"key":"{}","value":""}}}}"#, b64(&format!("k{i}"))))
+        .map(|i| format!(r#"{{"request_put":{{"key":"{}","value":""}}}}"#, b64(format!("k{i}"))))
         .collect();
     let body = format!(r#"{{"success":[{}]}}"#, ops.join(","));
     assert_eq!(
         call(&concord.endpoint, "/v3/kv/txn", &body),
         call(&etcd.endpoint, "/v3/kv/txn", &body)
     );
-}
-
-fn b64(s: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(s)
 }
 
 /// Malformed input: etcd's messages come from Go's decoder, ours from

@@ -7,13 +7,8 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{err, etcdctl, http, ok, HttpStream, Server};
+use common::{b64, err, etcdctl, http, mask_ids, ok, HttpStream, Server};
 use serde_json::{json, Value};
-
-fn b64(s: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
 
 /// Runs `etcdctl watch ARGS` for `secs` seconds and returns what it printed.
 fn watch_for(endpoint: &str, secs: u32, args: &[&str]) -> std::process::Child {
@@ -182,22 +177,7 @@ fn keepalive_keeps_a_lease_alive() {
 #[test]
 fn gateway_watch_and_lease_match_etcd() {
     fn masked(mut v: Value) -> Value {
-        fn mask(v: &mut Value) {
-            match v {
-                Value::Object(m) => {
-                    for (k, x) in m.iter_mut() {
-                        if matches!(k.as_str(), "cluster_id" | "member_id" | "raft_term") {
-                            *x = Value::Null;
-                        } else {
-                            mask(x);
-                        }
-                    }
-                }
-                Value::Array(a) => a.iter_mut().for_each(mask),
-                _ => {}
-            }
-        }
-        mask(&mut v);
+        mask_ids(&mut v);
         v
     }
     let call = |ep: &str, path: &str, body: &str| {

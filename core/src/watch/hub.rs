@@ -396,16 +396,14 @@ impl Hub {
                 // Caught up with the snapshot; what was announced since is
                 // read now, under the lock, so the hand-over has no gap.
                 if notified > upto {
-                    // The tail is what the write path announced since the
-                    // snapshot: one or a few batches, read whole.
-                    let tail = match history.events(upto + 1, notified, usize::MAX) {
-                        Ok((t, _)) => t,
+                    let (tail, covered) = match history.events(upto + 1, notified, usize::MAX) {
+                        Ok(read) => read,
                         Err(_) => continue,
                     };
-                    let evs = self.select(w, &tail, w.start, notified, history);
+                    let evs = self.select(w, &tail, w.start, covered, history);
                     if !evs.is_empty() {
                         let resp = WatchResponse {
-                            header: self.header(notified),
+                            header: self.header(covered),
                             watch_id,
                             events: evs,
                             ..Default::default()
@@ -414,7 +412,10 @@ impl Hub {
                             continue;
                         }
                     }
-                    w.start = notified + 1;
+                    w.start = covered + 1;
+                    if covered < notified {
+                        continue; // the history source stopped short: next step
+                    }
                 }
                 w.synced = true;
                 resolved += 1;

@@ -282,3 +282,27 @@ impl HttpStream {
             .map(|l| serde_json::from_str(&l).unwrap_or_else(|_| panic!("not JSON: {l}")))
     }
 }
+
+/// Base64 as the gateway encodes bytes.
+pub fn b64(s: impl AsRef<[u8]>) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// Blanks the fields that differ between two members by nature (their
+/// random IDs and Raft term), so answers of two servers compare as a whole.
+pub fn mask_ids(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if matches!(k.as_str(), "cluster_id" | "member_id" | "raft_term") {
+                    *x = serde_json::Value::String("<masked>".into());
+                } else {
+                    mask_ids(x);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(mask_ids),
+        _ => {}
+    }
+}
