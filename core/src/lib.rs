@@ -7,9 +7,13 @@
 //! - [`mvcc`]: the revisioned key space (key index, revisions, range, put,
 //!   delete, txn, compaction). Deterministic and free of I/O: it reads and
 //!   writes values through the [`mvcc::KvRead`]/[`mvcc::KvWrite`] traits.
+//! - [`lease`]: the lessor (leases, TTLs, attached keys); no clock, no I/O.
+//! - [`watch`]: which events a watcher selects, fragments; with feature
+//!   `server` also the watcher hub of a member.
 //! - `storage` (feature `server`): the durable backend on redb.
 //! - `raft` (feature `server`): the write path. A request becomes an entry
-//!   in a durable, group-committed log, then is applied to the state machine.
+//!   in a durable, group-committed log, then is applied to the state machine
+//!   (mvcc + lessor), and the batch's events go to the watcher hub.
 //! - `service` (feature `server`): the one service layer every front end
 //!   (gRPC, JSON gateway) calls.
 

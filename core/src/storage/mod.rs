@@ -7,7 +7,7 @@
 //! `kv` at start, as etcd rebuilds its own.
 //!
 //! State-machine commits are not fsynced one by one: the log is the
-//! durability point. [`Storage::apply`] commits without fsync, and
+//! durability point. [`Storage::write`] commits without fsync, and
 //! [`Storage::checkpoint`] makes everything applied so far durable, after
 //! which the log before it can be dropped.
 
