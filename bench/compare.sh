@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Concord against etcd 3.4, side by side, in one run:
+#   bash bench/compare.sh [--quick] [--out DIR]
+# Installs Debian's etcd-server if missing, builds Concord and the load
+# generator in release mode, starts a fresh etcd and a fresh Concord (data on
+# the same disk, fsync on, default settings), runs every workload at 1, 16,
+# 64 and 256 clients on both servers alternately, and writes:
+#   DIR/results.jsonl  one JSON line per run
+#   DIR/results.md     the ratio table (also printed)
+#   DIR/chart.svg      ops/s and p99 against clients, both servers
+# --quick: 1 s per run and 1/16/64 clients (a smoke run); default 3 s.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration=3 clients=1,16,64,256 out=bench/results
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) duration=1 clients=1,16,64 ;;
+    --out) out=$2; shift ;;
+    *) echo "usage: bash bench/compare.sh [--quick] [--out DIR]" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+if ! command -v etcd >/dev/null; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq etcd-server >/dev/null
+fi
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/concord-target}"
+cargo build --release --locked -q -p concord-server --bin concord -p concord-bench
+bin=$CARGO_TARGET_DIR/release
+
+mkdir -p "$out"
+work=$(mktemp -d "${TMPDIR:-/tmp}/concord-bench.XXXXXX")
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+wait_healthy() { for _ in $(seq 100); do curl -sf "http://$1/health" >/dev/null && return 0; sleep 0.1; done; echo "no server at $1" >&2; exit 1; }
+
+ec=$(free_port) ep=$(free_port) cc=$(free_port)
+etcd --name bench --data-dir "$work/etcd" --listen-client-urls "http://127.0.0.1:$ec" \
+  --advertise-client-urls "http://127.0.0.1:$ec" --listen-peer-urls "http://127.0.0.1:$ep" \
+  --initial-advertise-peer-urls "http://127.0.0.1:$ep" --initial-cluster "bench=http://127.0.0.1:$ep" \
+  --log-level error >"$work/etcd.log" 2>&1 &
+pids+=($!); etcd_pid=$!
+"$bin/concord" --data-dir "$work/concord" --listen-client-urls "http://127.0.0.1:$cc" \
+  --advertise-client-urls "http://127.0.0.1:$cc" --log-level warn >"$work/concord.log" 2>&1 &
+pids+=($!); concord_pid=$!
+wait_healthy "127.0.0.1:$ec"; wait_healthy "127.0.0.1:$cc"
+
+results=$out/results.jsonl
+: >"$results"
+ws=(put put-seq range-lin range-ser range-prefix txn-cas watch lease gw-put gw-range)
+IFS=, read -ra cs <<<"$clients"
+turn=0
+for w in "${ws[@]}"; do
+  for c in "${cs[@]}"; do
+    # Alternate which server goes first, so neither always gets the warmer machine.
+    order=("etcd $ec $etcd_pid" "concord $cc $concord_pid")
+    [ $((turn++ % 2)) = 1 ] && order=("concord $cc $concord_pid" "etcd $ec $etcd_pid")
+    for s in "${order[@]}"; do
+      read -r name port pid <<<"$s"
+      "$bin/concord-bench" run --endpoint "127.0.0.1:$port" --server "$name" --server-pid "$pid" \
+        --workloads "$w" --clients "$c" --duration "$duration" >>"$results"
+    done
+  done
+done
+"$bin/concord-bench" report "$results" --svg "$out/chart.svg" | tee "$out/results.md"
+{
+  echo
+  echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); etcd $(etcd --version | awk 'NR==1{print $3}'); $(date -u +%Y-%m-%d)."
+} | tee -a "$out/results.md"
