@@ -66,6 +66,9 @@ enum Cmd {
         /// Watch: the writer's puts per second.
         #[arg(long, default_value_t = 200)]
         rate: u64,
+        /// Stop each run after this many operations (0: run for --duration).
+        #[arg(long, default_value_t = 0)]
+        total: u64,
     },
     /// Pairs two servers' results: ratio table (markdown) and an SVG chart.
     Report {
@@ -98,6 +101,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             val_size,
             key_space,
             rate,
+            total,
         } => {
             let names: Vec<String> = if workloads.iter().any(|w| w == "all") {
                 workloads::ALL.iter().map(|s| s.to_string()).collect()
@@ -115,6 +119,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                         val_size,
                         key_space,
                         rate,
+                        total,
                     };
                     workloads::prepare(w, &shape).await?;
                     let before = server_pid.and_then(process_usage);

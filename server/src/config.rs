@@ -70,6 +70,12 @@ pub struct Config {
     #[arg(long, env = "CONCORD_QUOTA_BACKEND_BYTES", default_value_t = 0)]
     pub quota_backend_bytes: u64,
 
+    /// Memory for cached pages of the state database, in bytes (not an etcd
+    /// flag: bbolt leaves this to the OS). Reads beyond it come from the OS
+    /// page cache.
+    #[arg(long, env = "CONCORD_BACKEND_CACHE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub backend_cache_bytes: usize,
+
     /// How to read --auto-compaction-retention.
     #[arg(long, env = "CONCORD_AUTO_COMPACTION_MODE", value_enum, default_value = "periodic")]
     pub auto_compaction_mode: CompactionMode,

@@ -125,6 +125,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     let node_cfg = NodeConfig {
         progress_interval: config::parse_duration(&cfg.experimental_watch_progress_notify_interval)?,
         max_response_bytes: cfg.max_request_bytes,
+        backend_cache_bytes: cfg.backend_cache_bytes,
     };
     let data_dir = cfg.data_dir();
     let node = tokio::task::spawn_blocking(move || Node::start(&data_dir, node_cfg))

@@ -41,7 +41,7 @@ pub async fn put(shape: &Shape) -> Result<(Samples, f64), Error> {
     let url = format!("http://{}/v3/kv/put", shape.endpoint);
     let value = b64(&vec![b'v'; shape.val_size]);
     let (size, space) = (shape.key_size, shape.key_space);
-    Ok(drive(shape.clients, shape.duration, move |c, n| {
+    Ok(drive(shape, move |c, n| {
         let http = https[c % https.len()].clone();
         let (url, value) = (url.clone(), value.clone());
         async move {
@@ -57,7 +57,7 @@ pub async fn range(shape: &Shape) -> Result<(Samples, f64), Error> {
     let https = clients(shape)?;
     let url = format!("http://{}/v3/kv/range", shape.endpoint);
     let size = shape.key_size;
-    Ok(drive(shape.clients, shape.duration, move |c, n| {
+    Ok(drive(shape, move |c, n| {
         let http = https[c % https.len()].clone();
         let url = url.clone();
         async move {

@@ -15,7 +15,7 @@ pub async fn put(shape: &Shape, sequential: bool) -> Result<(Samples, f64), Erro
     let conns = connect(shape).await?;
     let (clients, size, space) = (shape.clients, shape.key_size, shape.key_space);
     let value = vec![b'v'; shape.val_size];
-    Ok(drive(shape.clients, shape.duration, move |c, n| {
+    Ok(drive(shape, move |c, n| {
         let mut kv = conns[c % conns.len()].clone();
         let value = value.clone();
         async move {
@@ -34,7 +34,7 @@ pub async fn put(shape: &Shape, sequential: bool) -> Result<(Samples, f64), Erro
 pub async fn range_one(shape: &Shape, serializable: bool) -> Result<(Samples, f64), Error> {
     let conns = connect(shape).await?;
     let size = shape.key_size;
-    Ok(drive(shape.clients, shape.duration, move |c, n| {
+    Ok(drive(shape, move |c, n| {
         let mut kv = conns[c % conns.len()].clone();
         async move {
             let k = key("r", Rng::new(c as u64 * 7919 + n).below(RANGE_KEYS), size);
@@ -48,7 +48,7 @@ pub async fn range_one(shape: &Shape, serializable: bool) -> Result<(Samples, f6
 /// Gets of a prefix holding 100 keys.
 pub async fn range_prefix(shape: &Shape) -> Result<(Samples, f64), Error> {
     let conns = connect(shape).await?;
-    Ok(drive(shape.clients, shape.duration, move |c, _| {
+    Ok(drive(shape, move |c, _| {
         let mut kv = conns[c % conns.len()].clone();
         async move {
             let r = kv.get("p/", Some(GetOptions::new().with_prefix())).await;
@@ -71,7 +71,7 @@ pub async fn txn_cas(shape: &Shape) -> Result<(Samples, f64), Error> {
             r.header().map_or(0, |h| h.revision()),
         )));
     }
-    Ok(drive(shape.clients, shape.duration, move |c, _| {
+    Ok(drive(shape, move |c, _| {
         let mut kv = conns[c % conns.len()].clone();
         let (last, value) = (last[c].clone(), value.clone());
         async move {

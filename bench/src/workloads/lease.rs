@@ -5,7 +5,7 @@ use crate::stats::Samples;
 
 pub async fn churn(shape: &Shape) -> Result<(Samples, f64), Error> {
     let conns = connect(shape).await?;
-    Ok(drive(shape.clients, shape.duration, move |c, _| {
+    Ok(drive(shape, move |c, _| {
         let mut client = conns[c % conns.len()].clone();
         async move {
             let Ok(grant) = client.lease_grant(60, None).await else {

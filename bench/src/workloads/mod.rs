@@ -41,6 +41,8 @@ pub struct Shape {
     pub key_space: u64,
     /// Watch: puts per second of the writer.
     pub rate: u64,
+    /// Stop after this many operations in all (0: run for `duration` only).
+    pub total: u64,
 }
 
 /// Writes what a workload reads (once per server; not measured).
@@ -102,23 +104,26 @@ pub async fn connect(shape: &Shape) -> Result<Vec<Client>, Error> {
     Ok(out)
 }
 
-/// Runs `op` in `clients` concurrent tasks until `duration` has passed;
+/// Runs `op` in `clients` concurrent tasks until `duration` has passed (or
+/// `total` operations are done);
 /// `op(client, n)` performs the n-th operation of a client and says
 /// whether it succeeded. Returns the samples and the elapsed seconds.
-pub async fn drive<F, Fut>(clients: usize, duration: Duration, op: F) -> (Samples, f64)
+pub async fn drive<F, Fut>(shape: &Shape, op: F) -> (Samples, f64)
 where
     F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = bool> + Send,
 {
     let start = Instant::now();
-    let deadline = start + duration;
+    let deadline = start + shape.duration;
+    let tickets = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let total = if shape.total == 0 { u64::MAX } else { shape.total };
     let mut tasks = Vec::new();
-    for c in 0..clients.max(1) {
-        let op = op.clone();
+    for c in 0..shape.clients.max(1) {
+        let (op, tickets) = (op.clone(), tickets.clone());
         tasks.push(tokio::spawn(async move {
             let mut s = Samples::default();
             let mut n = 0;
-            while Instant::now() < deadline {
+            while Instant::now() < deadline && tickets.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
                 let t = Instant::now();
                 if op(c, n).await {
                     s.latencies.push(t.elapsed());

@@ -68,6 +68,8 @@ pub struct NodeConfig {
     pub progress_interval: Duration,
     /// Fragmenting watchers split responses above this size.
     pub max_response_bytes: usize,
+    /// Pages of the state machine's database kept in memory.
+    pub backend_cache_bytes: usize,
 }
 
 impl Default for NodeConfig {
@@ -75,6 +77,7 @@ impl Default for NodeConfig {
         NodeConfig {
             progress_interval: Duration::from_secs(600),
             max_response_bytes: 1536 * 1024,
+            backend_cache_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -196,7 +199,7 @@ impl Node {
     /// loop.
     pub fn start(data_dir: &Path, cfg: NodeConfig) -> Result<Node, NodeError> {
         std::fs::create_dir_all(data_dir).map_err(StorageError::Io)?;
-        let storage = Storage::open(&data_dir.join("db"))?;
+        let storage = Storage::open(&data_dir.join("db"), cfg.backend_cache_bytes)?;
         let meta = storage.meta()?;
         let mut sm = storage.load()?;
         let (log, tail) = Log::open(&data_dir.join("wal"), meta.applied_index + 1)?;

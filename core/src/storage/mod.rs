@@ -221,9 +221,11 @@ impl KvWrite for WriteView<'_> {
 }
 
 impl Storage {
-    /// Opens (or creates) the database file `path`.
-    pub fn open(path: &Path) -> Result<Storage, StorageError> {
-        let db = Database::builder().create(path)?;
+    /// Opens (or creates) the database file `path`, caching at most
+    /// `cache_bytes` of its pages in memory (the OS page cache still holds
+    /// recently read file data beyond that).
+    pub fn open(path: &Path, cache_bytes: usize) -> Result<Storage, StorageError> {
+        let db = Database::builder().set_cache_size(cache_bytes).create(path)?;
         let txn = db.begin_write()?;
         txn.open_table(KV)?;
         txn.open_table(META)?;
