@@ -29,9 +29,9 @@ use crate::watch::{History, Hub, HubConfig, WatchReceiver, WatchStream};
 /// At most this many proposals share one batch.
 const MAX_BATCH: usize = 4096;
 /// Make the state machine durable (and free the log) after this many entries…
-const CHECKPOINT_ENTRIES: u64 = 20_000;
+const CHECKPOINT_ENTRIES: u64 = 5_000;
 /// …or this long after the last checkpoint.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(1000);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// Errors starting or running the write path.
 #[derive(Debug, thiserror::Error)]
