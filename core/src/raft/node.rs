@@ -32,6 +32,8 @@ const MAX_BATCH: usize = 4096;
 const CHECKPOINT_ENTRIES: u64 = 5_000;
 /// …or this long after the last checkpoint.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// How often the bytes in use are recounted (it walks the whole database).
+const SIZE_IN_USE_EVERY: Duration = Duration::from_secs(30);
 
 /// Errors starting or running the write path.
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +79,7 @@ impl Default for NodeConfig {
         NodeConfig {
             progress_interval: Duration::from_secs(600),
             max_response_bytes: 1536 * 1024,
-            backend_cache_bytes: 256 * 1024 * 1024,
+            backend_cache_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -224,7 +226,8 @@ impl Node {
         };
         let term = meta.term + 1;
         storage.set_identity(member_id, cluster_id, term)?;
-        let in_use = storage.checkpoint()?;
+        storage.checkpoint()?;
+        let in_use = storage.size_in_use()?;
 
         sm.take_events(); // replayed changes happened before any watcher
         let hub = Arc::new(Hub::new(
@@ -266,6 +269,7 @@ impl Node {
                     log,
                     durable: applied,
                     last_checkpoint: Instant::now(),
+                    last_size_check: Instant::now(),
                 };
                 if let Err(e) = w.run(&rx) {
                     tracing::error!(error = %e, "write path failed; no more writes are accepted");
@@ -324,6 +328,7 @@ struct WriteLoop {
     log: Log,
     durable: u64,
     last_checkpoint: Instant,
+    last_size_check: Instant,
 }
 
 impl WriteLoop {
@@ -407,8 +412,12 @@ impl WriteLoop {
     fn checkpoint(&mut self) -> Result<(), NodeError> {
         let applied = self.state.applied_index();
         if applied > self.durable {
-            let in_use = self.state.storage.checkpoint()?;
-            self.state.db_in_use.store(in_use, Ordering::Relaxed);
+            self.state.storage.checkpoint()?;
+            if self.last_size_check.elapsed() >= SIZE_IN_USE_EVERY {
+                let in_use = self.state.storage.size_in_use()?;
+                self.state.db_in_use.store(in_use, Ordering::Relaxed);
+                self.last_size_check = Instant::now();
+            }
             self.durable = applied;
             self.log.release(applied)?;
         }

@@ -327,15 +327,22 @@ impl Storage {
         Ok(out)
     }
 
-    /// Makes every commit so far durable (one fsync). Returns the bytes
-    /// of the file in use (allocated pages), as etcd's `dbSizeInUse`.
-    pub fn checkpoint(&self) -> Result<u64, StorageError> {
+    /// Makes every commit so far durable (one fsync).
+    pub fn checkpoint(&self) -> Result<(), StorageError> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         txn.set_quick_repair(true);
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Bytes of the file in use (allocated pages), as etcd's `dbSizeInUse`.
+    /// It walks every table: call it rarely, never per request.
+    pub fn size_in_use(&self) -> Result<u64, StorageError> {
+        let txn = self.db.begin_write()?;
         let stats = txn.stats()?;
         let in_use = stats.allocated_pages() * stats.page_size() as u64;
-        txn.commit()?;
+        txn.abort()?;
         Ok(in_use)
     }
 
