@@ -2,7 +2,7 @@
 
 use prost::Message;
 
-use super::{unexpected, EtcdService};
+use super::EtcdService;
 use crate::api::concordpb::log_request::Request as LogOp;
 use crate::api::error::EtcdError;
 use crate::api::etcdserverpb::request_op::Request as Op;
@@ -42,26 +42,22 @@ impl EtcdService {
         let len = req.encoded_len();
         self.check_size(len)?;
         self.check_quota(len)?;
-        match self.propose(LogOp::Put(req)).await? {
-            WriteResponse::Put(mut r) => {
-                self.fill(&mut r.header);
-                Ok(r)
-            }
-            other => Err(unexpected(&other)),
-        }
+        self.write(LogOp::Put(req), |r| match r {
+            WriteResponse::Put(r) => Ok(r),
+            other => Err(other),
+        })
+        .await
     }
 
     /// `KV.DeleteRange`.
     pub async fn delete_range(&self, req: DeleteRangeRequest) -> Result<DeleteRangeResponse, EtcdError> {
         validate::check_delete_range(&req)?;
         self.check_size(req.encoded_len())?;
-        match self.propose(LogOp::DeleteRange(req)).await? {
-            WriteResponse::DeleteRange(mut r) => {
-                self.fill(&mut r.header);
-                Ok(r)
-            }
-            other => Err(unexpected(&other)),
-        }
+        self.write(LogOp::DeleteRange(req), |r| match r {
+            WriteResponse::DeleteRange(r) => Ok(r),
+            other => Err(other),
+        })
+        .await
     }
 
     /// `KV.Txn`.
@@ -72,24 +68,20 @@ impl EtcdService {
         if txn_has_puts(&req) {
             self.check_quota(len)?;
         }
-        match self.propose(LogOp::Txn(req)).await? {
-            WriteResponse::Txn(mut r) => {
-                self.fill(&mut r.header);
-                Ok(r)
-            }
-            other => Err(unexpected(&other)),
-        }
+        self.write(LogOp::Txn(req), |r| match r {
+            WriteResponse::Txn(r) => Ok(r),
+            other => Err(other),
+        })
+        .await
     }
 
     /// `KV.Compact`. Compaction is applied (physically) before the answer,
     /// so `physical` needs no extra wait.
     pub async fn compact(&self, req: CompactionRequest) -> Result<CompactionResponse, EtcdError> {
-        match self.propose(LogOp::Compaction(req)).await? {
-            WriteResponse::Compaction(mut r) => {
-                self.fill(&mut r.header);
-                Ok(r)
-            }
-            other => Err(unexpected(&other)),
-        }
+        self.write(LogOp::Compaction(req), |r| match r {
+            WriteResponse::Compaction(r) => Ok(r),
+            other => Err(other),
+        })
+        .await
     }
 }

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{unexpected, EtcdService};
+use super::EtcdService;
 use crate::api::concordpb::log_request::Request as LogOp;
 use crate::api::error::EtcdError;
 use crate::api::etcdserverpb::{
@@ -44,33 +44,29 @@ impl EtcdService {
             };
         }
         let (id, ttl) = (req.id, req.ttl);
-        match self.propose(LogOp::LeaseGrant(req)).await? {
-            WriteResponse::LeaseGrant(mut r) => {
-                self.deadlines.lock().insert(id, Instant::now() + ttl_duration(ttl));
-                self.fill(&mut r.header);
-                Ok(r)
-            }
-            other => Err(unexpected(&other)),
-        }
+        let r = self
+            .write(LogOp::LeaseGrant(req), |r| match r {
+                WriteResponse::LeaseGrant(r) => Ok(r),
+                other => Err(other),
+            })
+            .await?;
+        self.deadlines.lock().insert(id, Instant::now() + ttl_duration(ttl));
+        Ok(r)
     }
 
     /// `Lease.LeaseRevoke`: deletes the attached keys in one revision.
     pub async fn lease_revoke(&self, req: LeaseRevokeRequest) -> Result<LeaseRevokeResponse, EtcdError> {
         let id = req.id;
-        match self.propose(LogOp::LeaseRevoke(req)).await {
-            Ok(WriteResponse::LeaseRevoke(mut r)) => {
-                self.deadlines.lock().remove(&id);
-                self.fill(&mut r.header);
-                Ok(r)
-            }
-            Ok(other) => Err(unexpected(&other)),
-            Err(e) => {
-                if e == EtcdError::LeaseNotFound {
-                    self.deadlines.lock().remove(&id);
-                }
-                Err(e)
-            }
+        let r = self
+            .write(LogOp::LeaseRevoke(req), |r| match r {
+                WriteResponse::LeaseRevoke(r) => Ok(r),
+                other => Err(other),
+            })
+            .await;
+        if matches!(r, Ok(_) | Err(EtcdError::LeaseNotFound)) {
+            self.deadlines.lock().remove(&id);
         }
+        r
     }
 
     /// One keep-alive: renews the lease to its full TTL. An unknown or

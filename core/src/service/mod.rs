@@ -142,6 +142,18 @@ impl EtcdService {
         Ok(())
     }
 
+    /// Proposes `op` and returns the answer of the expected kind with the
+    /// member's header filled in; `pick` extracts that kind.
+    pub(crate) async fn write<T: HasHeader>(
+        &self,
+        op: LogOp,
+        pick: fn(WriteResponse) -> Result<T, WriteResponse>,
+    ) -> Result<T, EtcdError> {
+        let mut r = pick(self.propose(op).await?).map_err(|other| unexpected(&other))?;
+        self.fill(r.header_mut());
+        Ok(r)
+    }
+
     pub(crate) async fn propose(&self, op: LogOp) -> Result<WriteResponse, EtcdError> {
         self.node.propose(LogRequest { request: Some(op) }).await
     }
@@ -186,6 +198,29 @@ impl EtcdService {
         }
     }
 }
+
+/// Answers that carry a response header.
+pub(crate) trait HasHeader {
+    fn header_mut(&mut self) -> &mut Option<ResponseHeader>;
+}
+
+macro_rules! has_header {
+    ($($t:ty),*) => {$(
+        impl HasHeader for $t {
+            fn header_mut(&mut self) -> &mut Option<ResponseHeader> {
+                &mut self.header
+            }
+        }
+    )*};
+}
+has_header!(
+    crate::api::etcdserverpb::PutResponse,
+    crate::api::etcdserverpb::DeleteRangeResponse,
+    crate::api::etcdserverpb::TxnResponse,
+    crate::api::etcdserverpb::CompactionResponse,
+    crate::api::etcdserverpb::LeaseGrantResponse,
+    crate::api::etcdserverpb::LeaseRevokeResponse
+);
 
 pub(crate) fn unexpected(r: &WriteResponse) -> EtcdError {
     EtcdError::Internal(format!("write answered with the wrong kind: {r:?}"))

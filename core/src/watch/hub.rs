@@ -209,41 +209,23 @@ impl Hub {
         for stream in inner.streams.values_mut() {
             let full = stream.outbox.full();
             for (&watch_id, w) in stream.watchers.iter_mut().filter(|(_, w)| w.synced) {
-                if full {
-                    // Nothing fits: catch up from the store later.
-                    if events
+                if !full && self.offer_events(&stream.outbox, w, watch_id, events, rev, rev, history) {
+                    w.start = w.start.max(rev + 1);
+                    continue;
+                }
+                // No room: if it wanted any of this batch, it catches up
+                // from the store later, starting with this batch.
+                let wanted = events
+                    .iter()
+                    .any(|e| w.sel.wants(e) && e.kv.as_ref().is_some_and(|kv| kv.mod_revision >= w.start));
+                if wanted {
+                    let batch_start = events
                         .iter()
-                        .any(|e| w.sel.wants(e) && e.kv.as_ref().is_some_and(|kv| kv.mod_revision >= w.start))
-                    {
-                        w.synced = false;
-                        w.start = w.start.max(
-                            events
-                                .iter()
-                                .filter_map(|e| e.kv.as_ref())
-                                .map(|kv| kv.mod_revision)
-                                .min()
-                                .unwrap_or(rev),
-                        );
-                        fell_behind += 1;
-                    }
-                    continue;
-                }
-                let evs = self.select(w, events, w.start, rev, history);
-                if evs.is_empty() {
-                    continue;
-                }
-                let first = evs[0].kv.as_ref().map_or(rev, |kv| kv.mod_revision);
-                let resp = WatchResponse {
-                    header: self.header(rev),
-                    watch_id,
-                    events: evs,
-                    ..Default::default()
-                };
-                if self.deliver(&stream.outbox, w, resp) {
-                    w.start = rev + 1;
-                } else {
+                        .filter_map(|e| e.kv.as_ref())
+                        .map(|kv| kv.mod_revision)
+                        .min();
                     w.synced = false;
-                    w.start = first;
+                    w.start = w.start.max(batch_start.unwrap_or(rev));
                     fell_behind += 1;
                 }
             }
@@ -272,6 +254,33 @@ impl Hub {
                 e
             })
             .collect()
+    }
+
+    /// Offers the watcher the events of `events` it wants, from its start
+    /// up to `to`, as one response headed `header_rev`. False if the stream
+    /// had no room (then nothing was sent); true also when nothing matched.
+    #[allow(clippy::too_many_arguments)]
+    fn offer_events(
+        &self,
+        outbox: &Outbox,
+        w: &mut Watcher,
+        watch_id: i64,
+        events: &[Event],
+        to: i64,
+        header_rev: i64,
+        history: &dyn History,
+    ) -> bool {
+        let evs = self.select(w, events, w.start, to, history);
+        if evs.is_empty() {
+            return true;
+        }
+        let resp = WatchResponse {
+            header: self.header(header_rev),
+            watch_id,
+            events: evs,
+            ..Default::default()
+        };
+        self.deliver(outbox, w, resp)
     }
 
     fn deliver(&self, outbox: &Outbox, w: &mut Watcher, resp: WatchResponse) -> bool {
@@ -377,17 +386,8 @@ impl Hub {
                 if w.start < read_from || (w.start > to && to < upto) {
                     continue; // not covered by the chunk read: next step
                 }
-                let evs = self.select(w, &events, w.start, to, history);
-                if !evs.is_empty() {
-                    let resp = WatchResponse {
-                        header: self.header(upto),
-                        watch_id,
-                        events: evs,
-                        ..Default::default()
-                    };
-                    if !self.deliver(&stream.outbox, w, resp) {
-                        continue; // still full: try again next step
-                    }
+                if !self.offer_events(&stream.outbox, w, watch_id, &events, to, upto, history) {
+                    continue; // still full: try again next step
                 }
                 w.start = w.start.max(to + 1);
                 if to < upto {
@@ -400,17 +400,8 @@ impl Hub {
                         Ok(read) => read,
                         Err(_) => continue,
                     };
-                    let evs = self.select(w, &tail, w.start, covered, history);
-                    if !evs.is_empty() {
-                        let resp = WatchResponse {
-                            header: self.header(covered),
-                            watch_id,
-                            events: evs,
-                            ..Default::default()
-                        };
-                        if !self.deliver(&stream.outbox, w, resp) {
-                            continue;
-                        }
+                    if !self.offer_events(&stream.outbox, w, watch_id, &tail, covered, covered, history) {
+                        continue;
                     }
                     w.start = covered + 1;
                     if covered < notified {
