@@ -16,12 +16,16 @@
 //!   (mvcc + lessor), and the batch's events go to the watcher hub.
 //! - `service` (feature `server`): the one service layer every front end
 //!   (gRPC, JSON gateway) calls.
+//! - `client` (feature `client`): the shared client of the JSON gateway
+//!   that every binding is built on; native and wasm32.
 
 pub mod api;
 pub mod lease;
 pub mod mvcc;
 pub mod watch;
 
+#[cfg(feature = "client")]
+pub mod client;
 #[cfg(feature = "server")]
 pub mod raft;
 #[cfg(feature = "server")]

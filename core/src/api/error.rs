@@ -27,6 +27,33 @@ pub enum Code {
 }
 
 impl Code {
+    /// The code with this number; numbers outside gRPC's list read as `Unknown`.
+    pub fn from_i32(n: i32) -> Code {
+        const ALL: [Code; 17] = [
+            Code::Ok,
+            Code::Cancelled,
+            Code::Unknown,
+            Code::InvalidArgument,
+            Code::DeadlineExceeded,
+            Code::NotFound,
+            Code::AlreadyExists,
+            Code::PermissionDenied,
+            Code::ResourceExhausted,
+            Code::FailedPrecondition,
+            Code::Aborted,
+            Code::OutOfRange,
+            Code::Unimplemented,
+            Code::Internal,
+            Code::Unavailable,
+            Code::DataLoss,
+            Code::Unauthenticated,
+        ];
+        usize::try_from(n)
+            .ok()
+            .and_then(|i| ALL.get(i).copied())
+            .unwrap_or(Code::Unknown)
+    }
+
     /// The HTTP status the JSON gateway answers with for this code
     /// (the grpc-gateway mapping etcd's gateway uses).
     pub fn http_status(self) -> u16 {
@@ -95,6 +122,18 @@ pub enum EtcdError {
     Timeout,
     #[error("etcdserver: server stopped")]
     Stopped,
+    #[error("etcdserver: no leader")]
+    NoLeader,
+    #[error("etcdserver: permission denied")]
+    PermissionDenied,
+    #[error("etcdserver: authentication failed, invalid user ID or password")]
+    AuthFailed,
+    #[error("etcdserver: invalid auth token")]
+    InvalidAuthToken,
+    #[error("etcdserver: revision of auth store is old")]
+    AuthOldRevision,
+    #[error("etcdserver: authentication is not enabled")]
+    AuthNotEnabled,
     /// A request the decoder could not read (bad JSON, bad base64, …).
     #[error("{0}")]
     InvalidRequest(String),
@@ -104,6 +143,15 @@ pub enum EtcdError {
     /// A fault inside the server (storage failure and the like).
     #[error("{0}")]
     Internal(String),
+    /// An error received from a server that this list does not name, kept
+    /// with its code and message as they arrived.
+    #[error("{message}")]
+    Other {
+        /// The gRPC status code.
+        code: Code,
+        /// The message, as the server sent it.
+        message: String,
+    },
 }
 
 impl EtcdError {
@@ -118,17 +166,68 @@ impl EtcdError {
             | EtcdError::TooManyOps
             | EtcdError::DuplicateKey
             | EtcdError::RequestTooLarge
+            | EtcdError::AuthFailed
+            | EtcdError::AuthOldRevision
             | EtcdError::InvalidRequest(_) => Code::InvalidArgument,
             EtcdError::Compacted | EtcdError::FutureRev | EtcdError::LeaseTtlTooLarge => Code::OutOfRange,
-            EtcdError::LeaseExist => Code::FailedPrecondition,
+            EtcdError::LeaseExist | EtcdError::AuthNotEnabled => Code::FailedPrecondition,
             EtcdError::NoSpace | EtcdError::TooManyRequests | EtcdError::MessageTooLarge { .. } => {
                 Code::ResourceExhausted
             }
             EtcdError::LeaseNotFound => Code::NotFound,
-            EtcdError::Timeout | EtcdError::Stopped => Code::Unavailable,
+            EtcdError::Timeout | EtcdError::Stopped | EtcdError::NoLeader => Code::Unavailable,
+            EtcdError::PermissionDenied => Code::PermissionDenied,
+            EtcdError::InvalidAuthToken => Code::Unauthenticated,
             EtcdError::Unimplemented(_) => Code::Unimplemented,
             EtcdError::Internal(_) => Code::Internal,
+            EtcdError::Other { code, .. } => *code,
         }
+    }
+
+    /// The error a server reported with this code and message: etcd's
+    /// errors by their message, anything else as [`EtcdError::Other`].
+    /// The inverse of `(code(), to_string())` for every fixed-text error.
+    ///
+    /// ```
+    /// use concord_core::api::error::{Code, EtcdError};
+    /// let e = EtcdError::from_wire(11, "etcdserver: mvcc: required revision has been compacted");
+    /// assert_eq!(e, EtcdError::Compacted);
+    /// assert_eq!(EtcdError::from_wire(2, "boom").code(), Code::Unknown);
+    /// ```
+    pub fn from_wire(code: i32, message: &str) -> EtcdError {
+        const FIXED: [EtcdError; 23] = [
+            EtcdError::EmptyKey,
+            EtcdError::KeyNotFound,
+            EtcdError::ValueProvided,
+            EtcdError::LeaseProvided,
+            EtcdError::InvalidSortOption,
+            EtcdError::TooManyOps,
+            EtcdError::DuplicateKey,
+            EtcdError::Compacted,
+            EtcdError::FutureRev,
+            EtcdError::NoSpace,
+            EtcdError::LeaseNotFound,
+            EtcdError::LeaseExist,
+            EtcdError::LeaseTtlTooLarge,
+            EtcdError::RequestTooLarge,
+            EtcdError::TooManyRequests,
+            EtcdError::Timeout,
+            EtcdError::Stopped,
+            EtcdError::NoLeader,
+            EtcdError::PermissionDenied,
+            EtcdError::AuthFailed,
+            EtcdError::InvalidAuthToken,
+            EtcdError::AuthOldRevision,
+            EtcdError::AuthNotEnabled,
+        ];
+        let code = Code::from_i32(code);
+        FIXED
+            .into_iter()
+            .find(|e| e.code() == code && e.to_string() == message)
+            .unwrap_or_else(|| EtcdError::Other {
+                code,
+                message: message.to_string(),
+            })
     }
 }
 
@@ -145,5 +244,23 @@ mod tests {
         assert_eq!(EtcdError::Compacted.code(), Code::OutOfRange);
         assert_eq!(EtcdError::EmptyKey.code() as i32, 3);
         assert_eq!(EtcdError::LeaseNotFound.code().http_status(), 404);
+        assert_eq!(EtcdError::InvalidAuthToken.code() as i32, 16);
+    }
+
+    #[test]
+    fn wire_errors_read_back() {
+        for e in [
+            EtcdError::Compacted,
+            EtcdError::AuthFailed,
+            EtcdError::NoLeader,
+            EtcdError::LeaseNotFound,
+        ] {
+            assert_eq!(EtcdError::from_wire(e.code() as i32, &e.to_string()), e);
+        }
+        // Same text, other code: not etcd's error.
+        let e = EtcdError::from_wire(2, "etcdserver: mvcc: required revision has been compacted");
+        assert_eq!(e.code(), Code::Unknown);
+        assert_eq!(Code::from_i32(99), Code::Unknown);
+        assert_eq!(Code::from_i32(16), Code::Unauthenticated);
     }
 }

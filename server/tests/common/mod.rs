@@ -20,6 +20,11 @@ pub struct Server {
     /// `127.0.0.1:PORT`
     pub endpoint: String,
     pub data_dir: PathBuf,
+    /// How it was started (program, arguments, environment), to restart it.
+    program: String,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+    quiet: bool,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -44,6 +49,29 @@ pub fn http(endpoint: &str, method: &str, path: &str, body: &str) -> std::io::Re
         rest.to_string()
     };
     Ok((status, body))
+}
+
+/// A POST with an `Authorization` header (the gateway's token); returns (status, body).
+pub fn http_auth(endpoint: &str, path: &str, body: &str, token: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(endpoint).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {endpoint}\r\nAuthorization: {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    (status, body)
 }
 
 fn dechunk(mut s: &str) -> String {
@@ -93,48 +121,96 @@ impl Server {
         let port = free_port();
         let endpoint = format!("127.0.0.1:{port}");
         let url = format!("http://{endpoint}");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_concord"))
-            .args(["--data-dir", data_dir.to_str().unwrap(), "--listen-client-urls", &url])
-            .args(["--advertise-client-urls", &url, "--log-level", "warn"])
-            .args(extra)
-            .envs(envs.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the concord binary runs");
-        wait_healthy(&endpoint, &mut child);
-        Server {
-            child: Some(child),
+        let mut args: Vec<String> = vec![
+            "--data-dir".into(),
+            data_dir.to_str().unwrap().into(),
+            "--listen-client-urls".into(),
+            url.clone(),
+            "--advertise-client-urls".into(),
+            url,
+            "--log-level".into(),
+            "warn".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut s = Server {
+            child: None,
             endpoint,
             data_dir: data_dir.to_path_buf(),
+            program: env!("CARGO_BIN_EXE_concord").into(),
+            args,
+            envs: envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            quiet: false,
             _tmp: None,
-        }
+        };
+        s.start();
+        s
     }
 
     /// Starts Debian's etcd 3.4 with a fresh data directory.
     pub fn etcd() -> Server {
+        Server::etcd_with(&[])
+    }
+
+    /// Starts Debian's etcd 3.4 with a fresh data directory and extra flags.
+    pub fn etcd_with(extra: &[&str]) -> Server {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("etcd");
         let (c, p) = (free_port(), free_port());
         let endpoint = format!("127.0.0.1:{c}");
         let curl = format!("http://{endpoint}");
         let purl = format!("http://127.0.0.1:{p}");
-        let mut child = Command::new("etcd")
-            .args(["--name", "ref", "--data-dir", dir.to_str().unwrap()])
-            .args(["--listen-client-urls", &curl, "--advertise-client-urls", &curl])
-            .args(["--listen-peer-urls", &purl, "--initial-advertise-peer-urls", &purl])
-            .args(["--initial-cluster", &format!("ref={purl}"), "--log-level", "error"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("Debian's etcd is installed (scripts/test installs etcd-server)");
-        wait_healthy(&endpoint, &mut child);
-        Server {
-            child: Some(child),
+        let mut args: Vec<String> = ["--name", "ref", "--data-dir", dir.to_str().unwrap()]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        args.extend([
+            "--listen-client-urls".into(),
+            curl.clone(),
+            "--advertise-client-urls".into(),
+            curl,
+            "--listen-peer-urls".into(),
+            purl.clone(),
+            "--initial-advertise-peer-urls".into(),
+            purl.clone(),
+            "--initial-cluster".into(),
+            format!("ref={purl}"),
+            "--log-level".into(),
+            "error".into(),
+        ]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut s = Server {
+            child: None,
             endpoint,
             data_dir: dir,
+            program: "etcd".into(),
+            args,
+            envs: Vec::new(),
+            quiet: true,
             _tmp: Some(tmp),
-        }
+        };
+        s.start();
+        s
+    }
+
+    /// Starts the process (again: same port, same data) and waits until it is healthy.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(if self.quiet { Stdio::null() } else { Stdio::inherit() });
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} runs (scripts/test installs etcd-server): {e}", self.program));
+        wait_healthy(&self.endpoint, &mut child);
+        self.child = Some(child);
+    }
+
+    /// `kill -9`, then start again on the same port and data.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.start();
     }
 
     /// `kill -9`.
