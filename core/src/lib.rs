@@ -7,6 +7,8 @@
 //! - [`mvcc`]: the revisioned key space (key index, revisions, range, put,
 //!   delete, txn, compaction). Deterministic and free of I/O: it reads and
 //!   writes values through the [`mvcc::KvRead`]/[`mvcc::KvWrite`] traits.
+//! - [`auth`]: users, roles, key-range permissions (state machine data);
+//!   with feature `server` also the tokens.
 //! - [`lease`]: the lessor (leases, TTLs, attached keys); no clock, no I/O.
 //! - [`watch`]: which events a watcher selects, fragments; with feature
 //!   `server` also the watcher hub of a member.
@@ -20,6 +22,7 @@
 //!   that every binding is built on; native and wasm32.
 
 pub mod api;
+pub mod auth;
 pub mod lease;
 pub mod mvcc;
 pub mod watch;

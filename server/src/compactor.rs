@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use concord_core::api::etcdserverpb::CompactionRequest;
-use concord_core::service::EtcdService;
+use concord_core::service::{Caller, EtcdService};
 use tokio::time::{interval, Instant, MissedTickBehavior};
 
 /// What to keep.
@@ -28,10 +28,13 @@ async fn compact_to(svc: &EtcdService, revision: i64, last: &mut i64) {
         return;
     }
     match svc
-        .compact(CompactionRequest {
-            revision,
-            physical: false,
-        })
+        .compact(
+            &Caller::member(),
+            CompactionRequest {
+                revision,
+                physical: false,
+            },
+        )
         .await
     {
         Ok(_) => {

@@ -98,6 +98,52 @@ pub struct Config {
     #[arg(long, env = "CONCORD_CORS", default_value = "*", value_delimiter = ',')]
     pub cors: Vec<String>,
 
+    /// Auth token kind: `simple`, or
+    /// `jwt,pub-key=PATH,priv-key=PATH,sign-method=RS256|ES256|…[,ttl=5m]`.
+    #[arg(long, env = "CONCORD_AUTH_TOKEN", default_value = "simple")]
+    pub auth_token: String,
+
+    /// Lifetime of a simple token in seconds, renewed by each use.
+    #[arg(long, env = "CONCORD_AUTH_TOKEN_TTL", default_value_t = 300)]
+    pub auth_token_ttl: u64,
+
+    /// bcrypt cost for hashing passwords (4..=31).
+    #[arg(long, env = "CONCORD_BCRYPT_COST", default_value_t = 10, value_parser = clap::value_parser!(u32).range(4..=31))]
+    pub bcrypt_cost: u32,
+
+    /// Client TLS certificate (PEM); with --key-file, https:// client URLs serve TLS.
+    #[arg(long, env = "CONCORD_CERT_FILE")]
+    pub cert_file: Option<PathBuf>,
+
+    /// Client TLS private key (PEM).
+    #[arg(long, env = "CONCORD_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+
+    /// CA bundle (PEM) client certificates are verified against.
+    #[arg(long, env = "CONCORD_TRUSTED_CA_FILE")]
+    pub trusted_ca_file: Option<PathBuf>,
+
+    /// Require a client certificate signed by --trusted-ca-file; its common
+    /// name is the user on gRPC calls that carry no token.
+    #[arg(long, env = "CONCORD_CLIENT_CERT_AUTH", default_value_t = false)]
+    pub client_cert_auth: bool,
+
+    /// Peer TLS certificate (PEM), for member-to-member traffic.
+    #[arg(long, env = "CONCORD_PEER_CERT_FILE")]
+    pub peer_cert_file: Option<PathBuf>,
+
+    /// Peer TLS private key (PEM).
+    #[arg(long, env = "CONCORD_PEER_KEY_FILE")]
+    pub peer_key_file: Option<PathBuf>,
+
+    /// CA bundle (PEM) peer certificates are verified against.
+    #[arg(long, env = "CONCORD_PEER_TRUSTED_CA_FILE")]
+    pub peer_trusted_ca_file: Option<PathBuf>,
+
+    /// Require peers to present a certificate signed by --peer-trusted-ca-file.
+    #[arg(long, env = "CONCORD_PEER_CLIENT_CERT_AUTH", default_value_t = false)]
+    pub peer_client_cert_auth: bool,
+
     /// Log filter (tracing's syntax: `info`, `concord_core=debug`, …).
     #[arg(long, env = "CONCORD_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -124,9 +170,12 @@ impl Config {
 /// Errors in flag values.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// A URL that is not `http://host:port`.
-    #[error("invalid URL {0:?}: expected http://host:port")]
+    /// A URL that is not `http(s)://host:port`.
+    #[error("invalid URL {0:?}: expected http://host:port or https://host:port")]
     Url(String),
+    /// An https:// URL without --cert-file and --key-file.
+    #[error("{0} needs --cert-file and --key-file")]
+    TlsNeeded(String),
     /// A retention that cannot be read.
     #[error("invalid --auto-compaction-retention {0:?}")]
     Retention(String),
@@ -135,10 +184,11 @@ pub enum ConfigError {
     Duration(String),
 }
 
-/// Splits `http://host:port` into host and port.
+/// Splits `http(s)://host:port` into host and port.
 pub fn host_port(url: &str) -> Result<(String, u16), ConfigError> {
     let rest = url
         .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
         .ok_or_else(|| ConfigError::Url(url.to_string()))?;
     let rest = rest.trim_end_matches('/');
     let (host, port) = rest.rsplit_once(':').ok_or_else(|| ConfigError::Url(url.to_string()))?;

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,13 +18,17 @@ use axum::routing::{get, post};
 use axum::Router;
 use concord_core::api::error::EtcdError;
 use concord_core::api::etcdserverpb::{
-    LeaseKeepAliveRequest, LeaseLeasesRequest, LeaseTimeToLiveRequest, MemberListRequest, StatusRequest, WatchRequest,
+    AuthDisableRequest, AuthEnableRequest, AuthRoleGetRequest, AuthRoleListRequest, AuthStatusRequest,
+    AuthUserGetRequest, AuthUserListRequest, LeaseKeepAliveRequest, LeaseLeasesRequest, LeaseTimeToLiveRequest,
+    MemberListRequest, StatusRequest, WatchRequest,
 };
-use concord_core::service::{EtcdService, WatchSession, ETCD_API_VERSION, ETCD_CLUSTER_VERSION};
+use concord_core::service::{Caller, EtcdService, WatchSession, ETCD_API_VERSION, ETCD_CLUSTER_VERSION};
 use concord_core::watch::WatchReceiver;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio_stream::Stream;
+
+use crate::peer::PeerInfo;
 
 type Svc = Arc<EtcdService>;
 
@@ -55,9 +58,14 @@ fn encode<T: Serialize>(r: Result<T, EtcdError>) -> Response {
     }
 }
 
-/// The request body, or etcd's answer to one over the transport limit.
-fn read_body(svc: &Svc, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Bytes, EtcdError> {
-    body.map_err(|rejection| {
+/// The caller and the request body, or etcd's answer to a body over the
+/// transport limit.
+async fn read_request(svc: &Svc, req: axum::extract::Request) -> Result<(Caller, Bytes), EtcdError> {
+    let (parts, body) = req.into_parts();
+    let who = caller(&parts.headers, parts.extensions.get::<PeerInfo>());
+    let body = axum::body::to_bytes(body, body_limit(svc.transport_limit())).await;
+    let headers = &parts.headers;
+    let body = body.map_err(|rejection| {
         // Only the body limit (or a broken connection) rejects raw bytes.
         tracing::debug!(%rejection, "gateway body refused");
         let size = headers
@@ -68,35 +76,47 @@ fn read_body(svc: &Svc, headers: &HeaderMap, body: Result<Bytes, BytesRejection>
             size,
             limit: svc.transport_limit(),
         }
-    })
+    })?;
+    Ok((who, body))
+}
+
+/// Who sent the request: the token from the `Authorization` header (as
+/// etcd's gateway takes it, no "Bearer"), and the source address. Client
+/// certificate names apply to gRPC only, as in etcd.
+fn caller(headers: &HeaderMap, peer: Option<&PeerInfo>) -> Caller {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    Caller::client(token, None, peer.map(|p| p.addr.ip()))
 }
 
 /// Decodes the body, runs `f`, encodes the answer.
-async fn unary<Req, Resp, F, Fut>(svc: Svc, headers: HeaderMap, body: Result<Bytes, BytesRejection>, f: F) -> Response
+async fn unary<Req, Resp, F, Fut>(svc: Svc, req: axum::extract::Request, f: F) -> Response
 where
     Req: DeserializeOwned + Default,
     Resp: Serialize,
-    F: FnOnce(Svc, Req) -> Fut,
+    F: FnOnce(Svc, Caller, Req) -> Fut,
     Fut: Future<Output = Result<Resp, EtcdError>>,
 {
-    let body = match read_body(&svc, &headers, body) {
-        Ok(b) => b,
+    let (who, body) = match read_request(&svc, req).await {
+        Ok(x) => x,
         Err(e) => return error_response(&e),
     };
     match decode::<Req>(&body) {
-        Ok(req) => encode(f(svc, req).await),
+        Ok(req) => encode(f(svc, who, req).await),
         Err(e) => error_response(&e),
     }
 }
 
 macro_rules! route {
     ($method:ident) => {
-        route!(|svc, req| svc.$method(req).await)
+        route!(|svc, c, req| svc.$method(&c, req).await)
     };
-    (|$svc:ident, $req:ident $(: $t:ty)?| $body:expr) => {
+    (|$svc:ident, $c:pat_param, $req:ident $(: $t:ty)?| $body:expr) => {
         post(
-            |State(svc): State<Svc>, headers: HeaderMap, body: Result<Bytes, BytesRejection>| async move {
-                unary(svc, headers, body, |$svc: Svc, $req $(: $t)?| async move { $body }).await
+            |State(svc): State<Svc>, req: axum::extract::Request| async move {
+                unary(svc, req, |$svc: Svc, $c: Caller, $req $(: $t)?| async move { $body }).await
             },
         )
     };
@@ -109,34 +129,72 @@ fn v3_routes() -> Router<Svc> {
         .route("/kv/deleterange", route!(delete_range))
         .route("/kv/txn", route!(txn))
         .route("/kv/compaction", route!(compact))
-        .route("/lease/grant", route!(lease_grant))
+        .route("/lease/grant", route!(|svc, _, req| svc.lease_grant(req).await))
         .route("/lease/revoke", route!(lease_revoke))
         .route("/kv/lease/revoke", route!(lease_revoke))
         .route(
             "/lease/timetolive",
-            route!(|svc, req: LeaseTimeToLiveRequest| Ok(svc.lease_time_to_live(&req))),
+            route!(|svc, c, req: LeaseTimeToLiveRequest| svc.lease_time_to_live(&c, &req)),
         )
         .route(
             "/kv/lease/timetolive",
-            route!(|svc, req: LeaseTimeToLiveRequest| Ok(svc.lease_time_to_live(&req))),
+            route!(|svc, c, req: LeaseTimeToLiveRequest| svc.lease_time_to_live(&c, &req)),
         )
         .route(
             "/lease/leases",
-            route!(|svc, _req: LeaseLeasesRequest| Ok(svc.lease_leases())),
+            route!(|svc, _, _req: LeaseLeasesRequest| Ok(svc.lease_leases())),
         )
         .route(
             "/kv/lease/leases",
-            route!(|svc, _req: LeaseLeasesRequest| Ok(svc.lease_leases())),
+            route!(|svc, _, _req: LeaseLeasesRequest| Ok(svc.lease_leases())),
         )
         .route("/lease/keepalive", post(keep_alive))
+        .route(
+            "/auth/enable",
+            route!(|svc, c, _req: AuthEnableRequest| svc.auth_enable(&c).await),
+        )
+        .route(
+            "/auth/disable",
+            route!(|svc, c, _req: AuthDisableRequest| svc.auth_disable(&c).await),
+        )
+        .route(
+            "/auth/status",
+            route!(|svc, _, _req: AuthStatusRequest| Ok(svc.auth_status())),
+        )
+        .route("/auth/authenticate", route!(authenticate))
+        .route("/auth/user/add", route!(user_add))
+        .route(
+            "/auth/user/get",
+            route!(|svc, c, req: AuthUserGetRequest| svc.user_get(&c, &req)),
+        )
+        .route(
+            "/auth/user/list",
+            route!(|svc, c, _req: AuthUserListRequest| svc.user_list(&c)),
+        )
+        .route("/auth/user/delete", route!(user_delete))
+        .route("/auth/user/changepw", route!(user_change_password))
+        .route("/auth/user/grant", route!(user_grant_role))
+        .route("/auth/user/revoke", route!(user_revoke_role))
+        .route("/auth/role/add", route!(role_add))
+        .route(
+            "/auth/role/get",
+            route!(|svc, c, req: AuthRoleGetRequest| svc.role_get(&c, &req)),
+        )
+        .route(
+            "/auth/role/list",
+            route!(|svc, c, _req: AuthRoleListRequest| svc.role_list(&c)),
+        )
+        .route("/auth/role/delete", route!(role_delete))
+        .route("/auth/role/grant", route!(role_grant_permission))
+        .route("/auth/role/revoke", route!(role_revoke_permission))
         .route("/watch", post(watch))
         .route(
             "/maintenance/status",
-            route!(|svc, _req: StatusRequest| Ok(svc.status())),
+            route!(|svc, _, _req: StatusRequest| Ok(svc.status())),
         )
         .route(
             "/cluster/member/list",
-            route!(|svc, _req: MemberListRequest| Ok(svc.member_list())),
+            route!(|svc, _, _req: MemberListRequest| Ok(svc.member_list())),
         )
 }
 
@@ -154,9 +212,9 @@ fn streamed(body: Body) -> Response {
 
 /// `POST /v3/lease/keepalive`: the body is one request; the answer is one
 /// streamed message, then the stream ends.
-async fn keep_alive(State(svc): State<Svc>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    let body = match read_body(&svc, &headers, body) {
-        Ok(b) => b,
+async fn keep_alive(State(svc): State<Svc>, req: axum::extract::Request) -> Response {
+    let (_, body) = match read_request(&svc, req).await {
+        Ok(x) => x,
         Err(e) => return error_response(&e),
     };
     match decode::<LeaseKeepAliveRequest>(&body) {
@@ -170,16 +228,19 @@ async fn keep_alive(State(svc): State<Svc>, headers: HeaderMap, body: Result<Byt
 
 /// `POST /v3/watch`: the body is one watch request (normally a create);
 /// responses stream until the client goes away.
-async fn watch(State(svc): State<Svc>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    let body = match read_body(&svc, &headers, body) {
-        Ok(b) => b,
+async fn watch(State(svc): State<Svc>, req: axum::extract::Request) -> Response {
+    let (who, body) = match read_request(&svc, req).await {
+        Ok(x) => x,
         Err(e) => return error_response(&e),
     };
     let req = match decode::<WatchRequest>(&body) {
         Ok(r) => r,
         Err(e) => return error_response(&e),
     };
-    let (session, rx) = svc.watch();
+    let (session, rx) = match svc.watch(who) {
+        Ok(x) => x,
+        Err(e) => return error_response(&e),
+    };
     session.handle(req);
     streamed(Body::from_stream(WatchBody { rx, _session: session }))
 }

@@ -6,6 +6,8 @@
 //! - `grpc`: one file per etcd gRPC service (decode, call core, encode).
 //! - [`gateway`]: the JSON gateway, `/health`, `/version`.
 //! - `compactor`: auto-compaction.
+//! - [`tls`]: rustls set-up from the TLS flags; [`peer`]: what a request
+//!   knows of its connection (address, verified certificate name).
 //!
 //! [`run`] starts the member and serves until the shutdown future resolves.
 
@@ -14,6 +16,8 @@ pub mod config;
 pub mod gateway;
 mod grpc;
 pub mod pb;
+pub mod peer;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,12 +25,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderValue;
-use axum::serve::ListenerExt;
+use axum::Router;
+use concord_core::auth::token::{TokenError, Tokens};
 use concord_core::raft::{Node, NodeConfig, NodeError};
 use concord_core::service::{EtcdService, ServiceConfig};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 use config::{CompactionMode, Config, ConfigError};
+use peer::PeerInfo;
+use tls::{TlsError, TlsFiles};
 
 /// Why the server could not start or stopped on its own.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +43,12 @@ pub enum ServerError {
     /// A flag value is wrong.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The auth token settings are wrong.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The TLS settings are wrong.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The member's data could not be opened, or its write path failed.
     #[error(transparent)]
     Node(#[from] NodeError),
@@ -99,6 +114,89 @@ async fn bind(url: &str) -> Result<(tokio::net::TcpListener, SocketAddr), Server
     Ok((listener, addr))
 }
 
+/// Serves `app` on `listener` (HTTP/1.1 and HTTP/2, so gRPC and the
+/// gateway share it), over TLS with `tls`, until `stop` turns true; each
+/// request carries its connection's [`PeerInfo`].
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: Option<(Arc<rustls::ServerConfig>, bool)>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let cert_users = tls.as_ref().is_some_and(|(_, client_cert_auth)| *client_cert_auth);
+    let acceptor = tls.map(|(cfg, _)| tokio_rustls::TlsAcceptor::from(cfg));
+    loop {
+        let (tcp, addr) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = async {
+                let _ = stop.wait_for(|s| *s).await;
+            } => break,
+        };
+        // Small answers must not wait for the peer's delayed ACK.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+        let (app, builder, acceptor, watcher) = (app.clone(), builder.clone(), acceptor.clone(), graceful.watcher());
+        tokio::spawn(async move {
+            let Some(acceptor) = acceptor else {
+                let svc = connection_service(app, PeerInfo { addr, cert_user: None });
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc);
+                let _ = watcher.watch(conn.into_owned()).await;
+                return;
+            };
+            let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return tracing::debug!(%addr, error = %e, "TLS handshake failed"),
+                Err(_) => return tracing::debug!(%addr, "TLS handshake timed out"),
+            };
+            let cert_user = if cert_users {
+                stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .and_then(tls::common_name)
+            } else {
+                None
+            };
+            let svc = connection_service(app, PeerInfo { addr, cert_user });
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+            let _ = watcher.watch(conn.into_owned()).await;
+        });
+    }
+    drop(listener);
+    // Give open connections a moment to finish, then go regardless.
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+}
+
+/// The router as one connection's service, tagging each request with `peer`.
+fn connection_service(
+    app: Router,
+    peer: PeerInfo,
+) -> hyper_util::service::TowerToHyperService<
+    impl tower::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future = impl Send,
+        > + Clone,
+> {
+    let svc = tower::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(peer.clone());
+        app.clone().oneshot(req.map(axum::body::Body::new))
+    });
+    hyper_util::service::TowerToHyperService::new(svc)
+}
+
 /// Revokes expired leases, twice a second (this member decides expiry).
 async fn expire_leases(svc: Arc<EtcdService>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -127,12 +225,36 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         max_response_bytes: cfg.max_request_bytes,
         backend_cache_bytes: cfg.backend_cache_bytes,
     };
+    let client_files = TlsFiles {
+        cert: cfg.cert_file.clone(),
+        key: cfg.key_file.clone(),
+        trusted_ca: cfg.trusted_ca_file.clone(),
+        client_cert_auth: cfg.client_cert_auth,
+    };
+    let client_tls = if client_files.is_set() {
+        Some(client_files.server_config()?)
+    } else {
+        None
+    };
+    let peer_files = TlsFiles {
+        cert: cfg.peer_cert_file.clone(),
+        key: cfg.peer_key_file.clone(),
+        trusted_ca: cfg.peer_trusted_ca_file.clone(),
+        client_cert_auth: cfg.peer_client_cert_auth,
+    };
+    if peer_files.is_set() {
+        // Checked now so a bad file fails at start; members exchange
+        // nothing yet (replication comes with its own issue).
+        peer_files.server_config()?;
+        tracing::info!("peer TLS configured");
+    }
     let data_dir = cfg.data_dir();
     let node = tokio::task::spawn_blocking(move || Node::start(&data_dir, node_cfg))
         .await
         .expect("start-up does not panic")?;
     let mut fatal = node.fatal();
-    let svc = Arc::new(EtcdService::new(
+    let tokens = Tokens::from_spec(&cfg.auth_token, Duration::from_secs(cfg.auth_token_ttl))?;
+    let svc = Arc::new(EtcdService::with_tokens(
         node,
         ServiceConfig {
             name: cfg.name.clone(),
@@ -141,7 +263,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
             max_txn_ops: cfg.max_txn_ops,
             max_request_bytes: cfg.max_request_bytes,
             quota_backend_bytes: cfg.quota_bytes(),
+            bcrypt_cost: cfg.bcrypt_cost,
         },
+        tokens,
     ));
 
     let app = gateway::router(Arc::clone(&svc))
@@ -151,23 +275,17 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
     for url in &cfg.listen_client_urls {
+        let tls = if url.starts_with("https://") {
+            Some((
+                client_tls.clone().ok_or(ConfigError::TlsNeeded(url.clone()))?,
+                cfg.client_cert_auth,
+            ))
+        } else {
+            None
+        };
         let (listener, addr) = bind(url).await?;
-        tracing::info!(%addr, "serving clients (gRPC and HTTP)");
-        let app = app.clone();
-        let mut stop = stop_rx.clone();
-        servers.spawn(async move {
-            // Small answers must not wait for the peer's delayed ACK.
-            let listener = listener.tap_io(|tcp| {
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!(error = %e, "TCP_NODELAY not set");
-                }
-            });
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await;
-        });
+        tracing::info!(%addr, tls = tls.is_some(), "serving clients (gRPC and HTTP)");
+        servers.spawn(serve(listener, app.clone(), tls, stop_rx.clone()));
     }
     let compactor = retention.map(|r| tokio::spawn(compactor::run(Arc::clone(&svc), r)));
     let expiry = tokio::spawn(expire_leases(Arc::clone(&svc)));
@@ -183,8 +301,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         c.abort();
     }
     expiry.abort();
-    // Give open connections a moment to finish, then go regardless.
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+    let _ = tokio::time::timeout(Duration::from_secs(6), async {
         while servers.join_next().await.is_some() {}
     })
     .await;

@@ -134,6 +134,28 @@ pub enum EtcdError {
     AuthOldRevision,
     #[error("etcdserver: authentication is not enabled")]
     AuthNotEnabled,
+    #[error("etcdserver: user name is empty")]
+    UserEmpty,
+    #[error("etcdserver: user name already exists")]
+    UserAlreadyExist,
+    #[error("etcdserver: user name not found")]
+    UserNotFound,
+    #[error("etcdserver: role name is empty")]
+    RoleEmpty,
+    #[error("etcdserver: role name already exists")]
+    RoleAlreadyExist,
+    #[error("etcdserver: role name not found")]
+    RoleNotFound,
+    #[error("etcdserver: role is not granted to the user")]
+    RoleNotGranted,
+    #[error("etcdserver: permission is not granted to the role")]
+    PermissionNotGranted,
+    #[error("etcdserver: root user does not exist")]
+    RootUserNotExist,
+    #[error("etcdserver: root user does not have root role")]
+    RootRoleNotExist,
+    #[error("etcdserver: invalid auth management")]
+    InvalidAuthMgmt,
     /// A request the decoder could not read (bad JSON, bad base64, …).
     #[error("{0}")]
     InvalidRequest(String),
@@ -168,9 +190,21 @@ impl EtcdError {
             | EtcdError::RequestTooLarge
             | EtcdError::AuthFailed
             | EtcdError::AuthOldRevision
+            | EtcdError::UserEmpty
+            | EtcdError::RoleEmpty
+            | EtcdError::InvalidAuthMgmt
             | EtcdError::InvalidRequest(_) => Code::InvalidArgument,
             EtcdError::Compacted | EtcdError::FutureRev | EtcdError::LeaseTtlTooLarge => Code::OutOfRange,
-            EtcdError::LeaseExist | EtcdError::AuthNotEnabled => Code::FailedPrecondition,
+            EtcdError::LeaseExist
+            | EtcdError::AuthNotEnabled
+            | EtcdError::UserAlreadyExist
+            | EtcdError::UserNotFound
+            | EtcdError::RoleAlreadyExist
+            | EtcdError::RoleNotFound
+            | EtcdError::RoleNotGranted
+            | EtcdError::PermissionNotGranted
+            | EtcdError::RootUserNotExist
+            | EtcdError::RootRoleNotExist => Code::FailedPrecondition,
             EtcdError::NoSpace | EtcdError::TooManyRequests | EtcdError::MessageTooLarge { .. } => {
                 Code::ResourceExhausted
             }
@@ -195,7 +229,7 @@ impl EtcdError {
     /// assert_eq!(EtcdError::from_wire(2, "boom").code(), Code::Unknown);
     /// ```
     pub fn from_wire(code: i32, message: &str) -> EtcdError {
-        const FIXED: [EtcdError; 23] = [
+        const FIXED: [EtcdError; 34] = [
             EtcdError::EmptyKey,
             EtcdError::KeyNotFound,
             EtcdError::ValueProvided,
@@ -219,6 +253,17 @@ impl EtcdError {
             EtcdError::InvalidAuthToken,
             EtcdError::AuthOldRevision,
             EtcdError::AuthNotEnabled,
+            EtcdError::UserEmpty,
+            EtcdError::UserAlreadyExist,
+            EtcdError::UserNotFound,
+            EtcdError::RoleEmpty,
+            EtcdError::RoleAlreadyExist,
+            EtcdError::RoleNotFound,
+            EtcdError::RoleNotGranted,
+            EtcdError::PermissionNotGranted,
+            EtcdError::RootUserNotExist,
+            EtcdError::RootRoleNotExist,
+            EtcdError::InvalidAuthMgmt,
         ];
         let code = Code::from_i32(code);
         FIXED

@@ -9,4 +9,4 @@ mod node;
 mod state_machine;
 
 pub use node::{Node, NodeConfig, NodeError, State};
-pub use state_machine::{ApplyError, LeaseStore, StateMachine, WriteResponse};
+pub use state_machine::{ApplyError, AuthPersist, LeaseStore, StateMachine, WriteResponse};

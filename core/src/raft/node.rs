@@ -188,7 +188,7 @@ fn apply_one(
     let Some(op) = &req.request else {
         return Ok(Err(EtcdError::InvalidRequest("empty log request".into())));
     };
-    match sm.apply(view, op) {
+    match sm.apply(view, op, req.auth_revision) {
         Ok(r) => Ok(Ok(r)),
         Err(ApplyError::Refused(e)) => Ok(Err(e)),
         Err(ApplyError::Fatal(e)) => Err(StorageError::Io(std::io::Error::other(e))),

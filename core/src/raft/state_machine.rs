@@ -3,12 +3,14 @@
 //! events on every member.
 
 use crate::api::concordpb::log_request::Request as LogOp;
+use crate::api::concordpb::AuthState;
 use crate::api::error::EtcdError;
 use crate::api::etcdserverpb::{
     CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse, ResponseHeader,
     TxnResponse,
 };
 use crate::api::mvccpb::Event;
+use crate::auth::AuthStore;
 use crate::lease::Lessor;
 use crate::mvcc::{self, BackendError, KvWrite, Mvcc};
 
@@ -18,6 +20,12 @@ pub trait LeaseStore {
     fn put_lease(&mut self, id: i64, ttl: i64) -> Result<(), BackendError>;
     /// Forgets a revoked lease.
     fn delete_lease(&mut self, id: i64) -> Result<(), BackendError>;
+}
+
+/// Durable auth state, written in the same transaction as the change.
+pub trait AuthPersist {
+    /// Stores the whole auth state (it is small).
+    fn put_auth(&mut self, state: &AuthState) -> Result<(), BackendError>;
 }
 
 /// The answer to one applied write (header revision set; the cluster
@@ -30,6 +38,8 @@ pub enum WriteResponse {
     Compaction(CompactionResponse),
     LeaseGrant(LeaseGrantResponse),
     LeaseRevoke(LeaseRevokeResponse),
+    /// An auth change; the key space's revision for the header.
+    Auth(i64),
 }
 
 /// Why an entry was not applied. [`ApplyError::Fatal`] means the storage
@@ -60,13 +70,15 @@ impl From<BackendError> for ApplyError {
     }
 }
 
-/// The key space and the leases.
+/// The key space, the leases and the auth state.
 #[derive(Debug, Default)]
 pub struct StateMachine {
     /// The revisioned key space.
     pub mvcc: Mvcc,
     /// Leases and their attached keys.
     pub lessor: Lessor,
+    /// Users, roles, permissions.
+    pub auth: AuthStore,
 }
 
 fn header(revision: i64) -> Option<ResponseHeader> {
@@ -77,9 +89,24 @@ fn header(revision: i64) -> Option<ResponseHeader> {
 }
 
 impl StateMachine {
-    /// Applies one logged write.
-    pub fn apply<W: KvWrite + LeaseStore>(&mut self, w: &mut W, op: &LogOp) -> Result<WriteResponse, ApplyError> {
+    /// Applies one logged write whose permissions were checked at auth
+    /// revision `auth_revision` (0: not checked). If auth changed since,
+    /// it is refused: the client must authenticate again.
+    pub fn apply<W: KvWrite + LeaseStore + AuthPersist>(
+        &mut self,
+        w: &mut W,
+        op: &LogOp,
+        auth_revision: u64,
+    ) -> Result<WriteResponse, ApplyError> {
         let sm = self;
+        if auth_revision != 0 && auth_revision < sm.auth.revision() {
+            return Err(ApplyError::Refused(EtcdError::AuthOldRevision));
+        }
+        if let Some(r) = sm.apply_auth(op) {
+            r.map_err(ApplyError::Refused)?;
+            w.put_auth(&sm.auth.to_pb())?;
+            return Ok(WriteResponse::Auth(sm.mvcc.current_revision()));
+        }
         Ok(match op {
             LogOp::Put(p) => WriteResponse::Put(sm.mvcc.put(w, &mut sm.lessor, p)?),
             LogOp::DeleteRange(d) => WriteResponse::DeleteRange(sm.mvcc.delete_range(w, &mut sm.lessor, d)?),
@@ -106,6 +133,32 @@ impl StateMachine {
                 w.delete_lease(r.id)?;
                 WriteResponse::LeaseRevoke(LeaseRevokeResponse { header: header(rev) })
             }
+            _ => unreachable!("auth changes are applied above"),
+        })
+    }
+
+    /// Applies an auth change; `None` if `op` is not one.
+    fn apply_auth(&mut self, op: &LogOp) -> Option<Result<(), EtcdError>> {
+        let a = &mut self.auth;
+        Some(match op {
+            LogOp::AuthEnable(_) => a.enable(),
+            LogOp::AuthDisable(_) => {
+                a.disable();
+                Ok(())
+            }
+            LogOp::UserAdd(r) => a.user_add(&r.name, &r.hashed_password, r.options),
+            LogOp::UserDelete(r) => a.user_delete(&r.name),
+            LogOp::UserChangePassword(r) => a.user_change_password(&r.name, &r.hashed_password),
+            LogOp::UserGrantRole(r) => a.user_grant_role(&r.user, &r.role),
+            LogOp::UserRevokeRole(r) => a.user_revoke_role(&r.name, &r.role),
+            LogOp::RoleAdd(r) => a.role_add(&r.name),
+            LogOp::RoleDelete(r) => a.role_delete(&r.role),
+            LogOp::RoleGrantPermission(r) => match &r.perm {
+                Some(p) => a.role_grant_permission(&r.name, p.clone()),
+                None => Err(EtcdError::InvalidRequest("permission not given".into())),
+            },
+            LogOp::RoleRevokePermission(r) => a.role_revoke_permission(&r.role, &r.key, &r.range_end),
+            _ => return None,
         })
     }
 

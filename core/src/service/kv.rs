@@ -2,7 +2,8 @@
 
 use prost::Message;
 
-use super::EtcdService;
+use super::auth::{checked_at, require, txn_access};
+use super::{Caller, EtcdService};
 use crate::api::concordpb::log_request::Request as LogOp;
 use crate::api::error::EtcdError;
 use crate::api::etcdserverpb::request_op::Request as Op;
@@ -10,6 +11,7 @@ use crate::api::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
     RangeRequest, RangeResponse, TxnRequest, TxnResponse,
 };
+use crate::auth::Access;
 use crate::mvcc::validate;
 use crate::raft::WriteResponse;
 
@@ -23,8 +25,9 @@ fn txn_has_puts(t: &TxnRequest) -> bool {
 
 impl EtcdService {
     /// `KV.Range`.
-    pub async fn range(&self, req: RangeRequest) -> Result<RangeResponse, EtcdError> {
+    pub async fn range(&self, caller: &Caller, req: RangeRequest) -> Result<RangeResponse, EtcdError> {
         validate::check_range(&req)?;
+        self.check(caller, &req.key, &req.range_end, Access::Read)?;
         if req.encoded_len() > self.transport_limit() {
             return Err(EtcdError::MessageTooLarge {
                 size: req.encoded_len(),
@@ -37,12 +40,16 @@ impl EtcdService {
     }
 
     /// `KV.Put`.
-    pub async fn put(&self, req: PutRequest) -> Result<PutResponse, EtcdError> {
+    pub async fn put(&self, caller: &Caller, req: PutRequest) -> Result<PutResponse, EtcdError> {
         validate::check_put(&req)?;
         let len = req.encoded_len();
         self.check_size(len)?;
+        let id = self.check(caller, &req.key, &[], Access::Write)?;
+        if req.prev_kv {
+            require(&self.state, &id, &req.key, &[], Access::Read)?;
+        }
         self.check_quota(len)?;
-        self.write(LogOp::Put(req), |r| match r {
+        self.write(LogOp::Put(req), checked_at(&id), |r| match r {
             WriteResponse::Put(r) => Ok(r),
             other => Err(other),
         })
@@ -50,10 +57,18 @@ impl EtcdService {
     }
 
     /// `KV.DeleteRange`.
-    pub async fn delete_range(&self, req: DeleteRangeRequest) -> Result<DeleteRangeResponse, EtcdError> {
+    pub async fn delete_range(
+        &self,
+        caller: &Caller,
+        req: DeleteRangeRequest,
+    ) -> Result<DeleteRangeResponse, EtcdError> {
         validate::check_delete_range(&req)?;
         self.check_size(req.encoded_len())?;
-        self.write(LogOp::DeleteRange(req), |r| match r {
+        let id = self.check(caller, &req.key, &req.range_end, Access::Write)?;
+        if req.prev_kv {
+            require(&self.state, &id, &req.key, &req.range_end, Access::Read)?;
+        }
+        self.write(LogOp::DeleteRange(req), checked_at(&id), |r| match r {
             WriteResponse::DeleteRange(r) => Ok(r),
             other => Err(other),
         })
@@ -61,24 +76,31 @@ impl EtcdService {
     }
 
     /// `KV.Txn`.
-    pub async fn txn(&self, req: TxnRequest) -> Result<TxnResponse, EtcdError> {
+    pub async fn txn(&self, caller: &Caller, req: TxnRequest) -> Result<TxnResponse, EtcdError> {
         validate::check_txn(&req, self.cfg.max_txn_ops)?;
         let len = req.encoded_len();
         self.check_size(len)?;
+        let id = self.identify(caller)?;
+        let mut needs = Vec::new();
+        txn_access(&req, &mut needs);
+        for (key, end, access) in needs {
+            require(&self.state, &id, key, end, access)?;
+        }
         if txn_has_puts(&req) {
             self.check_quota(len)?;
         }
-        self.write(LogOp::Txn(req), |r| match r {
+        self.write(LogOp::Txn(req), checked_at(&id), |r| match r {
             WriteResponse::Txn(r) => Ok(r),
             other => Err(other),
         })
         .await
     }
 
-    /// `KV.Compact`. Compaction is applied (physically) before the answer,
-    /// so `physical` needs no extra wait.
-    pub async fn compact(&self, req: CompactionRequest) -> Result<CompactionResponse, EtcdError> {
-        self.write(LogOp::Compaction(req), |r| match r {
+    /// `KV.Compact` (root only while auth is on). Compaction is applied
+    /// (physically) before the answer, so `physical` needs no extra wait.
+    pub async fn compact(&self, caller: &Caller, req: CompactionRequest) -> Result<CompactionResponse, EtcdError> {
+        let checked = self.check_admin(caller)?;
+        self.write(LogOp::Compaction(req), checked, |r| match r {
             WriteResponse::Compaction(r) => Ok(r),
             other => Err(other),
         })

@@ -7,13 +7,15 @@
 
 use std::time::{Duration, Instant};
 
-use super::EtcdService;
+use super::auth::{checked_at, require};
+use super::{Caller, EtcdService};
 use crate::api::concordpb::log_request::Request as LogOp;
 use crate::api::error::EtcdError;
 use crate::api::etcdserverpb::{
     LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeRequest,
     LeaseRevokeResponse, LeaseStatus, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
 };
+use crate::auth::Access;
 use crate::lease::{MAX_LEASE_TTL, MIN_LEASE_TTL};
 use crate::raft::WriteResponse;
 
@@ -45,7 +47,7 @@ impl EtcdService {
         }
         let (id, ttl) = (req.id, req.ttl);
         let r = self
-            .write(LogOp::LeaseGrant(req), |r| match r {
+            .write(LogOp::LeaseGrant(req), 0, |r| match r {
                 WriteResponse::LeaseGrant(r) => Ok(r),
                 other => Err(other),
             })
@@ -54,11 +56,32 @@ impl EtcdService {
         Ok(r)
     }
 
-    /// `Lease.LeaseRevoke`: deletes the attached keys in one revision.
-    pub async fn lease_revoke(&self, req: LeaseRevokeRequest) -> Result<LeaseRevokeResponse, EtcdError> {
+    /// Checks `caller` may write every key attached to lease `id`.
+    fn check_lease_keys(&self, caller: &Caller, id: i64) -> Result<u64, EtcdError> {
+        let who = self.identify(caller)?;
+        if who.is_some() {
+            let keys: Vec<Vec<u8>> = self
+                .state
+                .with(|sm| sm.lessor.get(id).map(|l| l.keys.iter().cloned().collect()))
+                .unwrap_or_default();
+            for k in keys {
+                require(&self.state, &who, &k, &[], Access::Write)?;
+            }
+        }
+        Ok(checked_at(&who))
+    }
+
+    /// `Lease.LeaseRevoke`: deletes the attached keys in one revision
+    /// (while auth is on, the caller must be allowed to write each).
+    pub async fn lease_revoke(
+        &self,
+        caller: &Caller,
+        req: LeaseRevokeRequest,
+    ) -> Result<LeaseRevokeResponse, EtcdError> {
         let id = req.id;
+        let checked = self.check_lease_keys(caller, id)?;
         let r = self
-            .write(LogOp::LeaseRevoke(req), |r| match r {
+            .write(LogOp::LeaseRevoke(req), checked, |r| match r {
                 WriteResponse::LeaseRevoke(r) => Ok(r),
                 other => Err(other),
             })
@@ -91,8 +114,20 @@ impl EtcdService {
     }
 
     /// `Lease.LeaseTimeToLive`: remaining seconds (rounded down), granted
-    /// TTL, and the attached keys if asked; TTL -1 for an unknown lease.
-    pub fn lease_time_to_live(&self, req: &LeaseTimeToLiveRequest) -> LeaseTimeToLiveResponse {
+    /// TTL, and the attached keys if asked (while auth is on, the caller
+    /// must then be allowed to write each); TTL -1 for an unknown lease.
+    pub fn lease_time_to_live(
+        &self,
+        caller: &Caller,
+        req: &LeaseTimeToLiveRequest,
+    ) -> Result<LeaseTimeToLiveResponse, EtcdError> {
+        if req.keys {
+            self.check_lease_keys(caller, req.id)?;
+        }
+        Ok(self.time_to_live(req))
+    }
+
+    fn time_to_live(&self, req: &LeaseTimeToLiveRequest) -> LeaseTimeToLiveResponse {
         let found = self.state.with(|sm| {
             sm.lessor.get(req.id).map(|l| {
                 (
@@ -152,7 +187,7 @@ impl EtcdService {
             .collect();
         let mut revoked = 0;
         for id in expired {
-            match self.lease_revoke(LeaseRevokeRequest { id }).await {
+            match self.lease_revoke(&Caller::member(), LeaseRevokeRequest { id }).await {
                 Ok(_) => revoked += 1,
                 Err(EtcdError::LeaseNotFound) => {}
                 Err(e) => tracing::warn!(lease = id, error = %e, "expired lease not revoked yet"),

@@ -4,11 +4,13 @@
 //! checks, request size, space quota), proposed to the log, and answered
 //! after apply, with the member's header filled in.
 
+mod auth;
 mod kv;
 mod lease;
 mod watch;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,8 +20,10 @@ use crate::api::concordpb::log_request::Request as LogOp;
 use crate::api::concordpb::LogRequest;
 use crate::api::error::EtcdError;
 use crate::api::etcdserverpb::{Member, MemberListResponse, ResponseHeader, StatusResponse};
+use crate::auth::token::Tokens;
 use crate::raft::{Node, State, WriteResponse};
 
+pub use auth::{AuthLimit, Caller, ADDR_LIMIT, USER_LIMIT};
 pub use watch::WatchSession;
 
 /// The etcd API version Concord implements, as `/version` and
@@ -43,6 +47,8 @@ pub struct ServiceConfig {
     pub max_request_bytes: usize,
     /// Backend size above which writes are refused (`--quota-backend-bytes`).
     pub quota_backend_bytes: u64,
+    /// bcrypt's cost for new passwords (`--bcrypt-cost`).
+    pub bcrypt_cost: u32,
 }
 
 impl Default for ServiceConfig {
@@ -54,6 +60,7 @@ impl Default for ServiceConfig {
             max_txn_ops: 128,
             max_request_bytes: 1536 * 1024,
             quota_backend_bytes: 2 * 1024 * 1024 * 1024,
+            bcrypt_cost: 10,
         }
     }
 }
@@ -66,14 +73,23 @@ pub struct EtcdService {
     /// When each lease expires, by this member's clock. Only the member
     /// that decides expiry (the leader) keeps them; they are not replicated.
     deadlines: Mutex<HashMap<i64, Instant>>,
+    /// Auth tokens issued and checked by this member.
+    tokens: Arc<Tokens>,
+    /// Failed authentications, per user and per source address.
+    auth_limits: (auth::Limiter<String>, auth::Limiter<IpAddr>),
 }
 
 impl EtcdService {
-    /// A service over a started member.
+    /// A service over a started member, with simple tokens of 300 s.
+    pub fn new(node: Node, cfg: ServiceConfig) -> Self {
+        EtcdService::with_tokens(node, cfg, Tokens::simple(Duration::from_secs(300)))
+    }
+
+    /// A service over a started member, issuing `tokens`.
     ///
     /// Every lease already granted gets a full TTL from now, as etcd gives
     /// leases when a new leader takes over.
-    pub fn new(node: Node, cfg: ServiceConfig) -> Self {
+    pub fn with_tokens(node: Node, cfg: ServiceConfig, tokens: Tokens) -> Self {
         let state = Arc::clone(node.state());
         let now = Instant::now();
         let deadlines = state.with(|sm| {
@@ -87,6 +103,8 @@ impl EtcdService {
             state,
             cfg,
             deadlines: Mutex::new(deadlines),
+            tokens: Arc::new(tokens),
+            auth_limits: (auth::Limiter::new(USER_LIMIT), auth::Limiter::new(ADDR_LIMIT)),
         }
     }
 
@@ -142,20 +160,27 @@ impl EtcdService {
         Ok(())
     }
 
-    /// Proposes `op` and returns the answer of the expected kind with the
-    /// member's header filled in; `pick` extracts that kind.
+    /// Proposes `op`, checked at auth revision `checked_at`, and returns
+    /// the answer of the expected kind with the member's header filled in;
+    /// `pick` extracts that kind.
     pub(crate) async fn write<T: HasHeader>(
         &self,
         op: LogOp,
+        checked_at: u64,
         pick: fn(WriteResponse) -> Result<T, WriteResponse>,
     ) -> Result<T, EtcdError> {
-        let mut r = pick(self.propose(op).await?).map_err(|other| unexpected(&other))?;
+        let mut r = pick(self.propose(op, checked_at).await?).map_err(|other| unexpected(&other))?;
         self.fill(r.header_mut());
         Ok(r)
     }
 
-    pub(crate) async fn propose(&self, op: LogOp) -> Result<WriteResponse, EtcdError> {
-        self.node.propose(LogRequest { request: Some(op) }).await
+    pub(crate) async fn propose(&self, op: LogOp, checked_at: u64) -> Result<WriteResponse, EtcdError> {
+        self.node
+            .propose(LogRequest {
+                request: Some(op),
+                auth_revision: checked_at,
+            })
+            .await
     }
 
     /// The latest revision of the key space.

@@ -2,23 +2,46 @@
 
 use std::sync::Arc;
 
-use super::EtcdService;
+use super::auth::{identify, require};
+use super::{Caller, EtcdService};
+use crate::api::error::EtcdError;
 use crate::api::etcdserverpb::watch_request::RequestUnion;
 use crate::api::etcdserverpb::WatchRequest;
+use crate::auth::token::Tokens;
+use crate::auth::Access;
 use crate::raft::State;
 use crate::watch::{WatchReceiver, WatchStream};
+
+/// The cancel reason etcd gives a watch it may not create (the gRPC
+/// error's text, as etcd puts it).
+const PERMISSION_DENIED: &str = "rpc error: code = PermissionDenied desc = etcdserver: permission denied";
 
 /// One watch stream's request side. Dropping it cancels its watchers.
 pub struct WatchSession {
     stream: WatchStream,
     state: Arc<State>,
+    tokens: Arc<Tokens>,
+    caller: Caller,
 }
 
 impl WatchSession {
-    /// Handles one request of the stream: create, cancel or progress.
+    /// Handles one request of the stream: create, cancel or progress. While
+    /// auth is on, a create needs read permission on its range; refused,
+    /// it is answered created and canceled with etcd's reason.
     pub fn handle(&self, req: WatchRequest) {
         match req.request_union {
-            Some(RequestUnion::CreateRequest(c)) => self.stream.create(&c, self.state.current_revision()),
+            Some(RequestUnion::CreateRequest(c)) => {
+                let allowed = identify(&self.tokens, &self.state, &self.caller)
+                    .and_then(|id| require(&self.state, &id, &c.key, &c.range_end, Access::Read));
+                match allowed {
+                    Ok(()) => self.stream.create(&c, self.state.current_revision()),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "watch refused");
+                        self.stream
+                            .refuse(&c, self.state.current_revision(), PERMISSION_DENIED.into());
+                    }
+                }
+            }
             Some(RequestUnion::CancelRequest(c)) => self.stream.cancel(c.watch_id),
             Some(RequestUnion::ProgressRequest(_)) => self.stream.progress(),
             None => {}
@@ -27,16 +50,21 @@ impl WatchSession {
 }
 
 impl EtcdService {
-    /// Opens a watch stream: requests go to the session, responses come
-    /// out of the receiver, in order.
-    pub fn watch(&self) -> (WatchSession, WatchReceiver) {
+    /// Opens a watch stream for `caller`: requests go to the session,
+    /// responses come out of the receiver, in order. A token that is
+    /// invalid or stale fails the stream at once, so clients can
+    /// authenticate again and retry.
+    pub fn watch(&self, caller: Caller) -> Result<(WatchSession, WatchReceiver), EtcdError> {
+        self.identify(&caller)?;
         let (stream, rx) = self.state.watch();
-        (
+        Ok((
             WatchSession {
                 stream,
                 state: Arc::clone(&self.state),
+                tokens: Arc::clone(&self.tokens),
+                caller,
             },
             rx,
-        )
+        ))
     }
 }

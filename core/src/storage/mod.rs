@@ -1,6 +1,7 @@
 //! The durable backend under the key space, on redb.
 //!
-//! Tables: `lease` maps a lease ID to its granted TTL; `kv` maps a revision (16 bytes, big-endian, so history order) to
+//! Tables: `auth` holds the auth state (users, roles, permissions, one
+//! record); `lease` maps a lease ID to its granted TTL; `kv` maps a revision (16 bytes, big-endian, so history order) to
 //! one change (a flag byte, then the encoded `mvccpb.KeyValue`); `meta`
 //! holds the applied log index, the current and compacted revisions, and
 //! the member's identity. The key index is not stored: it is rebuilt from
@@ -16,13 +17,18 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, Table, TableDefinition};
 
+use crate::api::concordpb::AuthState;
 use crate::api::mvccpb::KeyValue;
+use crate::auth::AuthStore;
 use crate::mvcc::{BackendError, KvRead, KvWrite, Leases, Mvcc, Record, Revision, ScanBudget};
-use crate::raft::{LeaseStore, StateMachine};
+use crate::raft::{AuthPersist, LeaseStore, StateMachine};
 
 const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const LEASE: TableDefinition<i64, i64> = TableDefinition::new("lease");
+/// The auth state, one record (`concordpb.AuthState`) under [`AUTH_STATE`].
+const AUTH: TableDefinition<&str, &[u8]> = TableDefinition::new("auth");
+const AUTH_STATE: &str = "state";
 
 const APPLIED_INDEX: &str = "applied_index";
 const CURRENT_REV: &str = "current_rev";
@@ -201,6 +207,15 @@ impl LeaseStore for WriteView<'_> {
     }
 }
 
+impl AuthPersist for WriteView<'_> {
+    fn put_auth(&mut self, state: &AuthState) -> Result<(), BackendError> {
+        let mut t = self.txn.open_table(AUTH).map_err(StorageError::from)?;
+        t.insert(AUTH_STATE, state.encode_to_vec().as_slice())
+            .map_err(StorageError::from)?;
+        Ok(())
+    }
+}
+
 impl KvWrite for WriteView<'_> {
     fn put(&mut self, rev: Revision, record: &Record) -> Result<(), BackendError> {
         self.table
@@ -230,6 +245,7 @@ impl Storage {
         txn.open_table(KV)?;
         txn.open_table(META)?;
         txn.open_table(LEASE)?;
+        txn.open_table(AUTH)?;
         txn.commit()?;
         Ok(Storage {
             db,
@@ -295,6 +311,10 @@ impl Storage {
         }
         for (key, id) in attached {
             sm.lessor.attach(&key, id);
+        }
+        if let Some(rec) = txn.open_table(AUTH)?.get(AUTH_STATE)? {
+            let state = AuthState::decode(rec.value()).map_err(|_| StorageError::Corrupt(Revision::default()))?;
+            sm.auth = AuthStore::from_pb(state);
         }
         Ok(sm)
     }

@@ -519,6 +519,28 @@ impl WatchStream {
         }
     }
 
+    /// Refuses a create request: answered created and canceled with `reason`
+    /// (and the watch ID asked for, or -1), no watcher made.
+    pub fn refuse(&self, req: &WatchCreateRequest, current_rev: i64, reason: String) {
+        let inner = self.hub.inner.lock();
+        let rev = inner.notified_rev.max(current_rev);
+        let Some(stream) = inner.streams.get(&self.id) else {
+            return;
+        };
+        stream.outbox.control(WatchResponse {
+            header: self.hub.header(rev),
+            watch_id: if req.watch_id != 0 {
+                req.watch_id
+            } else {
+                INVALID_WATCH_ID
+            },
+            created: true,
+            canceled: true,
+            cancel_reason: reason,
+            ..Default::default()
+        });
+    }
+
     /// Cancels a watcher; an unknown ID gets no answer (as etcd).
     pub fn cancel(&self, watch_id: i64) {
         let mut inner = self.hub.inner.lock();

@@ -9,7 +9,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::status;
+use super::{caller, status};
 
 pub struct Lease(pub Arc<EtcdService>);
 
@@ -27,7 +27,7 @@ impl crate::pb::etcdserverpb::lease_server::Lease for Lease {
 
     async fn lease_revoke(&self, r: Request<LeaseRevokeRequest>) -> Result<Response<LeaseRevokeResponse>, Status> {
         self.0
-            .lease_revoke(r.into_inner())
+            .lease_revoke(&caller(&r), r.into_inner())
             .await
             .map(Response::new)
             .map_err(status)
@@ -54,7 +54,10 @@ impl crate::pb::etcdserverpb::lease_server::Lease for Lease {
         &self,
         r: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
-        Ok(Response::new(self.0.lease_time_to_live(&r.into_inner())))
+        self.0
+            .lease_time_to_live(&caller(&r), r.get_ref())
+            .map(Response::new)
+            .map_err(status)
     }
 
     async fn lease_leases(&self, _r: Request<LeaseLeasesRequest>) -> Result<Response<LeaseLeasesResponse>, Status> {

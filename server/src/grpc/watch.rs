@@ -33,7 +33,7 @@ impl crate::pb::etcdserverpb::watch_server::Watch for Watch {
     type WatchStream = Outbound;
 
     async fn watch(&self, req: Request<Streaming<WatchRequest>>) -> Result<Response<Outbound>, Status> {
-        let (session, rx) = self.0.watch();
+        let (session, rx) = self.0.watch(super::caller(&req)).map_err(super::status)?;
         let session = Arc::new(session);
         let reader = Arc::clone(&session);
         let mut inbound = req.into_inner();

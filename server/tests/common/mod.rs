@@ -57,7 +57,8 @@ pub fn http_auth(endpoint: &str, path: &str, body: &str, token: &str) -> (u16, S
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nHost: {endpoint}\r\nAuthorization: {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: {endpoint}\r\n{}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        if token.is_empty() { String::new() } else { format!("Authorization: {token}\r\n") },
         body.len()
     )
     .unwrap();
@@ -107,6 +108,15 @@ impl Server {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
         let mut s = Server::concord_in(&dir, &[]);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts `concord` with a fresh data directory and extra flags.
+    pub fn concord_with(extra: &[&str]) -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let mut s = Server::concord_in(&dir, extra);
         s._tmp = Some(tmp);
         s
     }
@@ -297,12 +307,22 @@ pub struct HttpStream {
 impl HttpStream {
     /// POSTs `body` to `path` and reads the status line and headers.
     pub fn post(endpoint: &str, path: &str, body: &str) -> (u16, HttpStream) {
+        HttpStream::post_auth(endpoint, path, body, "")
+    }
+
+    /// As [`HttpStream::post`], with an `Authorization` header unless `token` is empty.
+    pub fn post_auth(endpoint: &str, path: &str, body: &str, token: &str) -> (u16, HttpStream) {
         use std::io::BufRead;
         let mut s = TcpStream::connect(endpoint).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let auth = if token.is_empty() {
+            String::new()
+        } else {
+            format!("Authorization: {token}\r\n")
+        };
         write!(
             s,
-            "POST {path} HTTP/1.1\r\nHost: {endpoint}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nHost: {endpoint}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         )
         .unwrap();
