@@ -406,3 +406,67 @@ fn failed_authentications_are_limited() {
     }
     assert_eq!(auth("bob", "bobpw"), (429, "etcdserver: too many requests".into()));
 }
+
+#[test]
+fn jwt_tokens() {
+    let keys = tempfile::tempdir().unwrap();
+    let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let (private, public) = (keys.path().join("jwt.key"), keys.path().join("jwt.pub"));
+    std::fs::write(&private, kp.serialize_pem()).unwrap();
+    std::fs::write(&public, kp.public_key_pem()).unwrap();
+    let spec = format!(
+        "jwt,pub-key={},priv-key={},sign-method=ES256,ttl=1m",
+        public.display(),
+        private.display()
+    );
+    let s = Server::concord_with(&["--auth-token", &spec, "--bcrypt-cost", "4"]);
+    let ep = s.endpoint.as_str();
+    set_up(ep);
+
+    let t = token(ep, "alice", "alicepw");
+    let parts: Vec<&str> = t.split('.').collect();
+    assert_eq!(parts.len(), 3, "a JWT: {t}");
+    use base64::Engine;
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts[1])
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["username"], "alice");
+    assert!(
+        claims["revision"].as_u64().unwrap() > 0 && claims["exp"].as_u64().unwrap() > 0,
+        "{claims}"
+    );
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts[0])
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["alg"], "ES256");
+
+    assert_eq!(
+        call(ep, &t, "/v3/kv/put", json!({"key": b64("app/j"), "value": b64("1")})).1,
+        "ok"
+    );
+    assert_eq!(
+        call(ep, &t, "/v3/kv/put", json!({"key": b64("other"), "value": b64("1")})).1,
+        "etcdserver: permission denied"
+    );
+    // A forged token (alice's claims with root's name) does not verify.
+    let forged_claims =
+        serde_json::to_vec(&json!({"username": "root", "revision": claims["revision"], "exp": claims["exp"]})).unwrap();
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(forged_claims),
+        parts[2]
+    );
+    assert_eq!(
+        call(ep, &forged, "/v3/kv/range", json!({"key": b64("other")})),
+        (401, "etcdserver: invalid auth token".into())
+    );
+    // etcdctl works with JWT tokens too.
+    ok(etcdctl(ep, &["--user", "alice:alicepw", "put", "app/k", "v"]));
+}

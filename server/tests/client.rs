@@ -505,11 +505,20 @@ async fn keep_alive_reports_loss() {
     }
 }
 
-/// Auth and token renewal; against etcd 3.4 only until Concord's server
-/// has auth (issue 7).
 #[tokio::test(flavor = "multi_thread")]
 async fn auth_token_is_renewed_transparently() {
-    let mut s = Server::etcd_with(&["--auth-token", "simple", "--auth-token-ttl", "2"]);
+    for kind in BOTH {
+        auth_token_renewal(kind).await;
+    }
+}
+
+/// Auth and token renewal: tokens that expire, go stale, or are forgotten
+/// by a restarted server are replaced without the caller noticing.
+async fn auth_token_renewal(kind: Kind) {
+    let mut s = match kind {
+        Kind::Etcd => Server::etcd_with(&["--auth-token", "simple", "--auth-token-ttl", "2"]),
+        Kind::Concord => Server::concord_with(&["--auth-token-ttl", "2", "--bcrypt-cost", "4"]),
+    };
     let ep = s.endpoint.clone();
     let ep = ep.as_str();
     for args in [

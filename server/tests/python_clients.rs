@@ -1,5 +1,7 @@
 //! Third-party clients from PyPI against the real binary, unchanged:
 //! etcd3gw speaks the JSON gateway (KV, txn-based replace, lease, watch).
+//! (The gRPC etcd3 client with a password runs over TLS, in tls.rs: its
+//! grpcio sends call credentials only on secure channels.)
 
 mod common;
 

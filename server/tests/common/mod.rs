@@ -25,6 +25,8 @@ pub struct Server {
     args: Vec<String>,
     envs: Vec<(String, String)>,
     quiet: bool,
+    /// Serves TLS only: readiness is an open port, not `GET /health`.
+    tls_only: bool,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -102,6 +104,20 @@ fn wait_healthy(endpoint: &str, child: &mut Child) {
     panic!("server at {endpoint} did not become healthy");
 }
 
+fn wait_listening(endpoint: &str, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if TcpStream::connect(endpoint).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("server at {endpoint} exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("server at {endpoint} did not listen");
+}
+
 impl Server {
     /// Starts `concord` with a fresh data directory.
     pub fn concord() -> Server {
@@ -150,6 +166,38 @@ impl Server {
             args,
             envs: envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             quiet: false,
+            tls_only: false,
+            _tmp: None,
+        };
+        s.start();
+        s
+    }
+
+    /// Starts `concord` serving only TLS (`https://` client URL) with extra flags.
+    pub fn concord_tls(data_dir: &Path, extra: &[&str]) -> Server {
+        let port = free_port();
+        let endpoint = format!("127.0.0.1:{port}");
+        let url = format!("https://{endpoint}");
+        let mut args: Vec<String> = vec![
+            "--data-dir".into(),
+            data_dir.to_str().unwrap().into(),
+            "--listen-client-urls".into(),
+            url.clone(),
+            "--advertise-client-urls".into(),
+            url,
+            "--log-level".into(),
+            "warn".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut s = Server {
+            child: None,
+            endpoint,
+            data_dir: data_dir.to_path_buf(),
+            program: env!("CARGO_BIN_EXE_concord").into(),
+            args,
+            envs: Vec::new(),
+            quiet: false,
+            tls_only: true,
             _tmp: None,
         };
         s.start();
@@ -196,6 +244,7 @@ impl Server {
             args,
             envs: Vec::new(),
             quiet: true,
+            tls_only: false,
             _tmp: Some(tmp),
         };
         s.start();
@@ -213,7 +262,11 @@ impl Server {
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("{} runs (scripts/test installs etcd-server): {e}", self.program));
-        wait_healthy(&self.endpoint, &mut child);
+        if self.tls_only {
+            wait_listening(&self.endpoint, &mut child);
+        } else {
+            wait_healthy(&self.endpoint, &mut child);
+        }
         self.child = Some(child);
     }
 

@@ -1,0 +1,251 @@
+//! TLS on the client port: etcdctl with a CA, a client certificate and key
+//! against a TLS-only Concord; clients without a valid certificate refused
+//! when `--client-cert-auth` is on; the certificate's common name as the
+//! user on gRPC. Certificates are made here (rcgen), never committed.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+
+use common::{err, ok, Server};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
+
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    fn p(&self, name: &str) -> String {
+        self.path(name).to_str().unwrap().to_string()
+    }
+}
+
+fn write(dir: &Path, name: &str, pem: &str) {
+    std::fs::write(dir.join(name), pem).unwrap();
+}
+
+/// A CA, a server certificate for 127.0.0.1, client certificates for
+/// `alice` and `root` from that CA, and one for `alice` from another CA.
+fn make_pki() -> Pki {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = |cn: &str| {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        let key = KeyPair::generate().unwrap();
+        let cert = p.self_signed(&key).unwrap();
+        (cert, Issuer::new(p, key))
+    };
+    let (ca_cert, issuer) = ca("concord test CA");
+    write(dir.path(), "ca.pem", &ca_cert.pem());
+
+    let mut sp = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    sp.subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    sp.distinguished_name.push(DnType::CommonName, "concord");
+    let sk = KeyPair::generate().unwrap();
+    write(dir.path(), "server.pem", &sp.signed_by(&sk, &issuer).unwrap().pem());
+    write(dir.path(), "server-key.pem", &sk.serialize_pem());
+
+    for user in ["alice", "root"] {
+        let mut cp = CertificateParams::new(Vec::<String>::new()).unwrap();
+        cp.distinguished_name.push(DnType::CommonName, user);
+        let ck = KeyPair::generate().unwrap();
+        write(
+            dir.path(),
+            &format!("{user}.pem"),
+            &cp.signed_by(&ck, &issuer).unwrap().pem(),
+        );
+        write(dir.path(), &format!("{user}-key.pem"), &ck.serialize_pem());
+    }
+
+    let (_, other) = ca("someone else's CA");
+    let mut cp = CertificateParams::new(Vec::<String>::new()).unwrap();
+    cp.distinguished_name.push(DnType::CommonName, "alice");
+    let ck = KeyPair::generate().unwrap();
+    write(dir.path(), "rogue.pem", &cp.signed_by(&ck, &other).unwrap().pem());
+    write(dir.path(), "rogue-key.pem", &ck.serialize_pem());
+    Pki { dir }
+}
+
+/// etcdctl over TLS as the holder of `cert` (none: CA only).
+fn etcdctl_tls(s: &Server, pki: &Pki, cert: Option<&str>, args: &[&str]) -> Output {
+    let mut tls = vec!["--cacert".to_string(), pki.p("ca.pem")];
+    if let Some(c) = cert {
+        tls.extend([
+            "--cert".into(),
+            pki.p(&format!("{c}.pem")),
+            "--key".into(),
+            pki.p(&format!("{c}-key.pem")),
+        ]);
+    }
+    tls.extend(["--dial-timeout".into(), "3s".into()]);
+    let mut all: Vec<&str> = tls.iter().map(String::as_str).collect();
+    all.extend_from_slice(args);
+    common::etcdctl(&format!("https://{}", s.endpoint), &all)
+}
+
+/// `GET /health` over TLS with rustls as the client.
+fn https_health(s: &Server, pki: &Pki, cert: &str) -> String {
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = std::fs::read(pki.path("ca.pem")).unwrap();
+    for c in rustls_pemfile_certs(&ca) {
+        roots.add(c).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = rustls_pemfile_certs(&std::fs::read(pki.path(&format!("{cert}.pem"))).unwrap());
+    let key = {
+        use rustls_pki_types::pem::PemObject;
+        rustls_pki_types::PrivateKeyDer::from_pem_file(pki.path(&format!("{cert}-key.pem"))).unwrap()
+    };
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(cfg), "127.0.0.1".try_into().unwrap()).unwrap();
+    let tcp = std::net::TcpStream::connect(&s.endpoint).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    write!(tls, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = tls.read_to_string(&mut out);
+    out
+}
+
+fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls_pki_types::CertificateDer<'static>> {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::CertificateDer::pem_slice_iter(pem)
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn tls_client_port_with_client_certificates() {
+    let pki = make_pki();
+    let data = tempfile::tempdir().unwrap();
+    let s = Server::concord_tls(
+        &data.path().join("d"),
+        &[
+            "--cert-file",
+            &pki.p("server.pem"),
+            "--key-file",
+            &pki.p("server-key.pem"),
+            "--trusted-ca-file",
+            &pki.p("ca.pem"),
+            "--client-cert-auth",
+            "--bcrypt-cost",
+            "4",
+        ],
+    );
+
+    ok(etcdctl_tls(&s, &pki, Some("alice"), &["put", "foo", "bar"]));
+    assert_eq!(
+        ok(etcdctl_tls(
+            &s,
+            &pki,
+            Some("alice"),
+            &["get", "foo", "--print-value-only"]
+        ))
+        .trim(),
+        "bar"
+    );
+    // No client certificate, or one from another CA: refused.
+    err(etcdctl_tls(&s, &pki, None, &["get", "foo"]));
+    err(etcdctl_tls(&s, &pki, Some("rogue"), &["get", "foo"]));
+    // Plain HTTP on the TLS port gets nothing.
+    assert!(common::http(&s.endpoint, "GET", "/health", "").map_or(true, |(st, _)| st != 200));
+    // The gateway over TLS.
+    assert!(https_health(&s, &pki, "alice").contains(r#"{"health":"true"}"#));
+
+    // With auth on, the certificate's common name is the user on gRPC.
+    for args in [
+        &["user", "add", "root:rootpw"][..],
+        &["user", "add", "alice:alicepw"],
+        &["role", "add", "app"],
+        &["role", "grant-permission", "app", "readwrite", "app/", "--prefix=true"],
+        &["user", "grant-role", "alice", "app"],
+        &["auth", "enable"],
+    ] {
+        ok(etcdctl_tls(&s, &pki, Some("root"), args));
+    }
+    ok(etcdctl_tls(&s, &pki, Some("alice"), &["put", "app/x", "1"]));
+    let e = err(etcdctl_tls(&s, &pki, Some("alice"), &["put", "other", "1"]));
+    assert!(e.contains("permission denied"), "{e}");
+    // root's certificate is root.
+    ok(etcdctl_tls(&s, &pki, Some("root"), &["put", "other", "1"]));
+    ok(etcdctl_tls(&s, &pki, Some("root"), &["user", "list"]));
+    // A token still wins over the certificate.
+    let e = err(etcdctl_tls(
+        &s,
+        &pki,
+        Some("root"),
+        &["--user", "alice:alicepw", "put", "other", "2"],
+    ));
+    assert!(e.contains("permission denied"), "{e}");
+}
+
+#[test]
+fn https_url_needs_a_certificate() {
+    let data = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_concord"))
+        .args(["--data-dir", data.path().join("d").to_str().unwrap()])
+        .args([
+            "--listen-client-urls",
+            &format!("https://127.0.0.1:{}", common::free_port()),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("needs --cert-file and --key-file"), "{stderr}");
+}
+
+/// The PyPI etcd3 client (gRPC) with a user and password, over TLS:
+/// refused without credentials and with a wrong password, allowed with the
+/// right one within the user's permissions.
+#[test]
+fn etcd3_python_client_with_password_over_tls() {
+    let pki = make_pki();
+    let data = tempfile::tempdir().unwrap();
+    let s = Server::concord_tls(
+        &data.path().join("d"),
+        &[
+            "--cert-file",
+            &pki.p("server.pem"),
+            "--key-file",
+            &pki.p("server-key.pem"),
+            "--bcrypt-cost",
+            "4",
+        ],
+    );
+    for args in [
+        &["user", "add", "root:rootpw"][..],
+        &["user", "add", "alice:alicepw"],
+        &["role", "add", "app"],
+        &["role", "grant-permission", "app", "readwrite", "app/", "--prefix=true"],
+        &["user", "grant-role", "alice", "app"],
+        &["auth", "enable"],
+    ] {
+        ok(etcdctl_tls(&s, &pki, None, args));
+    }
+    let (host, port) = s.endpoint.split_once(':').unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/etcd3_auth_check.py");
+    let out = std::process::Command::new("timeout")
+        .args(["60", "python3", script, host, port, &pki.p("ca.pem")])
+        .output()
+        .expect("python3 runs (scripts/test installs etcd3)");
+    assert!(
+        out.status.success(),
+        "etcd3 check failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
