@@ -18,7 +18,7 @@ fn put(key: String, value: Vec<u8>) -> LogRequest {
             value,
             ..Default::default()
         })),
-        auth_revision: 0,
+        ..Default::default()
     }
 }
 
@@ -83,7 +83,7 @@ async fn concurrent_writes_reads_and_compactions() {
                         revision: target,
                         physical: true,
                     })),
-                    auth_revision: 0,
+                    ..Default::default()
                 };
                 match node.propose(req).await {
                     Ok(_) => n += 1,

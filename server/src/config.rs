@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{ArgAction, Parser, ValueEnum};
 
 /// How `--auto-compaction-retention` is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -14,6 +14,15 @@ pub enum CompactionMode {
     Periodic,
     /// Keep this many revisions.
     Revision,
+}
+
+/// Whether a member starts a new cluster or joins a running one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ClusterState {
+    /// Every member in --initial-cluster starts together.
+    New,
+    /// This member was added to a running cluster (MemberAdd).
+    Existing,
 }
 
 /// An etcd-compatible, Raft-replicated key-value store.
@@ -57,6 +66,46 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub initial_advertise_peer_urls: Vec<String>,
+
+    /// Comma-separated URLs to listen on for other members (replicated clusters).
+    #[arg(
+        long,
+        env = "CONCORD_LISTEN_PEER_URLS",
+        default_value = "http://localhost:2380",
+        value_delimiter = ','
+    )]
+    pub listen_peer_urls: Vec<String>,
+
+    /// The members of a new cluster: `name=peerURL,name=peerURL,…`. With
+    /// more than one member, writes are replicated with raft.
+    #[arg(long, env = "CONCORD_INITIAL_CLUSTER", default_value = "")]
+    pub initial_cluster: String,
+
+    /// `new` to bootstrap --initial-cluster, `existing` to join a running cluster.
+    #[arg(long, env = "CONCORD_INITIAL_CLUSTER_STATE", value_enum, default_value = "new")]
+    pub initial_cluster_state: ClusterState,
+
+    /// A name for the cluster, mixed into member and cluster IDs.
+    #[arg(long, env = "CONCORD_INITIAL_CLUSTER_TOKEN", default_value = "etcd-cluster")]
+    pub initial_cluster_token: String,
+
+    /// Time of one raft heartbeat, in milliseconds.
+    #[arg(long, env = "CONCORD_HEARTBEAT_INTERVAL", default_value_t = 100)]
+    pub heartbeat_interval: u64,
+
+    /// Time without a leader before an election, in milliseconds.
+    #[arg(long, env = "CONCORD_ELECTION_TIMEOUT", default_value_t = 1000)]
+    pub election_timeout: u64,
+
+    /// Raft pre-vote: a member cut off cannot disrupt the cluster when it returns.
+    #[arg(long, env = "CONCORD_PRE_VOTE", action = ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true", default_value_t = false)]
+    pub pre_vote: bool,
+
+    /// Raft log entries kept for slow members after the state is saved;
+    /// members further behind get a snapshot.
+    #[arg(long, env = "CONCORD_SNAPSHOT_COUNT", default_value_t = 100_000)]
+    pub snapshot_count: u64,
 
     /// Most operations allowed in one txn request.
     #[arg(long, env = "CONCORD_MAX_TXN_OPS", default_value_t = 128)]
@@ -125,7 +174,8 @@ pub struct Config {
 
     /// Require a client certificate signed by --trusted-ca-file; its common
     /// name is the user on gRPC calls that carry no token.
-    #[arg(long, env = "CONCORD_CLIENT_CERT_AUTH", default_value_t = false)]
+    #[arg(long, env = "CONCORD_CLIENT_CERT_AUTH", action = ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true", default_value_t = false)]
     pub client_cert_auth: bool,
 
     /// Peer TLS certificate (PEM), for member-to-member traffic.
@@ -141,7 +191,8 @@ pub struct Config {
     pub peer_trusted_ca_file: Option<PathBuf>,
 
     /// Require peers to present a certificate signed by --peer-trusted-ca-file.
-    #[arg(long, env = "CONCORD_PEER_CLIENT_CERT_AUTH", default_value_t = false)]
+    #[arg(long, env = "CONCORD_PEER_CLIENT_CERT_AUTH", action = ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true", default_value_t = false)]
     pub peer_client_cert_auth: bool,
 
     /// Log filter (tracing's syntax: `info`, `concord_core=debug`, …).
@@ -176,12 +227,68 @@ pub enum ConfigError {
     /// An https:// URL without --cert-file and --key-file.
     #[error("{0} needs --cert-file and --key-file")]
     TlsNeeded(String),
+    /// --initial-cluster cannot be read or does not name this member.
+    #[error("invalid --initial-cluster: {0}")]
+    InitialCluster(String),
     /// A retention that cannot be read.
     #[error("invalid --auto-compaction-retention {0:?}")]
     Retention(String),
     /// A duration that cannot be read.
     #[error("invalid duration {0:?}: expected e.g. 10m, 30s, 500ms")]
     Duration(String),
+}
+
+/// A member of --initial-cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InitialMember {
+    /// Its name.
+    pub name: String,
+    /// Its peer URLs.
+    pub peer_urls: Vec<String>,
+    /// Its ID, derived from its peer URLs and the cluster token.
+    pub id: u64,
+}
+
+/// FNV-1a, 64 bits: stable IDs every member derives alike.
+fn fnv(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.iter().chain(b"\0") {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    (h >> 1).max(1)
+}
+
+/// Reads `name=url,name=url` (a name may repeat for several URLs) and
+/// gives each member its ID; also returns the cluster ID.
+pub fn parse_initial_cluster(s: &str, token: &str) -> Result<(Vec<InitialMember>, u64), ConfigError> {
+    let mut members: Vec<InitialMember> = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, url) = part
+            .split_once('=')
+            .ok_or_else(|| ConfigError::InitialCluster(format!("{part:?} is not name=url")))?;
+        host_port(url)?;
+        match members.iter_mut().find(|m| m.name == name) {
+            Some(m) => m.peer_urls.push(url.to_string()),
+            None => members.push(InitialMember {
+                name: name.to_string(),
+                peer_urls: vec![url.to_string()],
+                id: 0,
+            }),
+        }
+    }
+    for m in &mut members {
+        let mut urls = m.peer_urls.clone();
+        urls.sort();
+        m.id = fnv(&[urls.join(",").as_bytes(), token.as_bytes()]);
+    }
+    let mut ids: Vec<u64> = members.iter().map(|m| m.id).collect();
+    ids.sort_unstable();
+    let id_bytes: Vec<u8> = ids.iter().flat_map(|i| i.to_be_bytes()).collect();
+    let cluster_id = fnv(&[&id_bytes, token.as_bytes()]);
+    Ok((members, cluster_id))
 }
 
 /// Splits `http(s)://host:port` into host and port.
@@ -233,6 +340,21 @@ mod tests {
         assert_eq!(host_port("http://127.0.0.1:2379").unwrap(), ("127.0.0.1".into(), 2379));
         assert_eq!(host_port("http://[::1]:2379/").unwrap(), ("::1".into(), 2379));
         assert!(host_port("127.0.0.1:2379").is_err());
+        let (m, c) = parse_initial_cluster("a=http://h:1,b=http://h:2,a=http://g:1", "t").unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].peer_urls.len(), 2);
+        assert_ne!(m[0].id, m[1].id);
+        let (m2, c2) = parse_initial_cluster("b=http://h:2,a=http://g:1,a=http://h:1", "t").unwrap();
+        assert_eq!(
+            (m2[0].id, c2),
+            (m[1].id, c),
+            "the same on every member whatever the order"
+        );
+        assert_ne!(
+            parse_initial_cluster("a=http://h:1", "other").unwrap().1,
+            parse_initial_cluster("a=http://h:1", "t").unwrap().1
+        );
+        assert!(parse_initial_cluster("nonsense", "t").is_err());
         assert_eq!(parse_retention("1").unwrap(), Duration::from_secs(3600));
         assert_eq!(parse_retention("30m").unwrap(), Duration::from_secs(1800));
         assert_eq!(parse_retention("1.5s").unwrap(), Duration::from_millis(1500));

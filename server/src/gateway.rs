@@ -219,7 +219,11 @@ async fn keep_alive(State(svc): State<Svc>, req: axum::extract::Request) -> Resp
     };
     match decode::<LeaseKeepAliveRequest>(&body) {
         Ok(req) => {
-            let one = chunk(&svc.lease_keep_alive(req.id));
+            let resp = match svc.lease_keep_alive(req.id).await {
+                Ok(r) => r,
+                Err(e) => return error_response(&e),
+            };
+            let one = chunk(&resp);
             streamed(Body::from_stream(tokio_stream::once(Ok::<_, Infallible>(one))))
         }
         Err(e) => error_response(&e),
@@ -262,7 +266,9 @@ impl Stream for WatchBody {
 
 async fn health(State(svc): State<Svc>) -> Response {
     let fatal = svc.node().fatal().borrow().clone();
-    match fatal {
+    // A member of a cluster without a leader cannot serve (etcd says the same).
+    let leaderless = svc.node().is_replicated() && svc.node().state().leader() == 0;
+    match fatal.or_else(|| leaderless.then(|| "no leader".to_string())) {
         None => json_response(StatusCode::OK, br#"{"health":"true"}"#.to_vec()),
         Some(_) => json_response(StatusCode::SERVICE_UNAVAILABLE, br#"{"health":"false"}"#.to_vec()),
     }

@@ -17,17 +17,19 @@ pub mod gateway;
 mod grpc;
 pub mod pb;
 pub mod peer;
+pub mod replication;
 pub mod tls;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::http::HeaderValue;
 use axum::Router;
 use concord_core::auth::token::{TokenError, Tokens};
-use concord_core::raft::{Node, NodeConfig, NodeError};
+use concord_core::raft::{Node, NodeConfig, NodeError, RaftConfig};
 use concord_core::service::{EtcdService, ServiceConfig};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tower::ServiceExt;
@@ -242,16 +244,61 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         trusted_ca: cfg.peer_trusted_ca_file.clone(),
         client_cert_auth: cfg.peer_client_cert_auth,
     };
-    if peer_files.is_set() {
-        // Checked now so a bad file fails at start; members exchange
-        // nothing yet (replication comes with its own issue).
-        peer_files.server_config()?;
-        tracing::info!("peer TLS configured");
-    }
+    let peer_tls = if peer_files.is_set() {
+        Some(peer_files.server_config()?)
+    } else {
+        None
+    };
+    let (members, cluster_id) = config::parse_initial_cluster(&cfg.initial_cluster, &cfg.initial_cluster_token)?;
     let data_dir = cfg.data_dir();
-    let node = tokio::task::spawn_blocking(move || Node::start(&data_dir, node_cfg))
-        .await
-        .expect("start-up does not panic")?;
+    // With several members, writes go through raft; a single member keeps
+    // its local group-committed log.
+    let replicated = members.len() > 1;
+    let peer_cell: Arc<OnceLock<Arc<EtcdService>>> = Arc::new(OnceLock::new());
+    let mut peer_urls = HashMap::new();
+    let node = if replicated {
+        let me = members
+            .iter()
+            .find(|m| m.name == cfg.name)
+            .ok_or_else(|| ConfigError::InitialCluster(format!("no member named {:?}", cfg.name)))?
+            .clone();
+        if cfg.initial_cluster_state == config::ClusterState::Existing && !data_dir.join("db").exists() {
+            return Err(ConfigError::InitialCluster(
+                "joining a running cluster needs MemberAdd, which is not implemented yet".into(),
+            )
+            .into());
+        }
+        for m in &members {
+            peer_urls.insert(m.id, m.peer_urls[0].clone());
+        }
+        let mut others = peer_urls.clone();
+        others.remove(&me.id);
+        let transport = Arc::new(replication::HttpTransport::new(&others, Arc::clone(&peer_cell)));
+        let raft_cfg = RaftConfig {
+            id: me.id,
+            cluster_id,
+            voters: members.iter().map(|m| m.id).collect(),
+            heartbeat: Duration::from_millis(cfg.heartbeat_interval.max(1)),
+            election_ticks: (cfg.election_timeout / cfg.heartbeat_interval.max(1)).max(2) as usize,
+            pre_vote: cfg.pre_vote,
+            snapshot_count: cfg.snapshot_count,
+            transport,
+            attrs: concord_core::api::concordpb::Member {
+                id: me.id,
+                name: cfg.name.clone(),
+                peer_urls: cfg.initial_advertise_peer_urls.clone(),
+                client_urls: cfg.advertise_client_urls.clone(),
+                is_learner: false,
+            },
+        };
+        tokio::task::spawn_blocking(move || Node::start_replicated(&data_dir, node_cfg, raft_cfg))
+            .await
+            .expect("start-up does not panic")?
+    } else {
+        tokio::task::spawn_blocking(move || Node::start(&data_dir, node_cfg))
+            .await
+            .expect("start-up does not panic")?
+    };
     let mut fatal = node.fatal();
     let tokens = Tokens::from_spec(&cfg.auth_token, Duration::from_secs(cfg.auth_token_ttl))?;
     let svc = Arc::new(EtcdService::with_tokens(
@@ -268,12 +315,31 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         tokens,
     ));
 
+    let mut servers = tokio::task::JoinSet::new();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if replicated {
+        let _ = peer_cell.set(Arc::clone(&svc));
+        svc.set_forwarder(Arc::new(replication::HttpForwarder::new(peer_urls)));
+        let peer_app = replication::router(Arc::clone(&svc));
+        for url in &cfg.listen_peer_urls {
+            let tls = if url.starts_with("https://") {
+                Some((
+                    peer_tls.clone().ok_or(ConfigError::TlsNeeded(url.clone()))?,
+                    cfg.peer_client_cert_auth,
+                ))
+            } else {
+                None
+            };
+            let (listener, addr) = bind(url).await?;
+            tracing::info!(%addr, tls = tls.is_some(), "serving peers");
+            servers.spawn(serve(listener, peer_app.clone(), tls, stop_rx.clone()));
+        }
+    }
+
     let app = gateway::router(Arc::clone(&svc))
         .layer(cors_layer(&cfg.cors))
         .merge(grpc::routes(Arc::clone(&svc)).into_axum_router());
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut servers = tokio::task::JoinSet::new();
     for url in &cfg.listen_client_urls {
         let tls = if url.starts_with("https://") {
             Some((

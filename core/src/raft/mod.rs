@@ -1,12 +1,14 @@
-//! The write path: a request becomes an entry in the durable log, the entry
+//! The write path: a request becomes an entry in a durable log, the entry
 //! is applied to the state machine (mvcc on redb), and only then is the
-//! answer sent. With one member the log is local ([`log::Log`]); the
-//! replication issue puts Raft (raft-rs) under this same path, with
-//! [`Node::propose`] as the entry point.
+//! answer sent. A single member uses its local group-committed log
+//! ([`log::Log`]); a member of a cluster agrees on the log with the others
+//! through raft-rs (`replica`). Either way [`Node::propose`] is the entry point.
 
 pub mod log;
 mod node;
+mod replica;
 mod state_machine;
 
 pub use node::{Node, NodeConfig, NodeError, State};
+pub use replica::{RaftConfig, Transport};
 pub use state_machine::{ApplyError, AuthPersist, LeaseStore, StateMachine, WriteResponse};

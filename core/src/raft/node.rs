@@ -18,6 +18,7 @@ use prost::Message;
 use tokio::sync::{oneshot, watch};
 
 use super::log::{Entry, Log, LogError};
+use super::replica::{load_log, RaftConfig, RaftLoop, RaftMsg};
 use super::{ApplyError, StateMachine, WriteResponse};
 use crate::api::concordpb::LogRequest;
 use crate::api::error::EtcdError;
@@ -56,7 +57,12 @@ pub enum NodeError {
     Thread(std::io::Error),
 }
 
-type Reply = oneshot::Sender<Result<WriteResponse, EtcdError>>;
+pub(crate) type Reply = oneshot::Sender<Result<WriteResponse, EtcdError>>;
+
+/// How long a replicated write or linearizable read may wait for
+/// agreement before the client hears `request timed out` (etcd: 5 s plus
+/// the election timeout).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(7);
 
 enum Msg {
     Propose(LogRequest, Reply),
@@ -86,17 +92,19 @@ impl Default for NodeConfig {
 
 /// What readers share with the write loop.
 pub struct State {
-    sm: RwLock<StateMachine>,
-    hub: Arc<Hub>,
-    storage: Storage,
-    applied: AtomicU64,
+    pub(crate) sm: RwLock<StateMachine>,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) storage: Storage,
+    pub(crate) applied: AtomicU64,
     db_in_use: AtomicU64,
     /// The member's ID.
     pub member_id: u64,
     /// The cluster's ID.
     pub cluster_id: u64,
-    /// The current term (a single member starts a new one at each start).
-    pub term: u64,
+    /// The current raft term (a single member starts a new one at each start).
+    pub(crate) term: AtomicU64,
+    /// The leader's member ID (0: none known).
+    pub(crate) leader: AtomicU64,
 }
 
 impl State {
@@ -135,6 +143,16 @@ impl State {
         self.applied.load(Ordering::Acquire)
     }
 
+    /// The current raft term.
+    pub fn term(&self) -> u64 {
+        self.term.load(Ordering::Acquire)
+    }
+
+    /// The leader's member ID, 0 when none is known.
+    pub fn leader(&self) -> u64 {
+        self.leader.load(Ordering::Acquire)
+    }
+
     /// Size of the state machine's database file.
     pub fn db_size(&self) -> u64 {
         self.storage.size()
@@ -146,9 +164,17 @@ impl State {
     }
 }
 
+/// How writes reach the state machine.
+enum WritePath {
+    /// A single member: the local group-committed log.
+    Local(mpsc::Sender<Msg>),
+    /// A replicated member: raft.
+    Raft(mpsc::Sender<RaftMsg>),
+}
+
 /// A running member's write path.
 pub struct Node {
-    tx: mpsc::Sender<Msg>,
+    path: WritePath,
     state: Arc<State>,
     fatal: watch::Receiver<Option<String>>,
     /// The write and watch-sync threads, joined by [`Node::stop`].
@@ -180,7 +206,7 @@ impl History for State {
     }
 }
 
-fn apply_one(
+pub(crate) fn apply_one(
     sm: &mut StateMachine,
     view: &mut crate::storage::WriteView<'_>,
     req: &LogRequest,
@@ -251,7 +277,8 @@ impl Node {
             db_in_use: AtomicU64::new(in_use),
             member_id,
             cluster_id,
-            term,
+            term: AtomicU64::new(term),
+            leader: AtomicU64::new(member_id),
         });
         let sync_state = Arc::clone(&state);
         let sync_thread = thread::Builder::new()
@@ -278,11 +305,123 @@ impl Node {
             })
             .map_err(NodeError::Thread)?;
         Ok(Node {
-            tx,
+            path: WritePath::Local(tx),
             state,
             fatal,
             threads: parking_lot::Mutex::new(vec![write_thread, sync_thread]),
         })
+    }
+
+    /// Opens a replicated member's data in `data_dir` and starts its raft
+    /// loop; messages for other members go through `raft.transport`.
+    pub fn start_replicated(data_dir: &Path, cfg: NodeConfig, raft: RaftConfig) -> Result<Node, NodeError> {
+        std::fs::create_dir_all(data_dir).map_err(StorageError::Io)?;
+        let storage = Storage::open(&data_dir.join("db"), cfg.backend_cache_bytes)?;
+        let meta = storage.meta()?;
+        let mut sm = storage.load()?;
+        storage.set_identity(raft.id, raft.cluster_id, meta.term)?;
+        storage.checkpoint()?;
+        let in_use = storage.size_in_use()?;
+        sm.take_events();
+        let hub = Arc::new(Hub::new(
+            HubConfig {
+                header: ResponseHeader {
+                    cluster_id: raft.cluster_id,
+                    member_id: raft.id,
+                    revision: 0,
+                    raft_term: meta.term,
+                },
+                progress_interval: cfg.progress_interval,
+                max_response_bytes: cfg.max_response_bytes,
+            },
+            sm.mvcc.current_revision(),
+        ));
+        let state = Arc::new(State {
+            sm: RwLock::new(sm),
+            hub,
+            storage,
+            applied: AtomicU64::new(meta.applied_index),
+            db_in_use: AtomicU64::new(in_use),
+            member_id: raft.id,
+            cluster_id: raft.cluster_id,
+            term: AtomicU64::new(meta.term),
+            leader: AtomicU64::new(0),
+        });
+        let core = load_log(&state, &raft.voters)?;
+        let mut raft_loop = RaftLoop::new(core, Arc::clone(&state), raft)?;
+        let sync_state = Arc::clone(&state);
+        let sync_thread = thread::Builder::new()
+            .name("concord-watch".into())
+            .spawn(move || sync_state.hub.run_sync(&*sync_state))
+            .map_err(NodeError::Thread)?;
+        let (tx, rx) = mpsc::channel();
+        let (fatal_tx, fatal) = watch::channel(None);
+        let raft_thread = thread::Builder::new()
+            .name("concord-raft".into())
+            .spawn(move || {
+                if let Err(e) = raft_loop.run(&rx) {
+                    tracing::error!(error = %e, "raft loop failed; no more writes are accepted");
+                    let _ = fatal_tx.send(Some(e.to_string()));
+                }
+            })
+            .map_err(NodeError::Thread)?;
+        Ok(Node {
+            path: WritePath::Raft(tx),
+            state,
+            fatal,
+            threads: parking_lot::Mutex::new(vec![raft_thread, sync_thread]),
+        })
+    }
+
+    /// Whether this member decides lease expiry (a single member always;
+    /// with raft, the leader).
+    pub fn is_leader(&self) -> bool {
+        match self.path {
+            WritePath::Local(_) => true,
+            WritePath::Raft(_) => self.state.leader() == self.state.member_id,
+        }
+    }
+
+    /// Whether this member is part of a replicated cluster.
+    pub fn is_replicated(&self) -> bool {
+        matches!(self.path, WritePath::Raft(_))
+    }
+
+    /// Waits until this member has applied everything committed when the
+    /// call was made (raft's ReadIndex, confirmed by a quorum), so a read
+    /// after it is linearizable. Immediate on a single member.
+    pub async fn read_barrier(&self) -> Result<(), EtcdError> {
+        let WritePath::Raft(tx) = &self.path else {
+            return Ok(());
+        };
+        let (done, rx) = oneshot::channel();
+        tx.send(RaftMsg::ReadIndex(done)).map_err(|_| EtcdError::Stopped)?;
+        match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(EtcdError::Stopped),
+            Err(_) => Err(EtcdError::Timeout),
+        }
+    }
+
+    /// Hands a raft message from another member to the raft loop.
+    pub fn step(&self, msg: Vec<u8>) {
+        if let WritePath::Raft(tx) = &self.path {
+            let _ = tx.send(RaftMsg::Step(msg));
+        }
+    }
+
+    /// Tells raft a member could not be reached.
+    pub fn report_unreachable(&self, to: u64) {
+        if let WritePath::Raft(tx) = &self.path {
+            let _ = tx.send(RaftMsg::Unreachable(to));
+        }
+    }
+
+    /// Tells raft whether a snapshot reached a member.
+    pub fn report_snapshot(&self, to: u64, ok: bool) {
+        if let WritePath::Raft(tx) = &self.path {
+            let _ = tx.send(RaftMsg::SnapshotDone(to, ok));
+        }
     }
 
     /// The state readers use.
@@ -290,11 +429,23 @@ impl Node {
         &self.state
     }
 
-    /// Proposes a write; resolves once it is durable and applied.
+    /// Proposes a write; resolves once it is durable and applied (with
+    /// raft: committed by a quorum and applied here).
     pub async fn propose(&self, req: LogRequest) -> Result<WriteResponse, EtcdError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Msg::Propose(req, reply)).map_err(|_| EtcdError::Stopped)?;
-        rx.await.map_err(|_| EtcdError::Stopped)?
+        match &self.path {
+            WritePath::Local(tx) => {
+                tx.send(Msg::Propose(req, reply)).map_err(|_| EtcdError::Stopped)?;
+                rx.await.map_err(|_| EtcdError::Stopped)?
+            }
+            WritePath::Raft(tx) => {
+                tx.send(RaftMsg::Propose(req, reply)).map_err(|_| EtcdError::Stopped)?;
+                match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
+                    Ok(r) => r.map_err(|_| EtcdError::Stopped)?,
+                    Err(_) => Err(EtcdError::Timeout),
+                }
+            }
+        }
     }
 
     /// Resolves with the reason if the write path fails for good.
@@ -306,7 +457,11 @@ impl Node {
     /// checkpoint, and the watch-sync thread; returns once both are gone.
     pub async fn stop(&self) {
         let (done, rx) = oneshot::channel();
-        if self.tx.send(Msg::Stop(done)).is_ok() {
+        let sent = match &self.path {
+            WritePath::Local(tx) => tx.send(Msg::Stop(done)).is_ok(),
+            WritePath::Raft(tx) => tx.send(RaftMsg::Stop(done)).is_ok(),
+        };
+        if sent {
             let _ = rx.await;
         }
         self.state.hub.stop();

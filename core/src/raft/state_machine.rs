@@ -3,7 +3,7 @@
 //! events on every member.
 
 use crate::api::concordpb::log_request::Request as LogOp;
-use crate::api::concordpb::AuthState;
+use crate::api::concordpb::{AuthState, Member};
 use crate::api::error::EtcdError;
 use crate::api::etcdserverpb::{
     CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse, ResponseHeader,
@@ -22,10 +22,13 @@ pub trait LeaseStore {
     fn delete_lease(&mut self, id: i64) -> Result<(), BackendError>;
 }
 
-/// Durable auth state, written in the same transaction as the change.
+/// Durable auth state and member list, written in the same transaction as
+/// the change.
 pub trait AuthPersist {
     /// Stores the whole auth state (it is small).
     fn put_auth(&mut self, state: &AuthState) -> Result<(), BackendError>;
+    /// Stores the member list.
+    fn put_members(&mut self, members: &[Member]) -> Result<(), BackendError>;
 }
 
 /// The answer to one applied write (header revision set; the cluster
@@ -40,6 +43,8 @@ pub enum WriteResponse {
     LeaseRevoke(LeaseRevokeResponse),
     /// An auth change; the key space's revision for the header.
     Auth(i64),
+    /// A member's attributes recorded.
+    Member,
 }
 
 /// Why an entry was not applied. [`ApplyError::Fatal`] means the storage
@@ -79,6 +84,8 @@ pub struct StateMachine {
     pub lessor: Lessor,
     /// Users, roles, permissions.
     pub auth: AuthStore,
+    /// The members' published attributes, by ID.
+    pub members: std::collections::BTreeMap<u64, Member>,
 }
 
 fn header(revision: i64) -> Option<ResponseHeader> {
@@ -101,6 +108,11 @@ impl StateMachine {
         let sm = self;
         if auth_revision != 0 && auth_revision < sm.auth.revision() {
             return Err(ApplyError::Refused(EtcdError::AuthOldRevision));
+        }
+        if let LogOp::MemberAttrs(m) = op {
+            sm.members.insert(m.id, m.clone());
+            w.put_members(&sm.members.values().cloned().collect::<Vec<_>>())?;
+            return Ok(WriteResponse::Member);
         }
         if let Some(r) = sm.apply_auth(op) {
             r.map_err(ApplyError::Refused)?;
@@ -133,7 +145,7 @@ impl StateMachine {
                 w.delete_lease(r.id)?;
                 WriteResponse::LeaseRevoke(LeaseRevokeResponse { header: header(rev) })
             }
-            _ => unreachable!("auth changes are applied above"),
+            _ => unreachable!("auth and member changes are applied above"),
         })
     }
 

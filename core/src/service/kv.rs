@@ -34,6 +34,10 @@ impl EtcdService {
                 limit: self.transport_limit(),
             });
         }
+        if !req.serializable {
+            // Linearizable: everything committed before now is applied here.
+            self.node.read_barrier().await?;
+        }
         let mut resp = self.state.range(&req)?;
         self.fill(&mut resp.header);
         Ok(resp)

@@ -92,9 +92,28 @@ impl EtcdService {
         r
     }
 
-    /// One keep-alive: renews the lease to its full TTL. An unknown or
-    /// already expired lease is answered with TTL 0, as etcd does.
-    pub fn lease_keep_alive(&self, id: i64) -> LeaseKeepAliveResponse {
+    /// One keep-alive, on the member that decides expiry: on a follower it
+    /// is forwarded to the leader. An unknown or already expired lease is
+    /// answered with TTL 0, as etcd does.
+    pub async fn lease_keep_alive(&self, id: i64) -> Result<LeaseKeepAliveResponse, EtcdError> {
+        if self.node.is_leader() {
+            return Ok(self.renew(id));
+        }
+        let leader = self.state.leader();
+        if leader == 0 {
+            return Err(EtcdError::NoLeader);
+        }
+        let forward = self.forwarder.lock().clone().ok_or(EtcdError::NoLeader)?;
+        let ttl = forward.keep_alive(leader, id).await?;
+        Ok(LeaseKeepAliveResponse {
+            header: self.header(self.state.current_revision()),
+            id,
+            ttl,
+        })
+    }
+
+    /// Renews lease `id` here (this member decides expiry).
+    pub fn renew(&self, id: i64) -> LeaseKeepAliveResponse {
         let ttl = self.state.with(|sm| sm.lessor.get(id).map(|l| l.ttl));
         let now = Instant::now();
         let ttl = ttl.filter(|ttl| {
@@ -178,6 +197,28 @@ impl EtcdService {
     /// many were revoked. The server calls it periodically.
     pub async fn expire_leases(&self) -> usize {
         let now = Instant::now();
+        if !self.node.is_leader() {
+            *self.leading.lock() = false;
+            return 0;
+        }
+        {
+            // A member that just took over gives every lease a full TTL
+            // (as etcd's new leader does); leases granted through another
+            // member get their deadline here.
+            let mut leading = self.leading.lock();
+            let mut deadlines = self.deadlines.lock();
+            let leases: Vec<(i64, i64)> = self
+                .state
+                .with(|sm| sm.lessor.iter().map(|(id, l)| (id, l.ttl)).collect());
+            if !*leading {
+                deadlines.clear();
+                *leading = true;
+            }
+            deadlines.retain(|id, _| leases.iter().any(|(l, _)| l == id));
+            for (id, ttl) in leases {
+                deadlines.entry(id).or_insert(now + ttl_duration(ttl));
+            }
+        }
         let expired: Vec<i64> = self
             .deadlines
             .lock()

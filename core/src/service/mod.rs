@@ -77,6 +77,20 @@ pub struct EtcdService {
     tokens: Arc<Tokens>,
     /// Failed authentications, per user and per source address.
     auth_limits: (auth::Limiter<String>, auth::Limiter<IpAddr>),
+    /// Whether this member led at the last expiry round.
+    leading: Mutex<bool>,
+    /// Sends keep-alives to the leader (replicated members).
+    forwarder: Mutex<Option<Arc<dyn Forwarder>>>,
+}
+
+/// Hands requests only the leader may serve to the leader.
+pub trait Forwarder: Send + Sync {
+    /// Renews lease `id` on member `leader`; the TTL it answers.
+    fn keep_alive(
+        &self,
+        leader: u64,
+        id: i64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<i64, EtcdError>> + Send + '_>>;
 }
 
 impl EtcdService {
@@ -105,7 +119,14 @@ impl EtcdService {
             deadlines: Mutex::new(deadlines),
             tokens: Arc::new(tokens),
             auth_limits: (auth::Limiter::new(USER_LIMIT), auth::Limiter::new(ADDR_LIMIT)),
+            leading: Mutex::new(true),
+            forwarder: Mutex::new(None),
         }
+    }
+
+    /// Sets how keep-alives reach the leader.
+    pub fn set_forwarder(&self, f: Arc<dyn Forwarder>) {
+        *self.forwarder.lock() = Some(f);
     }
 
     /// The member's write path.
@@ -125,7 +146,7 @@ impl EtcdService {
             cluster_id: self.state.cluster_id,
             member_id: self.state.member_id,
             revision,
-            raft_term: self.state.term,
+            raft_term: self.state.term(),
         })
     }
 
@@ -179,6 +200,7 @@ impl EtcdService {
             .propose(LogRequest {
                 request: Some(op),
                 auth_revision: checked_at,
+                ..Default::default()
             })
             .await
     }
@@ -195,9 +217,9 @@ impl EtcdService {
             header: self.header(self.state.current_revision()),
             version: ETCD_API_VERSION.into(),
             db_size: self.state.db_size() as i64,
-            leader: self.state.member_id,
+            leader: self.state.leader(),
             raft_index: index,
-            raft_term: self.state.term,
+            raft_term: self.state.term(),
             raft_applied_index: index,
             db_size_in_use: self.state.db_size_in_use() as i64,
             ..Default::default()
@@ -215,11 +237,28 @@ impl EtcdService {
         }
     }
 
-    /// `Cluster.MemberList`: one member, until replication lands.
+    /// `Cluster.MemberList`: this member, or with raft every member that
+    /// has published its attributes.
     pub fn member_list(&self) -> MemberListResponse {
+        let mut members: Vec<Member> = self.state.with(|sm| {
+            sm.members
+                .values()
+                .map(|m| Member {
+                    id: m.id,
+                    name: m.name.clone(),
+                    peer_ur_ls: m.peer_urls.clone(),
+                    client_ur_ls: m.client_urls.clone(),
+                    is_learner: m.is_learner,
+                })
+                .collect()
+        });
+        if !members.iter().any(|m| m.id == self.state.member_id) {
+            members.push(self.member());
+        }
+        members.sort_by_key(|m| m.id);
         MemberListResponse {
             header: self.header(0),
-            members: vec![self.member()],
+            members,
         }
     }
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, Table, TableDefinition};
 
-use crate::api::concordpb::AuthState;
+use crate::api::concordpb::{AuthState, KvRecord, LeaseRecord, Member, Snapshot as SnapshotData};
 use crate::api::mvccpb::KeyValue;
 use crate::auth::AuthStore;
 use crate::mvcc::{BackendError, KvRead, KvWrite, Leases, Mvcc, Record, Revision, ScanBudget};
@@ -29,6 +29,15 @@ const LEASE: TableDefinition<i64, i64> = TableDefinition::new("lease");
 /// The auth state, one record (`concordpb.AuthState`) under [`AUTH_STATE`].
 const AUTH: TableDefinition<&str, &[u8]> = TableDefinition::new("auth");
 const AUTH_STATE: &str = "state";
+/// The member list (`concordpb.Member` records, length-delimited) under [`AUTH_MEMBERS`].
+const AUTH_MEMBERS: &str = "members";
+/// Raft's stored records: hard state, snapshot metadata, log entries.
+pub type RaftRecords = (Vec<u8>, Vec<u8>, Vec<Vec<u8>>);
+
+/// Raft's log: index -> encoded `eraftpb.Entry` (replicated members only).
+const RAFT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
+/// Raft's hard state and the last snapshot's metadata.
+const RAFT_META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
 
 const APPLIED_INDEX: &str = "applied_index";
 const CURRENT_REV: &str = "current_rev";
@@ -214,6 +223,44 @@ impl AuthPersist for WriteView<'_> {
             .map_err(StorageError::from)?;
         Ok(())
     }
+
+    fn put_members(&mut self, members: &[Member]) -> Result<(), BackendError> {
+        let mut buf = Vec::new();
+        for m in members {
+            m.encode_length_delimited(&mut buf)
+                .map_err(|e| StorageError::Io(std::io::Error::other(e)))?;
+        }
+        let mut t = self.txn.open_table(AUTH).map_err(StorageError::from)?;
+        t.insert(AUTH_MEMBERS, buf.as_slice()).map_err(StorageError::from)?;
+        Ok(())
+    }
+}
+
+impl WriteView<'_> {
+    /// Replaces the whole state machine's stored data with `snap`, applied
+    /// up to `applied_index` (a member catching up from a snapshot).
+    pub fn restore(&mut self, snap: &SnapshotData, applied_index: u64) -> Result<(), StorageError> {
+        self.table.retain(|_, _| false)?;
+        for r in &snap.kvs {
+            self.table.insert(r.revision.as_slice(), r.record.as_slice())?;
+        }
+        {
+            let mut leases = self.txn.open_table(LEASE)?;
+            leases.retain(|_, _| false)?;
+            for l in &snap.leases {
+                leases.insert(l.id, l.ttl)?;
+            }
+        }
+        self.put_auth(&snap.auth.clone().unwrap_or_default())
+            .map_err(|e| StorageError::Io(std::io::Error::other(e.to_string())))?;
+        self.put_members(&snap.members)
+            .map_err(|e| StorageError::Io(std::io::Error::other(e.to_string())))?;
+        let mut t = self.txn.open_table(META)?;
+        t.insert(APPLIED_INDEX, applied_index)?;
+        t.insert(CURRENT_REV, snap.current_revision as u64)?;
+        t.insert(COMPACT_REV, snap.compact_revision as u64)?;
+        Ok(())
+    }
 }
 
 impl KvWrite for WriteView<'_> {
@@ -246,6 +293,8 @@ impl Storage {
         txn.open_table(META)?;
         txn.open_table(LEASE)?;
         txn.open_table(AUTH)?;
+        txn.open_table(RAFT_LOG)?;
+        txn.open_table(RAFT_META)?;
         txn.commit()?;
         Ok(Storage {
             db,
@@ -312,11 +361,106 @@ impl Storage {
         for (key, id) in attached {
             sm.lessor.attach(&key, id);
         }
-        if let Some(rec) = txn.open_table(AUTH)?.get(AUTH_STATE)? {
+        let auth = txn.open_table(AUTH)?;
+        if let Some(rec) = auth.get(AUTH_STATE)? {
             let state = AuthState::decode(rec.value()).map_err(|_| StorageError::Corrupt(Revision::default()))?;
             sm.auth = AuthStore::from_pb(state);
         }
+        if let Some(rec) = auth.get(AUTH_MEMBERS)? {
+            let mut buf = rec.value();
+            while !buf.is_empty() {
+                let m = Member::decode_length_delimited(&mut buf)
+                    .map_err(|_| StorageError::Corrupt(Revision::default()))?;
+                sm.members.insert(m.id, m);
+            }
+        }
         Ok(sm)
+    }
+
+    /// The whole state machine as committed now (for a snapshot).
+    pub fn dump(&self, sm: &StateMachine) -> Result<SnapshotData, StorageError> {
+        let txn = self.db.begin_read()?;
+        let mut kvs = Vec::new();
+        for entry in txn.open_table(KV)?.iter()? {
+            let (k, v) = entry?;
+            kvs.push(KvRecord {
+                revision: k.value().to_vec(),
+                record: v.value().to_vec(),
+            });
+        }
+        let mut leases = Vec::new();
+        for entry in txn.open_table(LEASE)?.iter()? {
+            let (id, ttl) = entry?;
+            leases.push(LeaseRecord {
+                id: id.value(),
+                ttl: ttl.value(),
+            });
+        }
+        Ok(SnapshotData {
+            current_revision: sm.mvcc.current_revision(),
+            compact_revision: sm.mvcc.compact_revision(),
+            kvs,
+            leases,
+            auth: Some(sm.auth.to_pb()),
+            members: sm.members.values().cloned().collect(),
+        })
+    }
+
+    /// Raft's stored state: `(hard state, snapshot metadata, entries)`,
+    /// each as raft encodes them (empty if never written).
+    pub fn raft_state(&self) -> Result<RaftRecords, StorageError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(RAFT_META)?;
+        let hs = meta.get("hard_state")?.map(|g| g.value().to_vec()).unwrap_or_default();
+        let snap = meta.get("snapshot")?.map(|g| g.value().to_vec()).unwrap_or_default();
+        let mut entries = Vec::new();
+        for e in txn.open_table(RAFT_LOG)?.iter()? {
+            entries.push(e?.1.value().to_vec());
+        }
+        Ok((hs, snap, entries))
+    }
+
+    /// Durably stores raft entries (replacing any at or after the first
+    /// one's index) and the hard state; this commit also makes every
+    /// state-machine commit before it durable.
+    pub fn persist_raft(
+        &self,
+        entries: &[(u64, Vec<u8>)],
+        hard_state: Option<&[u8]>,
+        snapshot: Option<(&[u8], u64)>,
+    ) -> Result<(), StorageError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut log = txn.open_table(RAFT_LOG)?;
+            if let Some((snap, index)) = snapshot {
+                log.retain(|i, _| i > index)?;
+                txn.open_table(RAFT_META)?.insert("snapshot", snap)?;
+            }
+            if let Some((first, _)) = entries.first() {
+                log.retain(|i, _| i < *first)?;
+            }
+            for (i, e) in entries {
+                log.insert(*i, e.as_slice())?;
+            }
+            if let Some(hs) = hard_state {
+                txn.open_table(RAFT_META)?.insert("hard_state", hs)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Drops raft entries up to `index` and records `snapshot` (metadata
+    /// only) as the log's new start.
+    pub fn compact_raft(&self, index: u64, snapshot: &[u8]) -> Result<(), StorageError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None)?;
+        {
+            txn.open_table(RAFT_LOG)?.retain(|i, _| i > index)?;
+            txn.open_table(RAFT_META)?.insert("snapshot", snapshot)?;
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     /// A read view of everything committed so far.

@@ -42,7 +42,8 @@ impl crate::pb::etcdserverpb::lease_server::Lease for Lease {
         let mut inbound = r.into_inner();
         tokio::spawn(async move {
             while let Ok(Some(req)) = inbound.message().await {
-                if tx.send(Ok(svc.lease_keep_alive(req.id))).await.is_err() {
+                let resp = svc.lease_keep_alive(req.id).await.map_err(status);
+                if tx.send(resp).await.is_err() {
                     break;
                 }
             }

@@ -1,0 +1,661 @@
+//! A replicated member: raft-rs (TiKV's port of etcd's raft) decides the
+//! order of writes across members; this loop drives it the way etcd's
+//! server does.
+//!
+//! One OS thread owns the [`RawNode`]. Each turn it takes every message
+//! waiting (client proposals, raft messages from peers, read-index
+//! requests), ticks the clock, then handles a `Ready`: sends what may go
+//! out at once, applies committed entries to the state machine (one
+//! transaction per batch, answering the proposals this member made),
+//! persists new entries and the hard state with one durable commit, sends
+//! what had to wait for that, and answers reads whose index is applied.
+//!
+//! Raft's log lives in the same redb database as the state machine (tables
+//! `raft_log`, `raft_meta`); a member that falls behind the compacted log
+//! gets the whole state machine as a snapshot.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use prost::Message as _;
+use protobuf::Message as _;
+use raft::prelude::{ConfState, Entry, EntryType, HardState, Message as RaftMessage, Snapshot, SnapshotMetadata};
+use raft::{GetEntriesContext, RaftState, RawNode, SnapshotStatus, StateRole, Storage as RaftStorage};
+use tokio::sync::oneshot;
+
+use super::node::{apply_one, NodeError, Reply, State};
+use crate::api::concordpb::log_request::Request as LogOp;
+use crate::api::concordpb::{LogRequest, Member, Snapshot as SnapshotData};
+use crate::api::error::EtcdError;
+use crate::storage::StorageError;
+
+/// Make the state machine durable after this many applied entries…
+const CHECKPOINT_ENTRIES: u64 = 5_000;
+/// …or this long after the last checkpoint.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// Proposals and reads not answered in this time are dropped (their
+/// callers have given up by then).
+const FORGET_AFTER: Duration = Duration::from_secs(30);
+
+/// Sends raft messages to other members (the server's peer transport).
+pub trait Transport: Send + Sync + 'static {
+    /// Sends an encoded `eraftpb.Message` to member `to`, best effort. A
+    /// failure is reported back with [`super::Node::report_unreachable`]
+    /// (and [`super::Node::report_snapshot`] for snapshots).
+    fn send(&self, to: u64, msg: Vec<u8>, snapshot: bool);
+}
+
+/// How a replicated member takes part.
+#[derive(Clone)]
+pub struct RaftConfig {
+    /// This member's ID.
+    pub id: u64,
+    /// The cluster's ID.
+    pub cluster_id: u64,
+    /// The voting members of a new cluster (ignored once the log exists).
+    pub voters: Vec<u64>,
+    /// One raft tick (`--heartbeat-interval`).
+    pub heartbeat: Duration,
+    /// Ticks without a leader before an election (`--election-timeout` / heartbeat).
+    pub election_ticks: usize,
+    /// Pre-vote (`--pre-vote`).
+    pub pre_vote: bool,
+    /// Entries kept in the log after a checkpoint before it is compacted
+    /// (`--snapshot-count`); members further behind get a snapshot.
+    pub snapshot_count: u64,
+    /// Where messages go.
+    pub transport: Arc<dyn Transport>,
+    /// This member's attributes, published through the log once it runs.
+    pub attrs: Member,
+}
+
+impl std::fmt::Debug for RaftConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftConfig")
+            .field("id", &self.id)
+            .field("voters", &self.voters)
+            .field("heartbeat", &self.heartbeat)
+            .field("election_ticks", &self.election_ticks)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the raft thread is asked to do.
+pub(crate) enum RaftMsg {
+    Propose(LogRequest, Reply),
+    Step(Vec<u8>),
+    ReadIndex(oneshot::Sender<()>),
+    Unreachable(u64),
+    SnapshotDone(u64, bool),
+    Stop(oneshot::Sender<()>),
+}
+
+/// Raft's log in memory: entries after the last compaction point.
+#[derive(Default)]
+pub(crate) struct LogCore {
+    hs: HardState,
+    cs: ConfState,
+    snap: SnapshotMetadata,
+    entries: Vec<Entry>,
+}
+
+impl LogCore {
+    fn first(&self) -> u64 {
+        self.snap.index + 1
+    }
+
+    fn last(&self) -> u64 {
+        self.snap.index + self.entries.len() as u64
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        if idx == self.snap.index {
+            return Ok(self.snap.term);
+        }
+        if idx < self.first() {
+            return Err(raft::Error::Store(raft::StorageError::Compacted));
+        }
+        if idx > self.last() {
+            return Err(raft::Error::Store(raft::StorageError::Unavailable));
+        }
+        Ok(self.entries[(idx - self.first()) as usize].term)
+    }
+
+    /// Appends, replacing any entries at or after the first new index.
+    fn append(&mut self, ents: &[Entry]) {
+        let Some(first_new) = ents.first().map(|e| e.index) else {
+            return;
+        };
+        let keep = first_new.saturating_sub(self.first()) as usize;
+        self.entries.truncate(keep);
+        self.entries.extend_from_slice(ents);
+    }
+
+    /// Drops entries up to `idx`, which becomes the snapshot point.
+    fn compact(&mut self, idx: u64) -> raft::Result<()> {
+        if idx <= self.snap.index || idx > self.last() {
+            return Ok(());
+        }
+        let term = self.term(idx)?;
+        let n = (idx - self.snap.index) as usize;
+        self.entries.drain(..n);
+        self.snap.index = idx;
+        self.snap.term = term;
+        Ok(())
+    }
+
+    fn snapshot_meta(&self) -> SnapshotMetadata {
+        let mut m = self.snap.clone();
+        m.set_conf_state(self.cs.clone());
+        m
+    }
+}
+
+/// raft-rs's view of the member's storage.
+pub(crate) struct Store {
+    core: Arc<RwLock<LogCore>>,
+    state: Arc<State>,
+}
+
+impl RaftStorage for Store {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        let c = self.core.read();
+        Ok(RaftState::new(c.hs.clone(), c.cs.clone()))
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        let c = self.core.read();
+        if low < c.first() {
+            return Err(raft::Error::Store(raft::StorageError::Compacted));
+        }
+        if high > c.last() + 1 {
+            return Err(raft::Error::Store(raft::StorageError::Unavailable));
+        }
+        let from = (low - c.first()) as usize;
+        let to = (high - c.first()) as usize;
+        let mut ents = c.entries[from..to].to_vec();
+        raft::util::limit_size(&mut ents, max_size.into());
+        Ok(ents)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        self.core.read().term(idx)
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.core.read().first())
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.core.read().last())
+    }
+
+    /// The whole state machine as applied now.
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        let sm = self.state.sm.read();
+        let applied = self.state.applied_index();
+        if applied < request_index {
+            return Err(raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable));
+        }
+        let data = self
+            .state
+            .storage
+            .dump(&sm)
+            .map_err(|e| raft::Error::Store(raft::StorageError::Other(Box::new(e))))?;
+        let c = self.core.read();
+        let mut meta = SnapshotMetadata {
+            index: applied,
+            term: c.term(applied)?,
+            ..Default::default()
+        };
+        meta.set_conf_state(c.cs.clone());
+        let mut snap = Snapshot::default();
+        snap.set_metadata(meta);
+        snap.data = data.encode_to_vec().into();
+        tracing::info!(
+            index = applied,
+            bytes = snap.data.len(),
+            "snapshot made for a lagging member"
+        );
+        Ok(snap)
+    }
+}
+
+fn pb_err(e: protobuf::ProtobufError) -> NodeError {
+    NodeError::Apply(format!("raft record: {e}"))
+}
+
+fn st_err(e: StorageError) -> NodeError {
+    NodeError::Storage(e)
+}
+
+/// Builds raft's in-memory log from what the database holds; a new
+/// cluster starts with `voters` as its configuration.
+pub(crate) fn load_log(state: &State, voters: &[u64]) -> Result<LogCore, NodeError> {
+    let (hs, snap, entries) = state.storage.raft_state()?;
+    let mut core = LogCore::default();
+    if snap.is_empty() {
+        core.cs = ConfState::from((voters.to_vec(), vec![]));
+        let meta = core.snapshot_meta();
+        state
+            .storage
+            .persist_raft(&[], None, Some((&meta.write_to_bytes().map_err(pb_err)?, 0)))?;
+    } else {
+        let mut meta = SnapshotMetadata::default();
+        meta.merge_from_bytes(&snap).map_err(pb_err)?;
+        core.cs = meta.take_conf_state();
+        core.snap = meta;
+    }
+    if !hs.is_empty() {
+        core.hs.merge_from_bytes(&hs).map_err(pb_err)?;
+    }
+    for e in entries {
+        let mut ent = Entry::default();
+        ent.merge_from_bytes(&e).map_err(pb_err)?;
+        if ent.index > core.snap.index {
+            core.append(std::slice::from_ref(&ent));
+        }
+    }
+    Ok(core)
+}
+
+/// The raft thread's state.
+pub(crate) struct RaftLoop {
+    raw: RawNode<Store>,
+    core: Arc<RwLock<LogCore>>,
+    state: Arc<State>,
+    cfg: RaftConfig,
+    next_request: u64,
+    pending: HashMap<u64, (Reply, Instant)>,
+    reads_waiting: Vec<oneshot::Sender<()>>,
+    reads_inflight: HashMap<Vec<u8>, (Vec<oneshot::Sender<()>>, Instant)>,
+    reads_ready: Vec<(u64, Vec<oneshot::Sender<()>>)>,
+    read_seq: u64,
+    durable: u64,
+    last_checkpoint: Instant,
+    /// The request number of this member's attribute publication in
+    /// flight, and whether it has been applied.
+    published: bool,
+    publish_sent: Option<Instant>,
+}
+
+impl RaftLoop {
+    pub(crate) fn new(core: LogCore, state: Arc<State>, cfg: RaftConfig) -> Result<RaftLoop, NodeError> {
+        let applied = state.applied_index();
+        let core = Arc::new(RwLock::new(core));
+        let store = Store {
+            core: Arc::clone(&core),
+            state: Arc::clone(&state),
+        };
+        let rcfg = raft::Config {
+            id: cfg.id,
+            election_tick: cfg.election_ticks.max(2),
+            heartbeat_tick: 1,
+            applied,
+            max_size_per_msg: 1024 * 1024,
+            max_inflight_msgs: 256,
+            check_quorum: true,
+            pre_vote: cfg.pre_vote,
+            ..Default::default()
+        };
+        rcfg.validate()
+            .map_err(|e| NodeError::Apply(format!("raft config: {e}")))?;
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let raw = RawNode::new(&rcfg, store, &logger).map_err(|e| NodeError::Apply(format!("raft: {e}")))?;
+        let published = state.with(|sm| sm.members.get(&cfg.id) == Some(&cfg.attrs));
+        Ok(RaftLoop {
+            raw,
+            core,
+            durable: applied,
+            state,
+            cfg,
+            next_request: 0,
+            pending: HashMap::new(),
+            reads_waiting: Vec::new(),
+            reads_inflight: HashMap::new(),
+            reads_ready: Vec::new(),
+            read_seq: 0,
+            last_checkpoint: Instant::now(),
+            published,
+            publish_sent: None,
+        })
+    }
+
+    pub(crate) fn run(&mut self, rx: &mpsc::Receiver<RaftMsg>) -> Result<(), NodeError> {
+        let tick = self.cfg.heartbeat;
+        let mut last_tick = Instant::now();
+        loop {
+            let wait = tick.saturating_sub(last_tick.elapsed());
+            let mut stop = None;
+            match rx.recv_timeout(wait) {
+                Ok(m) => self.handle(m, &mut stop),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return self.checkpoint(),
+            }
+            let mut n = 0;
+            while stop.is_none() && n < 4096 {
+                match rx.try_recv() {
+                    Ok(m) => self.handle(m, &mut stop),
+                    Err(_) => break,
+                }
+                n += 1;
+            }
+            if last_tick.elapsed() >= tick {
+                self.raw.tick();
+                last_tick = Instant::now();
+                self.housekeeping();
+            }
+            self.start_reads();
+            self.on_ready()?;
+            self.maybe_checkpoint()?;
+            if let Some(done) = stop {
+                self.checkpoint()?;
+                let _ = done.send(());
+                return Ok(());
+            }
+        }
+    }
+
+    fn handle(&mut self, m: RaftMsg, stop: &mut Option<oneshot::Sender<()>>) {
+        match m {
+            RaftMsg::Propose(req, reply) => self.propose(req, Some(reply)),
+            RaftMsg::Step(bytes) => {
+                let mut msg = RaftMessage::default();
+                if msg.merge_from_bytes(&bytes).is_ok() {
+                    if let Err(e) = self.raw.step(msg) {
+                        tracing::debug!(error = %e, "raft message not taken");
+                    }
+                }
+            }
+            RaftMsg::ReadIndex(tx) => self.reads_waiting.push(tx),
+            RaftMsg::Unreachable(to) => self.raw.report_unreachable(to),
+            RaftMsg::SnapshotDone(to, ok) => self.raw.report_snapshot(
+                to,
+                if ok {
+                    SnapshotStatus::Finish
+                } else {
+                    SnapshotStatus::Failure
+                },
+            ),
+            RaftMsg::Stop(done) => *stop = Some(done),
+        }
+    }
+
+    fn propose(&mut self, mut req: LogRequest, reply: Option<Reply>) {
+        self.next_request += 1;
+        req.origin = self.cfg.id;
+        req.request_id = self.next_request;
+        if let Some(r) = reply {
+            self.pending.insert(self.next_request, (r, Instant::now()));
+        }
+        if self.raw.propose(vec![], req.encode_to_vec()).is_err() {
+            if let Some((r, _)) = self.pending.remove(&self.next_request) {
+                let _ = r.send(Err(EtcdError::NoLeader));
+            }
+        }
+    }
+
+    /// Publishes this member's attributes until applied; forgets callers
+    /// that gave up.
+    fn housekeeping(&mut self) {
+        let has_leader = self.raw.raft.leader_id != raft::INVALID_ID;
+        if !self.published && has_leader && self.publish_sent.is_none_or(|t| t.elapsed() > Duration::from_secs(2)) {
+            self.publish_sent = Some(Instant::now());
+            let req = LogRequest {
+                request: Some(LogOp::MemberAttrs(self.cfg.attrs.clone())),
+                ..Default::default()
+            };
+            self.propose(req, None);
+        }
+        self.pending.retain(|_, (_, t)| t.elapsed() < FORGET_AFTER);
+        self.reads_inflight.retain(|_, (_, t)| t.elapsed() < FORGET_AFTER);
+    }
+
+    fn start_reads(&mut self) {
+        if self.reads_waiting.is_empty() {
+            return;
+        }
+        self.read_seq += 1;
+        // The leader merges requests with equal contexts: make ours unique
+        // across members.
+        let mut ctx = self.cfg.id.to_be_bytes().to_vec();
+        ctx.extend_from_slice(&self.read_seq.to_be_bytes());
+        self.raw.read_index(ctx.clone());
+        let waiting = std::mem::take(&mut self.reads_waiting);
+        self.reads_inflight.insert(ctx, (waiting, Instant::now()));
+    }
+
+    fn send(&self, msgs: Vec<RaftMessage>) {
+        for m in msgs {
+            let snapshot = m.get_msg_type() == raft::prelude::MessageType::MsgSnapshot;
+            match m.write_to_bytes() {
+                Ok(b) => self.cfg.transport.send(m.to, b, snapshot),
+                Err(e) => tracing::error!(error = %e, "raft message not encoded"),
+            }
+        }
+    }
+
+    fn on_ready(&mut self) -> Result<(), NodeError> {
+        if !self.raw.has_ready() {
+            return Ok(());
+        }
+        let mut rd = self.raw.ready();
+        if let Some(ss) = rd.ss() {
+            let was = self.state.leader.swap(ss.leader_id, Ordering::AcqRel);
+            if was != ss.leader_id {
+                tracing::info!(
+                    leader = format_args!("{:x}", ss.leader_id),
+                    term = self.raw.raft.term,
+                    "leader changed"
+                );
+            }
+        }
+        self.state.term.store(self.raw.raft.term, Ordering::Release);
+        if !rd.messages().is_empty() {
+            self.send(rd.take_messages());
+        }
+        if !rd.snapshot().is_empty() {
+            let snap = rd.snapshot().clone();
+            self.apply_snapshot(snap)?;
+        }
+        let committed = rd.take_committed_entries();
+        self.apply_entries(committed)?;
+        let entries = rd.entries();
+        let hs = rd.hs().cloned();
+        if !entries.is_empty() || hs.is_some() {
+            let encoded = entries
+                .iter()
+                .map(|e| Ok((e.index, e.write_to_bytes().map_err(pb_err)?)))
+                .collect::<Result<Vec<_>, NodeError>>()?;
+            let hs_bytes = match &hs {
+                Some(h) => Some(h.write_to_bytes().map_err(pb_err)?),
+                None => None,
+            };
+            self.state.storage.persist_raft(&encoded, hs_bytes.as_deref(), None)?;
+            let mut c = self.core.write();
+            c.append(entries);
+            if let Some(h) = hs {
+                c.hs = h;
+            }
+        }
+        if !rd.persisted_messages().is_empty() {
+            self.send(rd.take_persisted_messages());
+        }
+        for rs in rd.take_read_states() {
+            if let Some((w, _)) = self.reads_inflight.remove(&rs.request_ctx) {
+                self.reads_ready.push((rs.index, w));
+            }
+        }
+        let mut light = self.raw.advance(rd);
+        if let Some(commit) = light.commit_index() {
+            self.core.write().hs.commit = commit;
+        }
+        self.send(light.take_messages());
+        let committed = light.take_committed_entries();
+        self.apply_entries(committed)?;
+        self.raw.advance_apply();
+        self.answer_reads();
+        Ok(())
+    }
+
+    fn answer_reads(&mut self) {
+        let applied = self.state.applied_index();
+        let (ready, waiting): (Vec<_>, Vec<_>) = self.reads_ready.drain(..).partition(|(i, _)| *i <= applied);
+        self.reads_ready = waiting;
+        for (_, w) in ready {
+            for tx in w {
+                let _ = tx.send(());
+            }
+        }
+    }
+
+    fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<(), NodeError> {
+        let Some(last) = entries.last().map(|e| e.index) else {
+            return Ok(());
+        };
+        let mut conf_changes = Vec::new();
+        let mut answers = Vec::new();
+        let mut sm = self.state.sm.write();
+        self.state.storage.write(|view| {
+            for e in &entries {
+                if e.data.is_empty() {
+                    continue;
+                }
+                match e.get_entry_type() {
+                    EntryType::EntryNormal => {
+                        let req = LogRequest::decode(e.data.as_ref())
+                            .map_err(|err| StorageError::Io(std::io::Error::other(err.to_string())))?;
+                        let res = apply_one(&mut sm, view, &req)?;
+                        answers.push((req.origin, req.request_id, res));
+                    }
+                    EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => conf_changes.push(e.clone()),
+                }
+            }
+            view.set_applied(&sm.mvcc, last)?;
+            Ok(())
+        })?;
+        self.state.applied.store(last, Ordering::Release);
+        let events = sm.take_events();
+        let rev = sm.mvcc.current_revision();
+        if sm.members.get(&self.cfg.id) == Some(&self.cfg.attrs) {
+            self.published = true;
+        }
+        drop(sm);
+        for (origin, id, res) in answers {
+            if origin == self.cfg.id {
+                if let Some((tx, _)) = self.pending.remove(&id) {
+                    let _ = tx.send(res);
+                }
+            }
+        }
+        self.state.hub.notify(rev, &events, &*self.state);
+        for e in conf_changes {
+            let cs = if e.get_entry_type() == EntryType::EntryConfChange {
+                let mut cc = raft::prelude::ConfChange::default();
+                cc.merge_from_bytes(&e.data).map_err(pb_err)?;
+                self.raw.apply_conf_change(&cc)
+            } else {
+                let mut cc = raft::prelude::ConfChangeV2::default();
+                cc.merge_from_bytes(&e.data).map_err(pb_err)?;
+                self.raw.apply_conf_change(&cc)
+            }
+            .map_err(|err| NodeError::Apply(format!("conf change: {err}")))?;
+            self.core.write().cs = cs;
+        }
+        Ok(())
+    }
+
+    /// Replaces the state machine with a leader's snapshot.
+    fn apply_snapshot(&mut self, snap: Snapshot) -> Result<(), NodeError> {
+        let meta = snap.get_metadata().clone();
+        let index = meta.index;
+        let data = SnapshotData::decode(snap.data.as_ref()).map_err(|e| NodeError::Apply(format!("snapshot: {e}")))?;
+        tracing::info!(index, "applying a snapshot from the leader");
+        let mut sm = self.state.sm.write();
+        let old_rev = sm.mvcc.current_revision();
+        self.state.storage.write(|view| view.restore(&data, index))?;
+        self.state.storage.checkpoint()?;
+        *sm = self.state.storage.load().map_err(st_err)?;
+        sm.take_events();
+        self.state.applied.store(index, Ordering::Release);
+        drop(sm);
+        {
+            let mut c = self.core.write();
+            c.entries.clear();
+            c.snap = meta.clone();
+            c.snap.clear_conf_state();
+            c.cs = meta.get_conf_state().clone();
+            c.hs.commit = c.hs.commit.max(index);
+            c.hs.term = c.hs.term.max(meta.term);
+        }
+        let meta_bytes = meta.write_to_bytes().map_err(pb_err)?;
+        self.state.storage.persist_raft(&[], None, Some((&meta_bytes, index)))?;
+        self.durable = index;
+        // Watchers here missed the changes the snapshot brought: replay
+        // them from the restored history.
+        let new_rev = self.state.current_revision();
+        if new_rev > old_rev {
+            use crate::watch::History;
+            match self.state.events(old_rev + 1, new_rev, usize::MAX) {
+                Ok((events, _)) => self.state.hub.notify(new_rev, &events, &*self.state),
+                Err(e) => tracing::warn!(error = %e, "watchers could not be caught up after a snapshot"),
+            }
+        }
+        Ok(())
+    }
+
+    fn maybe_checkpoint(&mut self) -> Result<(), NodeError> {
+        let applied = self.state.applied_index();
+        if applied > self.durable
+            && (applied - self.durable >= CHECKPOINT_ENTRIES || self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY)
+        {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Makes the state machine durable, then compacts raft's log so that
+    /// `snapshot_count` entries stay for members slightly behind.
+    fn checkpoint(&mut self) -> Result<(), NodeError> {
+        let applied = self.state.applied_index();
+        if applied > self.durable {
+            self.state.storage.checkpoint()?;
+            self.durable = applied;
+        }
+        self.last_checkpoint = Instant::now();
+        let keep = self.cfg.snapshot_count.max(1);
+        let (first, to) = {
+            let c = self.core.read();
+            (c.first(), self.durable.saturating_sub(keep))
+        };
+        if to >= first && to.saturating_sub(first) >= keep / 2 {
+            let meta = {
+                let mut c = self.core.write();
+                c.compact(to)
+                    .map_err(|e| NodeError::Apply(format!("raft compact: {e}")))?;
+                c.snapshot_meta()
+            };
+            self.state
+                .storage
+                .compact_raft(to, &meta.write_to_bytes().map_err(pb_err)?)?;
+            tracing::debug!(to, "raft log compacted");
+        }
+        Ok(())
+    }
+
+    /// Whether this member leads.
+    #[allow(dead_code)]
+    pub(crate) fn is_leader(&self) -> bool {
+        self.raw.raft.state == StateRole::Leader
+    }
+}

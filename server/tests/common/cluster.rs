@@ -1,0 +1,252 @@
+//! A cluster of real `concord` processes on loopback, with a relay in
+//! front of each member's peer port so tests can cut a member off.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{free_port, http};
+
+/// A TCP relay: forwards connections to `target` until cut; while cut it
+/// closes every connection it carries and refuses new ones.
+pub struct Relay {
+    pub port: u16,
+    cut: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Relay {
+    pub fn start(target: u16) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
+        let (c, cs) = (Arc::clone(&cut), Arc::clone(&conns));
+        std::thread::spawn(move || {
+            for inbound in listener.incoming() {
+                let Ok(inbound) = inbound else { continue };
+                if c.load(Ordering::SeqCst) {
+                    let _ = inbound.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(outbound) = TcpStream::connect(("127.0.0.1", target)) else {
+                    let _ = inbound.shutdown(Shutdown::Both);
+                    continue;
+                };
+                let _ = inbound.set_nodelay(true);
+                let _ = outbound.set_nodelay(true);
+                {
+                    let mut list = cs.lock().unwrap();
+                    list.push(inbound.try_clone().unwrap());
+                    list.push(outbound.try_clone().unwrap());
+                }
+                let (mut a, mut b) = (inbound.try_clone().unwrap(), outbound.try_clone().unwrap());
+                std::thread::spawn(move || pipe(&mut a, &mut b));
+                let (mut a, mut b) = (outbound, inbound);
+                std::thread::spawn(move || pipe(&mut a, &mut b));
+            }
+        });
+        Relay { port, cut, conns }
+    }
+
+    /// Cuts the link (and every connection on it).
+    pub fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Restores the link.
+    pub fn heal(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+fn pipe(from: &mut TcpStream, to: &mut TcpStream) {
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+/// One member of a test cluster.
+pub struct Member {
+    pub name: String,
+    /// `127.0.0.1:PORT` of its client port.
+    pub endpoint: String,
+    pub dir: PathBuf,
+    pub log: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+    /// Carries all peer traffic into this member.
+    pub relay: Relay,
+}
+
+impl Member {
+    pub fn start(&mut self) {
+        assert!(self.child.is_none());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_concord"))
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("the concord binary runs");
+        self.child = Some(child);
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Whether `GET /health` says healthy (a leader is known).
+    pub fn healthy(&self) -> bool {
+        matches!(http(&self.endpoint, "GET", "/health", ""), Ok((200, _)))
+    }
+
+    /// The member's own log output so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A cluster of `concord` processes.
+pub struct Cluster {
+    pub members: Vec<Member>,
+    _tmp: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts `n` members with `extra` flags and waits until all are healthy.
+    pub fn start(n: usize, extra: &[&str]) -> Cluster {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut specs = Vec::new();
+        for i in 1..=n {
+            let peer = free_port();
+            let relay = Relay::start(peer);
+            specs.push((format!("m{i}"), free_port(), peer, relay));
+        }
+        let initial: Vec<String> = specs
+            .iter()
+            .map(|(name, _, _, relay)| format!("{name}=http://127.0.0.1:{}", relay.port))
+            .collect();
+        let initial = initial.join(",");
+        let mut members = Vec::new();
+        for (name, client, peer, relay) in specs {
+            let curl = format!("http://127.0.0.1:{client}");
+            let dir = tmp.path().join(&name);
+            let mut args: Vec<String> = vec![
+                "--name".into(),
+                name.clone(),
+                "--data-dir".into(),
+                dir.to_str().unwrap().into(),
+                "--listen-client-urls".into(),
+                curl.clone(),
+                "--advertise-client-urls".into(),
+                curl,
+                "--listen-peer-urls".into(),
+                format!("http://127.0.0.1:{peer}"),
+                "--initial-advertise-peer-urls".into(),
+                format!("http://127.0.0.1:{}", relay.port),
+                "--initial-cluster".into(),
+                initial.clone(),
+                "--log-level".into(),
+                "info".into(),
+            ];
+            args.extend(extra.iter().map(|s| s.to_string()));
+            let mut m = Member {
+                log: tmp.path().join(format!("{name}.log")),
+                name,
+                endpoint: format!("127.0.0.1:{client}"),
+                dir,
+                args,
+                child: None,
+                relay,
+            };
+            m.start();
+            members.push(m);
+        }
+        let c = Cluster { members, _tmp: tmp };
+        c.wait_healthy(Duration::from_secs(30));
+        c
+    }
+
+    /// Waits until every running member knows a leader.
+    pub fn wait_healthy(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.members.iter().filter(|m| m.is_running()).all(Member::healthy) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for m in &self.members {
+            eprintln!("--- {} log:\n{}", m.name, m.log_text());
+        }
+        panic!("cluster not healthy within {within:?}");
+    }
+
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.endpoint.clone()).collect()
+    }
+
+    /// The index of the member that leads, per the running members' status.
+    pub fn leader(&self) -> Option<usize> {
+        for m in self.members.iter().filter(|m| m.is_running()) {
+            let Ok((200, body)) = http(&m.endpoint, "POST", "/v3/maintenance/status", "{}") else {
+                continue;
+            };
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let leader = v["leader"].as_str().unwrap_or("0");
+            let me = v["header"]["member_id"].as_str().unwrap_or("");
+            if leader != "0" && leader == me {
+                return self.members.iter().position(|x| x.endpoint == m.endpoint);
+            }
+        }
+        None
+    }
+
+    /// Waits for a leader among the running members; its index.
+    pub fn wait_leader(&self, within: Duration) -> usize {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(l) = self.leader() {
+                return l;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no leader within {within:?}");
+    }
+}
