@@ -179,7 +179,9 @@ async fn leader_killed_under_load_loses_no_acknowledged_write() {
     let new = cluster.wait_leader(Duration::from_secs(10));
     let elected_in = killed_at.elapsed();
     assert_ne!(new, old);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Writes forwarded to the dead leader wait out the request timeout
+    // (7 s, as etcd's 5 s + 2 elections) before their writers go on.
+    tokio::time::sleep(Duration::from_secs(9)).await;
     stop.store(true, Ordering::Relaxed);
     for w in writers {
         w.await.unwrap();
