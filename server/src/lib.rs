@@ -15,6 +15,7 @@ mod compactor;
 pub mod config;
 pub mod gateway;
 mod grpc;
+mod h2fix;
 pub mod pb;
 pub mod peer;
 pub mod replication;
@@ -151,7 +152,7 @@ async fn serve(
         tokio::spawn(async move {
             let Some(acceptor) = acceptor else {
                 let svc = connection_service(app, PeerInfo { addr, cert_user: None });
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc);
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(h2fix::AuthorityFix::new(tcp)), svc);
                 let _ = watcher.watch(conn.into_owned()).await;
                 return;
             };
@@ -171,7 +172,7 @@ async fn serve(
                 None
             };
             let svc = connection_service(app, PeerInfo { addr, cert_user });
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(h2fix::AuthorityFix::new(stream)), svc);
             let _ = watcher.watch(conn.into_owned()).await;
         });
     }

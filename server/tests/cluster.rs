@@ -119,7 +119,20 @@ async fn writes_anywhere_reads_anywhere() {
         .map(|s| s["Status"]["header"]["cluster_id"].as_u64().unwrap())
         .collect();
     assert!(cluster_ids.iter().all(|c| *c == cluster_ids[0]), "{status}");
-    let table = ok(etcdctl(&eps.join(","), &["endpoint", "status", "-w", "table"]));
+    // --cluster dials the member list's client URLs (grpc-go then sends the
+    // whole URL as :authority, which the server must tolerate).
+    let table = ok(etcdctl(&eps[0], &["endpoint", "status", "--cluster", "-w", "table"]));
+    for m in &cluster.members {
+        assert!(table.contains(&format!("http://{}", m.endpoint)), "{table}");
+    }
+    let out = etcdctl(&eps[0], &["endpoint", "health", "--cluster"]);
+    let health = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{health}");
+    assert_eq!(health.matches("is healthy").count(), 3, "{health}");
     assert_eq!(table.matches(" true |").count(), 1, "one leader:\n{table}");
 }
 
@@ -292,4 +305,141 @@ async fn member_cut_off_cannot_commit_or_read_linearizably() {
     let back = client(&[eps[cut].clone()], Duration::from_secs(10)).await;
     assert_eq!(back.get("iso/", GetOptions::new().prefix()).await.unwrap().count, 20);
     back.put("iso/back", "1", PutOptions::new()).await.unwrap();
+}
+
+/// A tiny deterministic random source (no extra crate needed).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn histories_stay_linearizable_under_kills_and_cuts() {
+    use concord_checker::{check, Kind, Op, Outcome};
+    use concord_core::api::error::EtcdError;
+    use concord_core::client::{Compare, Error, Op as TxnOp, Txn};
+
+    let mut cluster = Cluster::start(3, &["--pre-vote"]);
+    let eps = cluster.endpoints();
+    let t0 = Instant::now();
+    let history: Arc<Mutex<Vec<Op>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for id in 0..5u64 {
+        let (history, stop) = (Arc::clone(&history), Arc::clone(&stop));
+        let mut order = eps.clone();
+        order.rotate_left(id as usize % 3);
+        clients.push(tokio::spawn(async move {
+            let c = client(&order, Duration::from_secs(10)).await;
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (id + 1));
+            let mut seq = 0;
+            let mut seen: BTreeMap<String, Option<String>> = BTreeMap::new();
+            while !stop.load(Ordering::Relaxed) {
+                let key = ["a", "b", "c"][rng.below(3) as usize].to_string();
+                seq += 1;
+                let value = format!("c{id}-{seq}");
+                let call = t0.elapsed().as_nanos();
+                // Only "no leader" proves a write was never proposed; any
+                // other failure may or may not have taken effect.
+                let unknown = |e: &Error| !matches!(e, Error::Etcd(EtcdError::NoLeader));
+                let (kind, outcome) = match rng.below(100) {
+                    0..=39 => match c.get(key.clone(), GetOptions::new()).await {
+                        Ok(r) => {
+                            let v = r.kvs.first().map(|kv| String::from_utf8(kv.value.clone()).unwrap());
+                            seen.insert(key.clone(), v.clone());
+                            (Kind::Get, Some(Outcome::Value(v)))
+                        }
+                        Err(_) => (Kind::Get, None),
+                    },
+                    40..=74 => match c.put(key.clone(), value.clone(), PutOptions::new()).await {
+                        Ok(_) => (Kind::Put(value), Some(Outcome::Ok)),
+                        Err(e) if unknown(&e) => (Kind::Put(value), Some(Outcome::Unknown)),
+                        Err(_) => (Kind::Put(value), None),
+                    },
+                    _ => {
+                        let expected = seen.get(&key).cloned().flatten();
+                        let cmp = match &expected {
+                            Some(v) => Compare::value(key.clone()).eq(v.clone()),
+                            None => Compare::version(key.clone()).eq(0),
+                        };
+                        let txn = Txn::new().when([cmp]).and_then([TxnOp::put(
+                            key.clone(),
+                            value.clone(),
+                            PutOptions::new(),
+                        )]);
+                        let kind = Kind::Cas {
+                            expected,
+                            new: value.clone(),
+                        };
+                        match c.txn(txn).await {
+                            Ok(r) => (kind, Some(Outcome::Swapped(r.succeeded))),
+                            Err(e) if unknown(&e) => (kind, Some(Outcome::Unknown)),
+                            Err(_) => (kind, None),
+                        }
+                    }
+                };
+                let Some(outcome) = outcome else { continue };
+                let ret = (outcome != Outcome::Unknown).then(|| t0.elapsed().as_nanos());
+                history.lock().unwrap().push(Op {
+                    key,
+                    kind,
+                    call,
+                    ret,
+                    outcome,
+                });
+            }
+        }));
+    }
+
+    // Faults: kill -9 a member and bring it back; cut a member off and heal.
+    let mut rng = Rng(42);
+    let mut faults = Vec::new();
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let k = rng.below(3) as usize;
+        cluster.members[k].kill9();
+        faults.push(format!("kill -9 {}", cluster.members[k].name));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        cluster.members[k].start();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let c = rng.below(3) as usize;
+        cluster.members[c].relay.cut();
+        faults.push(format!("cut {}", cluster.members[c].name));
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        cluster.members[c].relay.heal();
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let history = history.lock().unwrap().clone();
+    let unknown = history.iter().filter(|o| o.outcome == Outcome::Unknown).count();
+    let start = Instant::now();
+    let result = check(&history);
+    eprintln!(
+        "linearizability: {} operations on {} keys ({} with unknown outcome), faults: {}; checked in {:?}",
+        history.len(),
+        3,
+        unknown,
+        faults.join(", "),
+        start.elapsed()
+    );
+    if let Err(v) = result {
+        panic!("{v}");
+    }
+    assert!(
+        history.len() > 500,
+        "enough operations to mean something: {}",
+        history.len()
+    );
 }

@@ -1,0 +1,404 @@
+//! A client-side quirk made harmless: etcdctl 3.4's `endpoint status
+//! --cluster` (and `endpoint health --cluster`) dial the member list's
+//! client URLs with grpc-go, which then sends the whole URL,
+//! `http://host:port`, as the HTTP/2 `:authority`. etcd's grpc-go server
+//! does not look at it; the `h2` crate under our server refuses such a
+//! stream as malformed. This wrapper sits on the read side of a client
+//! connection: when the connection speaks HTTP/2, it decodes each header
+//! block the client sends (HPACK), and once a block carries an authority
+//! with a scheme, it re-encodes that block and every later one (literal
+//! fields, no compression state) with the scheme cut off. Everything else
+//! (the preface, DATA, SETTINGS, …) passes through unchanged, and HTTP/1
+//! connections are not touched at all.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const HEADERS: u8 = 0x1;
+const CONTINUATION: u8 = 0x9;
+const END_STREAM: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+const PADDED: u8 = 0x8;
+const PRIORITY: u8 = 0x20;
+/// The largest frame payload the server accepts before settings say more.
+const MAX_FRAME: usize = 16_384;
+
+enum Mode {
+    /// Waiting for enough bytes to tell HTTP/2 from HTTP/1.
+    Sniff,
+    /// HTTP/2: frames are parsed.
+    Http2,
+    /// Not HTTP/2 (or a frame we could not parse): bytes pass through.
+    Passthrough,
+}
+
+/// A header block being collected (HEADERS + CONTINUATION frames).
+struct Block {
+    stream: [u8; 4],
+    flags: u8,
+    priority: Option<[u8; 5]>,
+    fragment: Vec<u8>,
+    /// The original frames, forwarded as they are unless rewriting.
+    original: Vec<u8>,
+}
+
+/// See the module documentation.
+pub struct AuthorityFix<S> {
+    inner: S,
+    mode: Mode,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    out_pos: usize,
+    decoder: fluke_hpack::Decoder<'static>,
+    block: Option<Block>,
+    /// Once one block was rewritten, all later ones are too (the server's
+    /// decoder then follows our encoding, not the client's).
+    rewriting: bool,
+    eof: bool,
+}
+
+impl<S> AuthorityFix<S> {
+    /// Wraps a client connection.
+    pub fn new(inner: S) -> Self {
+        AuthorityFix {
+            inner,
+            mode: Mode::Sniff,
+            input: Vec::new(),
+            output: Vec::new(),
+            out_pos: 0,
+            decoder: fluke_hpack::Decoder::new(),
+            block: None,
+            rewriting: false,
+            eof: false,
+        }
+    }
+
+    /// Moves every whole unit of `input` to `output`, rewritten as needed.
+    fn process(&mut self) {
+        loop {
+            match self.mode {
+                Mode::Sniff => {
+                    let n = self.input.len().min(PREFACE.len());
+                    if self.input[..n] != PREFACE[..n] {
+                        self.mode = Mode::Passthrough;
+                    } else if self.input.len() >= PREFACE.len() {
+                        self.output.extend(self.input.drain(..PREFACE.len()));
+                        self.mode = Mode::Http2;
+                    } else {
+                        return;
+                    }
+                }
+                Mode::Passthrough => {
+                    self.output.append(&mut self.input);
+                    return;
+                }
+                Mode::Http2 => {
+                    if self.input.len() < 9 {
+                        return;
+                    }
+                    let len =
+                        usize::from(self.input[0]) << 16 | usize::from(self.input[1]) << 8 | usize::from(self.input[2]);
+                    if self.input.len() < 9 + len {
+                        return;
+                    }
+                    let frame: Vec<u8> = self.input.drain(..9 + len).collect();
+                    self.frame(frame);
+                }
+            }
+        }
+    }
+
+    fn frame(&mut self, frame: Vec<u8>) {
+        let (kind, flags) = (frame[3], frame[4]);
+        let stream = [frame[5], frame[6], frame[7], frame[8]];
+        match kind {
+            HEADERS => {
+                let mut payload = &frame[9..];
+                if flags & PADDED != 0 {
+                    let Some((&pad, rest)) = payload.split_first() else {
+                        return self.give_up(frame);
+                    };
+                    if usize::from(pad) > rest.len() {
+                        return self.give_up(frame);
+                    }
+                    payload = &rest[..rest.len() - usize::from(pad)];
+                }
+                let mut priority = None;
+                if flags & PRIORITY != 0 {
+                    if payload.len() < 5 {
+                        return self.give_up(frame);
+                    }
+                    priority = Some([payload[0], payload[1], payload[2], payload[3], payload[4]]);
+                    payload = &payload[5..];
+                }
+                let block = Block {
+                    stream,
+                    flags,
+                    priority,
+                    fragment: payload.to_vec(),
+                    original: frame.clone(),
+                };
+                if flags & END_HEADERS != 0 {
+                    self.finish(block);
+                } else {
+                    self.block = Some(block);
+                }
+            }
+            CONTINUATION if self.block.is_some() => {
+                let mut block = self.block.take().expect("checked");
+                block.fragment.extend_from_slice(&frame[9..]);
+                block.original.extend_from_slice(&frame);
+                if flags & END_HEADERS != 0 {
+                    self.finish(block);
+                } else {
+                    self.block = Some(block);
+                }
+            }
+            _ => self.output.extend_from_slice(&frame),
+        }
+    }
+
+    /// Decodes a whole header block; forwards it as it was, or rewritten.
+    fn finish(&mut self, block: Block) {
+        let Ok(headers) = self.decoder.decode(&block.fragment) else {
+            // Let the server judge it.
+            return self.give_up(block.original);
+        };
+        let bad = headers
+            .iter()
+            .any(|(n, v)| n == b":authority" && v.windows(3).any(|w| w == b"://"));
+        if !bad && !self.rewriting {
+            self.output.extend_from_slice(&block.original);
+            return;
+        }
+        self.rewriting = true;
+        let mut encoded = Vec::new();
+        for (name, value) in &headers {
+            let value: &[u8] = if name == b":authority" {
+                match value.windows(3).position(|w| w == b"://") {
+                    Some(i) => &value[i + 3..],
+                    None => value,
+                }
+            } else {
+                value
+            };
+            // Literal header field without indexing, new name, no Huffman.
+            encoded.push(0);
+            encode_string(&mut encoded, name);
+            encode_string(&mut encoded, value);
+        }
+        self.emit(&block, &encoded);
+    }
+
+    /// Writes a rewritten header block as HEADERS (+ CONTINUATION) frames.
+    fn emit(&mut self, block: &Block, encoded: &[u8]) {
+        let mut first_payload = Vec::new();
+        if let Some(p) = block.priority {
+            first_payload.extend_from_slice(&p);
+        }
+        let room = MAX_FRAME - first_payload.len();
+        let (head, mut rest) = encoded.split_at(encoded.len().min(room));
+        first_payload.extend_from_slice(head);
+        let mut flags = block.flags & (END_STREAM | PRIORITY);
+        if rest.is_empty() {
+            flags |= END_HEADERS;
+        }
+        self.push_frame(HEADERS, flags, block.stream, &first_payload);
+        while !rest.is_empty() {
+            let (chunk, more) = rest.split_at(rest.len().min(MAX_FRAME));
+            rest = more;
+            let flags = if rest.is_empty() { END_HEADERS } else { 0 };
+            self.push_frame(CONTINUATION, flags, block.stream, chunk);
+        }
+    }
+
+    fn push_frame(&mut self, kind: u8, flags: u8, stream: [u8; 4], payload: &[u8]) {
+        let len = payload.len();
+        self.output
+            .extend_from_slice(&[(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags]);
+        self.output.extend_from_slice(&stream);
+        self.output.extend_from_slice(payload);
+    }
+
+    /// Stops interpreting: the rest of the connection passes through.
+    fn give_up(&mut self, pending: Vec<u8>) {
+        self.output.extend_from_slice(&pending);
+        self.mode = Mode::Passthrough;
+    }
+}
+
+/// An HPACK string: 7-bit-prefix length (no Huffman), then the bytes.
+fn encode_string(out: &mut Vec<u8>, s: &[u8]) {
+    let mut n = s.len();
+    if n < 127 {
+        out.push(n as u8);
+    } else {
+        out.push(127);
+        n -= 127;
+        while n >= 128 {
+            out.push((n % 128) as u8 | 0x80);
+            n /= 128;
+        }
+        out.push(n as u8);
+    }
+    out.extend_from_slice(s);
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for AuthorityFix<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if this.out_pos < this.output.len() {
+                let n = buf.remaining().min(this.output.len() - this.out_pos);
+                buf.put_slice(&this.output[this.out_pos..this.out_pos + n]);
+                this.out_pos += n;
+                if this.out_pos == this.output.len() {
+                    this.output.clear();
+                    this.out_pos = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if this.eof {
+                // Whatever could not be parsed goes as it is.
+                this.output.append(&mut this.input);
+                if this.output.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+                continue;
+            }
+            if matches!(this.mode, Mode::Passthrough) && this.input.is_empty() {
+                return Pin::new(&mut this.inner).poll_read(cx, buf);
+            }
+            let mut tmp = [0u8; 16 * 1024];
+            let mut rb = ReadBuf::new(&mut tmp);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut rb) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {
+                    if rb.filled().is_empty() {
+                        this.eof = true;
+                    } else {
+                        this.input.extend_from_slice(rb.filled());
+                        this.process();
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for AuthorityFix<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len();
+        let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+        f.extend_from_slice(&stream.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn run(input: &[u8]) -> Vec<u8> {
+        let mut fix = AuthorityFix::new(());
+        fix.input.extend_from_slice(input);
+        fix.process();
+        fix.output
+    }
+
+    #[test]
+    fn rewrites_a_url_authority_and_later_blocks() {
+        let mut enc = fluke_hpack::Encoder::new();
+        let bad = enc.encode(vec![
+            (&b":method"[..], &b"POST"[..]),
+            (b":authority", b"http://127.0.0.1:2379"),
+            (b"x", b"1"),
+        ]);
+        let good = enc.encode(vec![(&b":authority"[..], &b"127.0.0.1:2379"[..]), (b"x", b"1")]);
+        let mut input = PREFACE.to_vec();
+        input.extend(frame(0x4, 0, 0, b"")); // SETTINGS: untouched
+        input.extend(frame(HEADERS, END_HEADERS, 1, &bad));
+        input.extend(frame(0x0, END_STREAM, 1, b"body")); // DATA: untouched
+        input.extend(frame(HEADERS, END_HEADERS | END_STREAM, 3, &good));
+        let out = run(&input);
+        assert!(out.starts_with(PREFACE));
+        // Decode what the server would see.
+        let mut dec = fluke_hpack::Decoder::new();
+        let mut rest = &out[PREFACE.len()..];
+        let mut blocks = Vec::new();
+        let mut kinds = Vec::new();
+        while rest.len() >= 9 {
+            let len = usize::from(rest[0]) << 16 | usize::from(rest[1]) << 8 | usize::from(rest[2]);
+            kinds.push((rest[3], rest[4]));
+            if rest[3] == HEADERS {
+                blocks.push(dec.decode(&rest[9..9 + len]).unwrap());
+            }
+            rest = &rest[9 + len..];
+        }
+        assert_eq!(
+            kinds,
+            vec![
+                (0x4, 0),
+                (HEADERS, END_HEADERS),
+                (0x0, END_STREAM),
+                (HEADERS, END_HEADERS | END_STREAM)
+            ]
+        );
+        let auth = |b: &Vec<(Vec<u8>, Vec<u8>)>| b.iter().find(|(n, _)| n == b":authority").unwrap().1.clone();
+        assert_eq!(auth(&blocks[0]), b"127.0.0.1:2379");
+        assert_eq!(auth(&blocks[1]), b"127.0.0.1:2379");
+        assert_eq!(blocks[0].len(), 3);
+    }
+
+    #[test]
+    fn leaves_good_connections_and_http1_alone() {
+        let mut enc = fluke_hpack::Encoder::new();
+        let good = enc.encode(vec![(&b":authority"[..], &b"127.0.0.1:2379"[..])]);
+        let mut input = PREFACE.to_vec();
+        input.extend(frame(HEADERS, END_HEADERS, 1, &good));
+        assert_eq!(run(&input), input);
+        let http1 = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(run(http1), http1.to_vec());
+    }
+
+    #[test]
+    fn long_strings_use_multibyte_lengths() {
+        let mut out = Vec::new();
+        encode_string(&mut out, &[b'a'; 300]);
+        let mut dec = fluke_hpack::Decoder::new();
+        let mut block = vec![0u8];
+        encode_string(&mut block, b"n");
+        block.extend(out);
+        assert_eq!(dec.decode(&block).unwrap()[0].1.len(), 300);
+    }
+}
