@@ -257,6 +257,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     let replicated = members.len() > 1;
     let peer_cell: Arc<OnceLock<Arc<EtcdService>>> = Arc::new(OnceLock::new());
     let mut peer_urls = HashMap::new();
+    let mut peer_client = None;
     let node = if replicated {
         let me = members
             .iter()
@@ -274,7 +275,17 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         }
         let mut others = peer_urls.clone();
         others.remove(&me.id);
-        let transport = Arc::new(replication::HttpTransport::new(&others, Arc::clone(&peer_cell)));
+        let uses_tls = members
+            .iter()
+            .any(|m| m.peer_urls.iter().any(|u| u.starts_with("https://")));
+        let client_tls = if uses_tls {
+            Some(peer_files.client_config()?)
+        } else {
+            None
+        };
+        let client = replication::PeerClient::new(client_tls);
+        peer_client = Some(client.clone());
+        let transport = Arc::new(replication::HttpTransport::new(&others, client, Arc::clone(&peer_cell)));
         let raft_cfg = RaftConfig {
             id: me.id,
             cluster_id,
@@ -320,7 +331,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if replicated {
         let _ = peer_cell.set(Arc::clone(&svc));
-        svc.set_forwarder(Arc::new(replication::HttpForwarder::new(peer_urls)));
+        let client = peer_client.clone().expect("set for replicated members");
+        svc.set_forwarder(Arc::new(replication::HttpForwarder::new(peer_urls, client)));
         let peer_app = replication::router(Arc::clone(&svc));
         for url in &cfg.listen_peer_urls {
             let tls = if url.starts_with("https://") {

@@ -22,12 +22,127 @@ use concord_core::api::error::EtcdError;
 use concord_core::api::etcdserverpb::{LeaseKeepAliveRequest, LeaseKeepAliveResponse};
 use concord_core::raft::Transport;
 use concord_core::service::{EtcdService, Forwarder};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
 
 /// Most messages in one request.
 const BATCH: usize = 256;
 
 type Svc = Arc<EtcdService>;
+
+/// How members reach each other: plain HTTP/1.1, or TLS with `tls`
+/// (peer certificates checked against the peer CA, this member's
+/// certificate presented) for `https://` peer URLs. One kept-alive
+/// connection per peer and use, reopened when it breaks.
+#[derive(Clone)]
+pub struct PeerClient {
+    tls: Option<(tokio_rustls::TlsConnector, Arc<rustls::ClientConfig>)>,
+}
+
+impl PeerClient {
+    /// A client; `tls` is used for `https://` URLs.
+    pub fn new(tls: Option<rustls::ClientConfig>) -> PeerClient {
+        PeerClient {
+            tls: tls.map(|cfg| {
+                let cfg = Arc::new(cfg);
+                (tokio_rustls::TlsConnector::from(Arc::clone(&cfg)), cfg)
+            }),
+        }
+    }
+
+    /// A connection to `base` (`http(s)://host:port`).
+    async fn connect(&self, base: &str) -> Result<SendRequest, String> {
+        let (https, rest) = match (base.strip_prefix("https://"), base.strip_prefix("http://")) {
+            (Some(r), _) => (true, r),
+            (_, Some(r)) => (false, r),
+            _ => return Err(format!("bad peer URL {base}")),
+        };
+        let authority = rest.trim_end_matches('/').to_string();
+        let tcp = tokio::time::timeout(Duration::from_millis(500), tokio::net::TcpStream::connect(&authority))
+            .await
+            .map_err(|_| "connect timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        let _ = tcp.set_nodelay(true);
+        let host = authority
+            .rsplit_once(':')
+            .map_or(authority.as_str(), |(h, _)| h)
+            .trim_matches(['[', ']']);
+        if https {
+            let (connector, _) = self.tls.as_ref().ok_or("https:// peer URL without peer TLS flags")?;
+            let name = rustls_pki_types::ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
+            let stream = tokio::time::timeout(Duration::from_secs(2), connector.connect(name, tcp))
+                .await
+                .map_err(|_| "TLS handshake timed out".to_string())?
+                .map_err(|e| e.to_string())?;
+            handshake(TokioIo::new(stream), authority).await
+        } else {
+            handshake(TokioIo::new(tcp), authority).await
+        }
+    }
+}
+
+/// An open HTTP/1.1 connection to one peer.
+struct SendRequest {
+    tx: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    authority: String,
+}
+
+async fn handshake<IO>(io: IO, authority: String) -> Result<SendRequest, String>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (tx, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(SendRequest { tx, authority })
+}
+
+/// One peer's connection, opened on first use and reopened after a failure.
+struct PeerConn {
+    base: String,
+    client: PeerClient,
+    conn: tokio::sync::Mutex<Option<SendRequest>>,
+}
+
+impl PeerConn {
+    fn new(base: &str, client: PeerClient) -> PeerConn {
+        PeerConn {
+            base: base.trim_end_matches('/').to_string(),
+            client,
+            conn: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// POSTs `body` to `path`; the status and body of the answer.
+    async fn post(&self, path: &str, body: Vec<u8>, timeout: Duration) -> Result<(u16, Bytes), String> {
+        let mut guard = self.conn.lock().await;
+        if guard.as_ref().is_none_or(|c| c.tx.is_closed()) {
+            *guard = Some(self.client.connect(&self.base).await?);
+        }
+        let c = guard.as_mut().expect("connected above");
+        let req = hyper::Request::post(path)
+            .header(hyper::header::HOST, c.authority.as_str())
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let result = tokio::time::timeout(timeout, async {
+            c.tx.ready().await.map_err(|e| e.to_string())?;
+            let resp = c.tx.send_request(req).await.map_err(|e| e.to_string())?;
+            let status = resp.status().as_u16();
+            let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+            Ok::<_, String>((status, body))
+        })
+        .await
+        .unwrap_or_else(|_| Err("peer did not answer in time".into()));
+        if result.is_err() {
+            *guard = None;
+        }
+        result
+    }
+}
 
 /// Raft messages to other members over HTTP.
 pub struct HttpTransport {
@@ -37,24 +152,13 @@ pub struct HttpTransport {
 impl HttpTransport {
     /// Starts one sender task per peer (`id -> peer URL`). `svc` is filled
     /// in once the member runs; failures are reported to its raft node.
-    pub fn new(peers: &HashMap<u64, String>, svc: Arc<OnceLock<Svc>>) -> HttpTransport {
-        let client = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .connect_timeout(Duration::from_millis(500))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .expect("an HTTP client can be built");
+    pub fn new(peers: &HashMap<u64, String>, client: PeerClient, svc: Arc<OnceLock<Svc>>) -> HttpTransport {
         let mut queues = HashMap::new();
         for (&id, url) in peers {
             let (tx, rx) = mpsc::unbounded_channel();
             queues.insert(id, tx);
-            tokio::spawn(send_loop(
-                id,
-                format!("{}/raft/message", url.trim_end_matches('/')),
-                client.clone(),
-                rx,
-                Arc::clone(&svc),
-            ));
+            let conn = PeerConn::new(url, client.clone());
+            tokio::spawn(send_loop(id, conn, rx, Arc::clone(&svc)));
         }
         HttpTransport { queues }
     }
@@ -68,13 +172,7 @@ impl Transport for HttpTransport {
     }
 }
 
-async fn send_loop(
-    to: u64,
-    url: String,
-    client: reqwest::Client,
-    mut rx: mpsc::UnboundedReceiver<(Vec<u8>, bool)>,
-    svc: Arc<OnceLock<Svc>>,
-) {
+async fn send_loop(to: u64, conn: PeerConn, mut rx: mpsc::UnboundedReceiver<(Vec<u8>, bool)>, svc: Arc<OnceLock<Svc>>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -94,10 +192,7 @@ async fn send_loop(
         } else {
             Duration::from_secs(2)
         };
-        let ok = matches!(
-            client.post(&url).body(body).timeout(timeout).send().await,
-            Ok(r) if r.status().is_success()
-        );
+        let ok = matches!(conn.post("/raft/message", body, timeout).await, Ok((s, _)) if (200..300).contains(&s));
         if let Some(svc) = svc.get() {
             let node = svc.node();
             if !ok {
@@ -118,16 +213,17 @@ async fn send_loop(
 
 /// Forwards keep-alives to the leader's peer port.
 pub struct HttpForwarder {
-    peers: HashMap<u64, String>,
-    client: reqwest::Client,
+    peers: HashMap<u64, PeerConn>,
 }
 
 impl HttpForwarder {
     /// A forwarder to the members in `peers` (`id -> peer URL`).
-    pub fn new(peers: HashMap<u64, String>) -> HttpForwarder {
+    pub fn new(peers: HashMap<u64, String>, client: PeerClient) -> HttpForwarder {
         HttpForwarder {
-            peers,
-            client: reqwest::Client::new(),
+            peers: peers
+                .into_iter()
+                .map(|(id, url)| (id, PeerConn::new(&url, client.clone())))
+                .collect(),
         }
     }
 }
@@ -135,21 +231,16 @@ impl HttpForwarder {
 impl Forwarder for HttpForwarder {
     fn keep_alive(&self, leader: u64, id: i64) -> Pin<Box<dyn Future<Output = Result<i64, EtcdError>> + Send + '_>> {
         Box::pin(async move {
-            let url = self.peers.get(&leader).ok_or(EtcdError::NoLeader)?;
+            let conn = self.peers.get(&leader).ok_or(EtcdError::NoLeader)?;
             let body =
                 serde_json::to_vec(&LeaseKeepAliveRequest { id }).map_err(|e| EtcdError::Internal(e.to_string()))?;
-            let resp = self
-                .client
-                .post(format!("{}/raft/keepalive", url.trim_end_matches('/')))
-                .body(body)
-                .timeout(Duration::from_secs(3))
-                .send()
+            let (status, bytes) = conn
+                .post("/raft/keepalive", body, Duration::from_secs(3))
                 .await
                 .map_err(|_| EtcdError::Timeout)?;
-            if !resp.status().is_success() {
+            if status != 200 {
                 return Err(EtcdError::NoLeader);
             }
-            let bytes = resp.bytes().await.map_err(|_| EtcdError::Timeout)?;
             let r: LeaseKeepAliveResponse =
                 serde_json::from_slice(&bytes).map_err(|e| EtcdError::Internal(e.to_string()))?;
             Ok(r.ttl)

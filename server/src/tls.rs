@@ -106,6 +106,32 @@ impl TlsFiles {
     }
 }
 
+impl TlsFiles {
+    /// The rustls client configuration members use to reach each other:
+    /// peers' certificates verified against the CA bundle, this member's
+    /// certificate presented as the client certificate.
+    pub fn client_config(&self) -> Result<rustls::ClientConfig, TlsError> {
+        let (Some(cert), Some(key), Some(ca)) = (&self.cert, &self.key, &self.trusted_ca) else {
+            return Err(TlsError::Config(
+                "https:// peer URLs need --peer-cert-file, --peer-key-file and --peer-trusted-ca-file".into(),
+            ));
+        };
+        let mut roots = RootCertStore::empty();
+        for c in certs(ca)? {
+            roots.add(c).map_err(|e| file_err(ca, e))?;
+        }
+        let chain = certs(cert)?;
+        let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| file_err(key, e))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key_der)
+            .map_err(|e| TlsError::Config(e.to_string()))
+    }
+}
+
 /// The common name of a (verified) certificate.
 pub fn common_name(cert: &CertificateDer<'_>) -> Option<String> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;

@@ -249,3 +249,40 @@ fn etcd3_python_client_with_password_over_tls() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Members talk over peer TLS: each presents its certificate and checks
+/// the others' against the peer CA (`--peer-client-cert-auth`).
+#[tokio::test(flavor = "multi_thread")]
+async fn members_replicate_over_peer_tls() {
+    use concord_core::client::{Client, ClientOptions, GetOptions, PutOptions};
+    let pki = make_pki();
+    let (cert, key, ca) = (pki.p("server.pem"), pki.p("server-key.pem"), pki.p("ca.pem"));
+    let extra = [
+        "--peer-cert-file",
+        cert.as_str(),
+        "--peer-key-file",
+        key.as_str(),
+        "--peer-trusted-ca-file",
+        ca.as_str(),
+        "--peer-client-cert-auth",
+    ];
+    let cluster = common::cluster::Cluster::start_with(3, &extra, "https");
+    let eps = cluster.endpoints();
+    let c = Client::connect(ClientOptions::new([eps[0].clone()])).await.unwrap();
+    c.put("tls/x", "1", PutOptions::new()).await.unwrap();
+    for ep in &eps {
+        let r = Client::connect(ClientOptions::new([ep.clone()])).await.unwrap();
+        assert_eq!(
+            r.get("tls/x", GetOptions::new()).await.unwrap().kvs[0].value,
+            b"1",
+            "{ep}"
+        );
+    }
+    // The peer port speaks TLS only: a plain request gets nowhere.
+    let relay = cluster.members[0].relay.port;
+    let plain = common::http(&format!("127.0.0.1:{relay}"), "POST", "/raft/message", "");
+    assert!(
+        plain.map_or(true, |(status, _)| status != 204),
+        "plain HTTP on the peer port"
+    );
+}

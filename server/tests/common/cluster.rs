@@ -151,6 +151,12 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` members with `extra` flags and waits until all are healthy.
     pub fn start(n: usize, extra: &[&str]) -> Cluster {
+        Cluster::start_with(n, extra, "http")
+    }
+
+    /// As [`Cluster::start`], with peer URLs of `scheme` (`https` needs the
+    /// peer TLS flags in `extra`).
+    pub fn start_with(n: usize, extra: &[&str], scheme: &str) -> Cluster {
         let tmp = tempfile::tempdir().unwrap();
         let mut specs = Vec::new();
         for i in 1..=n {
@@ -160,7 +166,7 @@ impl Cluster {
         }
         let initial: Vec<String> = specs
             .iter()
-            .map(|(name, _, _, relay)| format!("{name}=http://127.0.0.1:{}", relay.port))
+            .map(|(name, _, _, relay)| format!("{name}={scheme}://127.0.0.1:{}", relay.port))
             .collect();
         let initial = initial.join(",");
         let mut members = Vec::new();
@@ -177,9 +183,9 @@ impl Cluster {
                 "--advertise-client-urls".into(),
                 curl,
                 "--listen-peer-urls".into(),
-                format!("http://127.0.0.1:{peer}"),
+                format!("{scheme}://127.0.0.1:{peer}"),
                 "--initial-advertise-peer-urls".into(),
-                format!("http://127.0.0.1:{}", relay.port),
+                format!("{scheme}://127.0.0.1:{}", relay.port),
                 "--initial-cluster".into(),
                 initial.clone(),
                 "--log-level".into(),

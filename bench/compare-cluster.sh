@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# A 3-member Concord cluster against a 3-member etcd 3.4 cluster on this
+# machine, in one run (put and linearizable/serializable range):
+#   bash bench/compare-cluster.sh [--quick] [--out DIR]
+# Every member has its own data directory on the same disk, fsync on,
+# default heartbeat/election settings. Load goes to member 1 of each
+# cluster (a follower or the leader, as the election fell; writes are
+# forwarded either way). --server-pid accounts member 1's CPU and memory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration=3 clients=1,16,64 out=bench/results-cluster
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) duration=1 clients=1,16 ;;
+    --out) out=$2; shift ;;
+    *) echo "usage: bash bench/compare-cluster.sh [--quick] [--out DIR]" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+if ! command -v etcd >/dev/null; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq etcd-server >/dev/null
+fi
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/concord-target}"
+cargo build --release --locked -q -p concord-server --bin concord
+cargo build --release --locked -q -p concord-bench
+bin=$CARGO_TARGET_DIR/release
+
+mkdir -p "$out"
+work=$(mktemp -d "${TMPDIR:-/tmp}/concord-cluster-bench.XXXXXX")
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+wait_healthy() {
+  python3 -c 'import sys,time,urllib.request as u
+for _ in range(300):
+    try: u.urlopen(sys.argv[1], timeout=1); sys.exit(0)
+    except Exception: time.sleep(0.1)
+sys.exit(1)' "http://$1/health" || { echo "no healthy server at $1" >&2; exit 1; }
+}
+
+# name -> client port, peer port, for both clusters.
+declare -A ec ep cc cp
+for i in 1 2 3; do ec[$i]=$(free_port); ep[$i]=$(free_port); cc[$i]=$(free_port); cp[$i]=$(free_port); done
+etcd_cluster="e1=http://127.0.0.1:${ep[1]},e2=http://127.0.0.1:${ep[2]},e3=http://127.0.0.1:${ep[3]}"
+concord_cluster="c1=http://127.0.0.1:${cp[1]},c2=http://127.0.0.1:${cp[2]},c3=http://127.0.0.1:${cp[3]}"
+for i in 1 2 3; do
+  etcd --name "e$i" --data-dir "$work/e$i" --listen-client-urls "http://127.0.0.1:${ec[$i]}" \
+    --advertise-client-urls "http://127.0.0.1:${ec[$i]}" --listen-peer-urls "http://127.0.0.1:${ep[$i]}" \
+    --initial-advertise-peer-urls "http://127.0.0.1:${ep[$i]}" --initial-cluster "$etcd_cluster" \
+    --log-level error >"$work/e$i.log" 2>&1 &
+  pids+=($!); [ "$i" = 1 ] && etcd_pid=$!
+  "$bin/concord" --name "c$i" --data-dir "$work/c$i" --listen-client-urls "http://127.0.0.1:${cc[$i]}" \
+    --advertise-client-urls "http://127.0.0.1:${cc[$i]}" --listen-peer-urls "http://127.0.0.1:${cp[$i]}" \
+    --initial-advertise-peer-urls "http://127.0.0.1:${cp[$i]}" --initial-cluster "$concord_cluster" \
+    --log-level warn >"$work/c$i.log" 2>&1 &
+  pids+=($!); [ "$i" = 1 ] && concord_pid=$!
+done
+for i in 1 2 3; do wait_healthy "127.0.0.1:${ec[$i]}"; wait_healthy "127.0.0.1:${cc[$i]}"; done
+
+results=$out/results.jsonl
+: >"$results"
+IFS=, read -ra cs <<<"$clients"
+turn=0
+for w in put range-lin range-ser; do
+  for c in "${cs[@]}"; do
+    order=("etcd ${ec[1]} $etcd_pid" "concord ${cc[1]} $concord_pid")
+    [ $((turn++ % 2)) = 1 ] && order=("concord ${cc[1]} $concord_pid" "etcd ${ec[1]} $etcd_pid")
+    for s in "${order[@]}"; do
+      read -r name port pid <<<"$s"
+      "$bin/concord-bench" run --endpoint "127.0.0.1:$port" --server "$name" --server-pid "$pid" \
+        --workloads "$w" --clients "$c" --duration "$duration" >>"$results"
+    done
+  done
+done
+"$bin/concord-bench" report "$results" --svg "$out/chart.svg" | tee "$out/results.md"
+{
+  echo
+  echo "3-member clusters on one machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); etcd $(etcd --version | awk 'NR==1{print $3}'); $(date -u +%Y-%m-%d)."
+} | tee -a "$out/results.md"
