@@ -192,6 +192,10 @@ fn v3_routes() -> Router<Svc> {
             "/maintenance/status",
             route!(|svc, _, _req: StatusRequest| Ok(svc.status())),
         )
+        .route("/cluster/member/add", route!(member_add))
+        .route("/cluster/member/remove", route!(member_remove))
+        .route("/cluster/member/update", route!(member_update))
+        .route("/cluster/member/promote", route!(member_promote))
         .route(
             "/cluster/member/list",
             route!(|svc, _, _req: MemberListRequest| Ok(svc.member_list())),

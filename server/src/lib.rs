@@ -33,6 +33,7 @@ use concord_core::auth::token::{TokenError, Tokens};
 use concord_core::raft::{Node, NodeConfig, NodeError, RaftConfig};
 use concord_core::service::{EtcdService, ServiceConfig};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use prost::Message as _;
 use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
@@ -252,29 +253,22 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     };
     let (members, cluster_id) = config::parse_initial_cluster(&cfg.initial_cluster, &cfg.initial_cluster_token)?;
     let data_dir = cfg.data_dir();
-    // With several members, writes go through raft; a single member keeps
-    // its local group-committed log.
-    let replicated = members.len() > 1;
+    // With --initial-cluster, writes go through raft (even with one member,
+    // so it can grow); without, a single member keeps its local
+    // group-committed log.
+    let replicated = !members.is_empty();
     let peer_cell: Arc<OnceLock<Arc<EtcdService>>> = Arc::new(OnceLock::new());
     let mut peer_urls = HashMap::new();
-    let mut peer_client = None;
+    let mut forwarder: Option<Arc<replication::HttpTransport>> = None;
     let node = if replicated {
         let me = members
             .iter()
             .find(|m| m.name == cfg.name)
             .ok_or_else(|| ConfigError::InitialCluster(format!("no member named {:?}", cfg.name)))?
             .clone();
-        if cfg.initial_cluster_state == config::ClusterState::Existing && !data_dir.join("db").exists() {
-            return Err(ConfigError::InitialCluster(
-                "joining a running cluster needs MemberAdd, which is not implemented yet".into(),
-            )
-            .into());
-        }
         for m in &members {
             peer_urls.insert(m.id, m.peer_urls[0].clone());
         }
-        let mut others = peer_urls.clone();
-        others.remove(&me.id);
         let uses_tls = members
             .iter()
             .any(|m| m.peer_urls.iter().any(|u| u.starts_with("https://")));
@@ -284,11 +278,37 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
             None
         };
         let client = replication::PeerClient::new(client_tls);
-        peer_client = Some(client.clone());
+        let (mut id, mut cluster) = (me.id, cluster_id);
+        let mut join = None;
+        if cfg.initial_cluster_state == config::ClusterState::Existing && !data_dir.join("db").exists() {
+            // Added with MemberAdd: learn our ID and the state from a member.
+            let mine = &cfg.initial_advertise_peer_urls;
+            let others: Vec<String> = members
+                .iter()
+                .flat_map(|m| m.peer_urls.iter().cloned())
+                .filter(|u| !mine.contains(u))
+                .collect();
+            let bytes = replication::fetch_join(&client, &others, mine)
+                .await
+                .map_err(|e| ConfigError::InitialCluster(format!("cannot join the running cluster: {e}")))?;
+            let info = concord_core::api::concordpb::JoinInfo::decode(bytes.as_slice())
+                .map_err(|e| ConfigError::InitialCluster(format!("join answer: {e}")))?;
+            (id, cluster) = (info.member_id, info.cluster_id);
+            peer_urls.clear();
+            for m in info.snapshot.iter().flat_map(|s| s.members.iter()) {
+                if let Some(u) = m.peer_urls.first() {
+                    peer_urls.insert(m.id, u.clone());
+                }
+            }
+            join = Some(info);
+        }
+        let mut others = peer_urls.clone();
+        others.remove(&id);
         let transport = Arc::new(replication::HttpTransport::new(&others, client, Arc::clone(&peer_cell)));
+        forwarder = Some(Arc::clone(&transport));
         let raft_cfg = RaftConfig {
-            id: me.id,
-            cluster_id,
+            id,
+            cluster_id: cluster,
             voters: members.iter().map(|m| m.id).collect(),
             heartbeat: Duration::from_millis(cfg.heartbeat_interval.max(1)),
             election_ticks: (cfg.election_timeout / cfg.heartbeat_interval.max(1)).max(2) as usize,
@@ -296,12 +316,13 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
             snapshot_count: cfg.snapshot_count,
             transport,
             attrs: concord_core::api::concordpb::Member {
-                id: me.id,
+                id,
                 name: cfg.name.clone(),
                 peer_urls: cfg.initial_advertise_peer_urls.clone(),
                 client_urls: cfg.advertise_client_urls.clone(),
                 is_learner: false,
             },
+            join,
         };
         tokio::task::spawn_blocking(move || Node::start_replicated(&data_dir, node_cfg, raft_cfg))
             .await
@@ -331,8 +352,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if replicated {
         let _ = peer_cell.set(Arc::clone(&svc));
-        let client = peer_client.clone().expect("set for replicated members");
-        svc.set_forwarder(Arc::new(replication::HttpForwarder::new(peer_urls, client)));
+        if let Some(f) = forwarder.clone() {
+            svc.set_forwarder(f);
+        }
         let peer_app = replication::router(Arc::clone(&svc));
         for url in &cfg.listen_peer_urls {
             let tls = if url.starts_with("https://") {

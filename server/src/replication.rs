@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -144,30 +144,57 @@ impl PeerConn {
     }
 }
 
-/// Raft messages to other members over HTTP.
+/// A peer's queue of encoded messages (and whether each is a snapshot).
+type Queue = mpsc::UnboundedSender<(Vec<u8>, bool)>;
+
+/// Raft messages to other members over HTTP, and keep-alives forwarded
+/// to the leader.
 pub struct HttpTransport {
-    queues: HashMap<u64, mpsc::UnboundedSender<(Vec<u8>, bool)>>,
+    queues: RwLock<HashMap<u64, Queue>>,
+    forward: RwLock<HashMap<u64, Arc<PeerConn>>>,
+    client: PeerClient,
+    svc: Arc<OnceLock<Svc>>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl HttpTransport {
     /// Starts one sender task per peer (`id -> peer URL`). `svc` is filled
     /// in once the member runs; failures are reported to its raft node.
+    /// Must be called within the tokio runtime.
     pub fn new(peers: &HashMap<u64, String>, client: PeerClient, svc: Arc<OnceLock<Svc>>) -> HttpTransport {
-        let mut queues = HashMap::new();
+        let t = HttpTransport {
+            queues: RwLock::new(HashMap::new()),
+            forward: RwLock::new(HashMap::new()),
+            client,
+            svc,
+            runtime: tokio::runtime::Handle::current(),
+        };
         for (&id, url) in peers {
-            let (tx, rx) = mpsc::unbounded_channel();
-            queues.insert(id, tx);
-            let conn = PeerConn::new(url, client.clone());
-            tokio::spawn(send_loop(id, conn, rx, Arc::clone(&svc)));
+            t.set_peer(id, Some(url.clone()));
         }
-        HttpTransport { queues }
+        t
     }
 }
 
 impl Transport for HttpTransport {
     fn send(&self, to: u64, msg: Vec<u8>, snapshot: bool) {
-        if let Some(q) = self.queues.get(&to) {
+        if let Some(q) = self.queues.read().unwrap_or_else(|e| e.into_inner()).get(&to) {
             let _ = q.send((msg, snapshot));
+        }
+    }
+
+    fn set_peer(&self, id: u64, url: Option<String>) {
+        let mut queues = self.queues.write().unwrap_or_else(|e| e.into_inner());
+        let mut forward = self.forward.write().unwrap_or_else(|e| e.into_inner());
+        // Dropping the old queue ends its sender task.
+        queues.remove(&id);
+        forward.remove(&id);
+        if let Some(url) = url {
+            let (tx, rx) = mpsc::unbounded_channel();
+            queues.insert(id, tx);
+            forward.insert(id, Arc::new(PeerConn::new(&url, self.client.clone())));
+            let conn = PeerConn::new(&url, self.client.clone());
+            self.runtime.spawn(send_loop(id, conn, rx, Arc::clone(&self.svc)));
         }
     }
 }
@@ -211,27 +238,16 @@ async fn send_loop(to: u64, conn: PeerConn, mut rx: mpsc::UnboundedReceiver<(Vec
     }
 }
 
-/// Forwards keep-alives to the leader's peer port.
-pub struct HttpForwarder {
-    peers: HashMap<u64, PeerConn>,
-}
-
-impl HttpForwarder {
-    /// A forwarder to the members in `peers` (`id -> peer URL`).
-    pub fn new(peers: HashMap<u64, String>, client: PeerClient) -> HttpForwarder {
-        HttpForwarder {
-            peers: peers
-                .into_iter()
-                .map(|(id, url)| (id, PeerConn::new(&url, client.clone())))
-                .collect(),
-        }
-    }
-}
-
-impl Forwarder for HttpForwarder {
+impl Forwarder for HttpTransport {
     fn keep_alive(&self, leader: u64, id: i64) -> Pin<Box<dyn Future<Output = Result<i64, EtcdError>> + Send + '_>> {
         Box::pin(async move {
-            let conn = self.peers.get(&leader).ok_or(EtcdError::NoLeader)?;
+            let conn = self
+                .forward
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&leader)
+                .cloned()
+                .ok_or(EtcdError::NoLeader)?;
             let body =
                 serde_json::to_vec(&LeaseKeepAliveRequest { id }).map_err(|e| EtcdError::Internal(e.to_string()))?;
             let (status, bytes) = conn
@@ -272,11 +288,43 @@ async fn keep_alive(State(svc): State<Svc>, body: Bytes) -> Response {
     (StatusCode::OK, serde_json::to_vec(&resp).unwrap_or_default()).into_response()
 }
 
+/// `POST /raft/join` with a JSON list of peer URLs: the joining member's
+/// ID, the cluster's, and a snapshot to start from (`concordpb.JoinInfo`).
+async fn join(State(svc): State<Svc>, body: Bytes) -> Response {
+    let Ok(peer_urls) = serde_json::from_slice::<Vec<String>>(&body) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    match svc.node().join_info(peer_urls).await {
+        Ok(info) => (StatusCode::OK, info).into_response(),
+        Err(e) => (StatusCode::NOT_FOUND, e.to_string()).into_response(),
+    }
+}
+
+/// Asks the members at `peers` (peer URLs) for what a member with
+/// `my_peer_urls` needs to join; the first that answers wins.
+pub async fn fetch_join(client: &PeerClient, peers: &[String], my_peer_urls: &[String]) -> Result<Vec<u8>, String> {
+    let body = serde_json::to_vec(my_peer_urls).map_err(|e| e.to_string())?;
+    let mut last = String::from("no member to ask");
+    for _ in 0..20 {
+        for p in peers {
+            let conn = PeerConn::new(p, client.clone());
+            match conn.post("/raft/join", body.clone(), Duration::from_secs(30)).await {
+                Ok((200, b)) => return Ok(b.to_vec()),
+                Ok((s, b)) => last = format!("{p}: {s} {}", String::from_utf8_lossy(&b)),
+                Err(e) => last = format!("{p}: {e}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(last)
+}
+
 /// The peer port's routes.
 pub fn router(svc: Svc) -> Router {
     Router::new()
         .route("/raft/message", post(raft_message))
         .route("/raft/keepalive", post(keep_alive))
+        .route("/raft/join", post(join))
         .layer(axum::extract::DefaultBodyLimit::max(512 * 1024 * 1024))
         .with_state(svc)
 }

@@ -443,3 +443,97 @@ async fn histories_stay_linearizable_under_kills_and_cuts() {
         history.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_join_as_learners_get_promoted_and_leave_under_load() {
+    let mut cluster = Cluster::start(3, &[]);
+    let eps = cluster.endpoints();
+    let acked: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (acked, stop, eps) = (Arc::clone(&acked), Arc::clone(&stop), eps.clone());
+        tokio::spawn(async move {
+            let c = client(&eps[1..], Duration::from_secs(10)).await;
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let k = format!("m/{i:05}");
+                if c.put(k.clone(), "v", PutOptions::new()).await.is_ok() {
+                    acked.lock().unwrap().insert(k, "v".to_string());
+                }
+                i += 1;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Add a learner; it joins from a snapshot and catches up.
+    let new = cluster.prepare_member("m4", &[]);
+    let out = ok(etcdctl(
+        &eps[0],
+        &[
+            "member",
+            "add",
+            "m4",
+            "--learner",
+            &format!("--peer-urls={}", cluster.peer_url(new)),
+        ],
+    ));
+    let id = out.split_whitespace().nth(1).unwrap().to_string();
+    assert!(out.contains("added to cluster"), "{out}");
+    cluster.members[new].start();
+    let list = ok(etcdctl(&eps[0], &["member", "list"]));
+    assert!(
+        list.contains(&format!("{id}, unstarted")) || list.contains(&format!("{id}, started, m4")),
+        "{list}"
+    );
+    assert!(list.contains(", true"), "a learner: {list}");
+    // Promote once it has caught up (the leader refuses before).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = etcdctl(&eps[0], &["member", "promote", &id]);
+        if out.status.success() {
+            break;
+        }
+        let e = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(e.contains("in sync with leader"), "{e}");
+        assert!(Instant::now() < deadline, "learner never caught up");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let list = ok(etcdctl(&eps[0], &["member", "list"]));
+    assert!(!list.contains(", true"), "no learner left: {list}");
+    assert_eq!(list.lines().count(), 4, "{list}");
+
+    // Remove an original member (not the one we send writes through): it
+    // stops, the other three go on.
+    let victim_id = {
+        let status = ok(etcdctl(&eps[0], &["endpoint", "status", "-w", "json"]));
+        let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+        format!("{:x}", v[0]["Status"]["header"]["member_id"].as_u64().unwrap())
+    };
+    ok(etcdctl(&eps[1], &["member", "remove", &victim_id]));
+    assert!(
+        cluster.members[0].wait_exit(Duration::from_secs(10)),
+        "a removed member stops"
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > 50, "{}", acked.len());
+    let remaining: Vec<String> = cluster.members[1..].iter().map(|m| m.endpoint.clone()).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for ep in &remaining {
+        loop {
+            let view = local_view(ep, "m/").await;
+            let missing = acked.keys().filter(|k| !view.contains_key(*k)).count();
+            if missing == 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{ep} misses {missing} acknowledged writes");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let list = ok(etcdctl(&remaining[0], &["member", "list"]));
+    assert_eq!(list.lines().count(), 3, "{list}");
+    assert!(list.contains(", m4,"), "{list}");
+}

@@ -156,6 +156,14 @@ pub enum EtcdError {
     RootRoleNotExist,
     #[error("etcdserver: invalid auth management")]
     InvalidAuthMgmt,
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlExists,
+    #[error("etcdserver: can only promote a learner member")]
+    MemberNotLearner,
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
     /// A request the decoder could not read (bad JSON, bad base64, …).
     #[error("{0}")]
     InvalidRequest(String),
@@ -204,11 +212,14 @@ impl EtcdError {
             | EtcdError::RoleNotGranted
             | EtcdError::PermissionNotGranted
             | EtcdError::RootUserNotExist
-            | EtcdError::RootRoleNotExist => Code::FailedPrecondition,
+            | EtcdError::RootRoleNotExist
+            | EtcdError::PeerUrlExists
+            | EtcdError::MemberNotLearner
+            | EtcdError::LearnerNotReady => Code::FailedPrecondition,
             EtcdError::NoSpace | EtcdError::TooManyRequests | EtcdError::MessageTooLarge { .. } => {
                 Code::ResourceExhausted
             }
-            EtcdError::LeaseNotFound => Code::NotFound,
+            EtcdError::LeaseNotFound | EtcdError::MemberNotFound => Code::NotFound,
             EtcdError::Timeout | EtcdError::Stopped | EtcdError::NoLeader => Code::Unavailable,
             EtcdError::PermissionDenied => Code::PermissionDenied,
             EtcdError::InvalidAuthToken => Code::Unauthenticated,
@@ -229,7 +240,7 @@ impl EtcdError {
     /// assert_eq!(EtcdError::from_wire(2, "boom").code(), Code::Unknown);
     /// ```
     pub fn from_wire(code: i32, message: &str) -> EtcdError {
-        const FIXED: [EtcdError; 34] = [
+        const FIXED: [EtcdError; 38] = [
             EtcdError::EmptyKey,
             EtcdError::KeyNotFound,
             EtcdError::ValueProvided,
@@ -264,6 +275,10 @@ impl EtcdError {
             EtcdError::RootUserNotExist,
             EtcdError::RootRoleNotExist,
             EtcdError::InvalidAuthMgmt,
+            EtcdError::MemberNotFound,
+            EtcdError::PeerUrlExists,
+            EtcdError::MemberNotLearner,
+            EtcdError::LearnerNotReady,
         ];
         let code = Code::from_i32(code);
         FIXED

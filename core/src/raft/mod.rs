@@ -10,5 +10,5 @@ mod replica;
 mod state_machine;
 
 pub use node::{Node, NodeConfig, NodeError, State};
-pub use replica::{RaftConfig, Transport};
+pub use replica::{MemberChange, RaftConfig, Transport};
 pub use state_machine::{ApplyError, AuthPersist, LeaseStore, StateMachine, WriteResponse};

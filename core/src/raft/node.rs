@@ -18,7 +18,7 @@ use prost::Message;
 use tokio::sync::{oneshot, watch};
 
 use super::log::{Entry, Log, LogError};
-use super::replica::{load_log, RaftConfig, RaftLoop, RaftMsg};
+use super::replica::{load_log, MemberChange, RaftConfig, RaftLoop, RaftMsg};
 use super::{ApplyError, StateMachine, WriteResponse};
 use crate::api::concordpb::LogRequest;
 use crate::api::error::EtcdError;
@@ -52,6 +52,9 @@ pub enum NodeError {
     /// Applying an entry failed in the backend.
     #[error("apply: {0}")]
     Apply(String),
+    /// This member was removed from the cluster.
+    #[error("this member was removed from the cluster")]
+    Removed,
     /// The write thread could not be started.
     #[error("cannot start the write thread: {0}")]
     Thread(std::io::Error),
@@ -314,11 +317,42 @@ impl Node {
 
     /// Opens a replicated member's data in `data_dir` and starts its raft
     /// loop; messages for other members go through `raft.transport`.
-    pub fn start_replicated(data_dir: &Path, cfg: NodeConfig, raft: RaftConfig) -> Result<Node, NodeError> {
+    pub fn start_replicated(data_dir: &Path, cfg: NodeConfig, mut raft: RaftConfig) -> Result<Node, NodeError> {
         std::fs::create_dir_all(data_dir).map_err(StorageError::Io)?;
         let storage = Storage::open(&data_dir.join("db"), cfg.backend_cache_bytes)?;
+        if let Some(join) = &raft.join {
+            // A new member of a running cluster starts from a member's state.
+            let snap = join.snapshot.clone().unwrap_or_default();
+            storage.install(&snap, join.index)?;
+            let mut meta = raft::prelude::SnapshotMetadata {
+                index: join.index,
+                term: join.term,
+                ..Default::default()
+            };
+            let mut cs = raft::prelude::ConfState::default();
+            protobuf::Message::merge_from_bytes(&mut cs, &join.conf_state)
+                .map_err(|e| NodeError::Apply(format!("join: {e}")))?;
+            meta.set_conf_state(cs);
+            let bytes = protobuf::Message::write_to_bytes(&meta).map_err(|e| NodeError::Apply(format!("join: {e}")))?;
+            storage.persist_raft(&[], None, Some((&bytes, join.index)))?;
+            storage.put_conf_state(&join.conf_state)?;
+            storage.checkpoint()?;
+            tracing::info!(index = join.index, "joined a running cluster from a member's snapshot");
+        }
         let meta = storage.meta()?;
         let mut sm = storage.load()?;
+        if meta.member_id != 0 && raft.join.is_none() {
+            // A restart: the member is who it was (an added member's ID
+            // does not follow from the flags).
+            raft.id = meta.member_id;
+            raft.cluster_id = meta.cluster_id;
+            raft.attrs.id = meta.member_id;
+        }
+        for m in sm.members.values().filter(|m| m.id != raft.id) {
+            if let Some(url) = m.peer_urls.first() {
+                raft.transport.set_peer(m.id, Some(url.clone()));
+            }
+        }
         storage.set_identity(raft.id, raft.cluster_id, meta.term)?;
         storage.checkpoint()?;
         let in_use = storage.size_in_use()?;
@@ -401,6 +435,33 @@ impl Node {
             Ok(Err(_)) => Err(EtcdError::Stopped),
             Err(_) => Err(EtcdError::Timeout),
         }
+    }
+
+    /// Changes the cluster's membership; resolves once applied here.
+    pub async fn change_members(&self, change: MemberChange) -> Result<(), EtcdError> {
+        let WritePath::Raft(tx) = &self.path else {
+            return Err(EtcdError::Unimplemented(
+                "concord: membership changes need a member started with --initial-cluster".into(),
+            ));
+        };
+        let (reply, rx) = oneshot::channel();
+        tx.send(RaftMsg::ChangeMembers(change, reply))
+            .map_err(|_| EtcdError::Stopped)?;
+        match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
+            Ok(r) => r.map_err(|_| EtcdError::Stopped)?.map(|_| ()),
+            Err(_) => Err(EtcdError::Timeout),
+        }
+    }
+
+    /// What a member joining with `peer_urls` needs (encoded `JoinInfo`).
+    pub async fn join_info(&self, peer_urls: Vec<String>) -> Result<Vec<u8>, EtcdError> {
+        let WritePath::Raft(tx) = &self.path else {
+            return Err(EtcdError::Unimplemented("concord: not a replicated member".into()));
+        };
+        let (reply, rx) = oneshot::channel();
+        tx.send(RaftMsg::JoinInfo(peer_urls, reply))
+            .map_err(|_| EtcdError::Stopped)?;
+        rx.await.map_err(|_| EtcdError::Stopped)?
     }
 
     /// Hands a raft message from another member to the raft loop.

@@ -28,6 +28,7 @@ use raft::{GetEntriesContext, RaftState, RawNode, SnapshotStatus, StateRole, Sto
 use tokio::sync::oneshot;
 
 use super::node::{apply_one, NodeError, Reply, State};
+use super::WriteResponse;
 use crate::api::concordpb::log_request::Request as LogOp;
 use crate::api::concordpb::{LogRequest, Member, Snapshot as SnapshotData};
 use crate::api::error::EtcdError;
@@ -47,6 +48,19 @@ pub trait Transport: Send + Sync + 'static {
     /// failure is reported back with [`super::Node::report_unreachable`]
     /// (and [`super::Node::report_snapshot`] for snapshots).
     fn send(&self, to: u64, msg: Vec<u8>, snapshot: bool);
+    /// A member was added (with its peer URL) or removed (`None`).
+    fn set_peer(&self, id: u64, url: Option<String>);
+}
+
+/// A change of the cluster's membership.
+#[derive(Clone, Debug)]
+pub enum MemberChange {
+    /// A new member (a voter, or a learner with `is_learner`).
+    Add(Member),
+    /// Remove a member.
+    Remove(u64),
+    /// Make a learner a voter.
+    Promote(u64),
 }
 
 /// How a replicated member takes part.
@@ -71,6 +85,8 @@ pub struct RaftConfig {
     pub transport: Arc<dyn Transport>,
     /// This member's attributes, published through the log once it runs.
     pub attrs: Member,
+    /// Joining a running cluster: the state to start from.
+    pub join: Option<crate::api::concordpb::JoinInfo>,
 }
 
 impl std::fmt::Debug for RaftConfig {
@@ -91,6 +107,8 @@ pub(crate) enum RaftMsg {
     ReadIndex(oneshot::Sender<()>),
     Unreachable(u64),
     SnapshotDone(u64, bool),
+    ChangeMembers(MemberChange, Reply),
+    JoinInfo(Vec<String>, oneshot::Sender<Result<Vec<u8>, EtcdError>>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -256,6 +274,11 @@ pub(crate) fn load_log(state: &State, voters: &[u64]) -> Result<LogCore, NodeErr
         core.cs = meta.take_conf_state();
         core.snap = meta;
     }
+    if let Some(cs) = state.storage.conf_state()? {
+        let mut c = ConfState::default();
+        c.merge_from_bytes(&cs).map_err(pb_err)?;
+        core.cs = c;
+    }
     if !hs.is_empty() {
         core.hs.merge_from_bytes(&hs).map_err(pb_err)?;
     }
@@ -387,8 +410,114 @@ impl RaftLoop {
                     SnapshotStatus::Failure
                 },
             ),
+            RaftMsg::ChangeMembers(change, reply) => self.change_members(change, reply),
+            RaftMsg::JoinInfo(peer_urls, reply) => {
+                let _ = reply.send(self.join_info(&peer_urls));
+            }
             RaftMsg::Stop(done) => *stop = Some(done),
         }
+    }
+
+    /// Proposes a membership change; answered when applied here.
+    fn change_members(&mut self, change: MemberChange, reply: Reply) {
+        use raft::prelude::{ConfChange, ConfChangeType};
+        let members = self.state.with(|sm| sm.members.clone());
+        let mut cc = ConfChange::default();
+        let mut member = None;
+        match change {
+            MemberChange::Add(m) => {
+                if members
+                    .values()
+                    .any(|x| x.peer_urls.iter().any(|u| m.peer_urls.contains(u)))
+                {
+                    let _ = reply.send(Err(EtcdError::PeerUrlExists));
+                    return;
+                }
+                cc.set_change_type(if m.is_learner {
+                    ConfChangeType::AddLearnerNode
+                } else {
+                    ConfChangeType::AddNode
+                });
+                cc.node_id = m.id;
+                member = Some(m);
+            }
+            MemberChange::Remove(id) => {
+                if !members.contains_key(&id) && !self.core.read().cs.voters.contains(&id) {
+                    let _ = reply.send(Err(EtcdError::MemberNotFound));
+                    return;
+                }
+                cc.set_change_type(ConfChangeType::RemoveNode);
+                cc.node_id = id;
+            }
+            MemberChange::Promote(id) => {
+                let Some(m) = members.get(&id).cloned() else {
+                    let _ = reply.send(Err(EtcdError::MemberNotFound));
+                    return;
+                };
+                if !m.is_learner {
+                    let _ = reply.send(Err(EtcdError::MemberNotLearner));
+                    return;
+                }
+                if self.raw.raft.state == StateRole::Leader {
+                    let committed = self.raw.raft.raft_log.committed;
+                    let matched = self.raw.raft.prs().get(id).map_or(0, |p| p.matched);
+                    if (matched as f64) < committed as f64 * 0.9 {
+                        let _ = reply.send(Err(EtcdError::LearnerNotReady));
+                        return;
+                    }
+                }
+                cc.set_change_type(ConfChangeType::AddNode);
+                cc.node_id = id;
+                member = Some(Member { is_learner: false, ..m });
+            }
+        }
+        self.next_request += 1;
+        let ctx = LogRequest {
+            request: member.map(LogOp::MemberAttrs),
+            origin: self.cfg.id,
+            request_id: self.next_request,
+            ..Default::default()
+        };
+        self.pending.insert(self.next_request, (reply, Instant::now()));
+        if self.raw.propose_conf_change(ctx.encode_to_vec(), cc).is_err() {
+            if let Some((r, _)) = self.pending.remove(&self.next_request) {
+                let _ = r.send(Err(EtcdError::NoLeader));
+            }
+        }
+    }
+
+    /// What a member joining with `peer_urls` needs: its ID (as MemberAdd
+    /// recorded it), the cluster's, and the state machine now.
+    fn join_info(&self, peer_urls: &[String]) -> Result<Vec<u8>, EtcdError> {
+        let member_id = self
+            .state
+            .with(|sm| {
+                sm.members
+                    .values()
+                    .find(|m| m.peer_urls.iter().any(|u| peer_urls.contains(u)))
+                    .map(|m| m.id)
+            })
+            .ok_or(EtcdError::MemberNotFound)?;
+        let store = Store {
+            core: Arc::clone(&self.core),
+            state: Arc::clone(&self.state),
+        };
+        let snap = store
+            .snapshot(0, member_id)
+            .map_err(|e| EtcdError::Internal(format!("snapshot: {e}")))?;
+        let meta = snap.get_metadata();
+        let info = crate::api::concordpb::JoinInfo {
+            member_id,
+            cluster_id: self.state.cluster_id,
+            index: meta.index,
+            term: meta.term,
+            conf_state: meta
+                .get_conf_state()
+                .write_to_bytes()
+                .map_err(|e| EtcdError::Internal(e.to_string()))?,
+            snapshot: Some(SnapshotData::decode(snap.data.as_ref()).map_err(|e| EtcdError::Internal(e.to_string()))?),
+        };
+        Ok(info.encode_to_vec())
     }
 
     fn propose(&mut self, mut req: LogRequest, reply: Option<Reply>) {
@@ -560,17 +689,77 @@ impl RaftLoop {
         }
         self.state.hub.notify(rev, &events, &*self.state);
         for e in conf_changes {
-            let cs = if e.get_entry_type() == EntryType::EntryConfChange {
-                let mut cc = raft::prelude::ConfChange::default();
-                cc.merge_from_bytes(&e.data).map_err(pb_err)?;
-                self.raw.apply_conf_change(&cc)
-            } else {
-                let mut cc = raft::prelude::ConfChangeV2::default();
-                cc.merge_from_bytes(&e.data).map_err(pb_err)?;
-                self.raw.apply_conf_change(&cc)
+            self.apply_conf_change(&e)?;
+        }
+        Ok(())
+    }
+
+    /// Applies a membership change: raft's configuration, the member list,
+    /// the transport; answers the member that proposed it.
+    fn apply_conf_change(&mut self, e: &Entry) -> Result<(), NodeError> {
+        use raft::prelude::{ConfChange, ConfChangeType};
+        let mut cc = ConfChange::default();
+        cc.merge_from_bytes(&e.data).map_err(pb_err)?;
+        let ctx = LogRequest::decode(e.context.as_ref()).unwrap_or_default();
+        let cs = match self.raw.apply_conf_change(&cc) {
+            Ok(cs) => cs,
+            Err(err) => {
+                tracing::warn!(error = %err, "membership change refused");
+                if ctx.origin == self.cfg.id {
+                    if let Some((tx, _)) = self.pending.remove(&ctx.request_id) {
+                        let _ = tx.send(Err(EtcdError::Internal(format!("membership change: {err}"))));
+                    }
+                }
+                return Ok(());
             }
-            .map_err(|err| NodeError::Apply(format!("conf change: {err}")))?;
-            self.core.write().cs = cs;
+        };
+        self.state
+            .storage
+            .put_conf_state(&cs.write_to_bytes().map_err(pb_err)?)?;
+        self.core.write().cs = cs;
+        let id = cc.node_id;
+        let removed = cc.get_change_type() == ConfChangeType::RemoveNode;
+        {
+            let mut sm = self.state.sm.write();
+            match (&ctx.request, removed) {
+                (_, true) => {
+                    sm.members.remove(&id);
+                }
+                (Some(LogOp::MemberAttrs(m)), false) => {
+                    let mut m = m.clone();
+                    if let Some(old) = sm.members.get(&id) {
+                        // Promotion keeps the name and client URLs published.
+                        m.name = old.name.clone();
+                        m.client_urls = old.client_urls.clone();
+                    }
+                    sm.members.insert(id, m);
+                }
+                _ => {}
+            }
+            let members: Vec<Member> = sm.members.values().cloned().collect();
+            self.state.storage.write(|view| {
+                use super::AuthPersist;
+                view.put_members(&members)
+                    .map_err(|e| StorageError::Io(std::io::Error::other(e.to_string())))
+            })?;
+        }
+        if id != self.cfg.id {
+            let url = if removed {
+                None
+            } else {
+                self.state
+                    .with(|sm| sm.members.get(&id).and_then(|m| m.peer_urls.first().cloned()))
+            };
+            self.cfg.transport.set_peer(id, url);
+        }
+        tracing::info!(member = format_args!("{id:x}"), change = ?cc.get_change_type(), "membership changed");
+        if ctx.origin == self.cfg.id {
+            if let Some((tx, _)) = self.pending.remove(&ctx.request_id) {
+                let _ = tx.send(Ok(WriteResponse::Member));
+            }
+        }
+        if removed && id == self.cfg.id {
+            return Err(NodeError::Removed);
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! after apply, with the member's header filled in.
 
 mod auth;
+mod cluster;
 mod kv;
 mod lease;
 mod watch;

@@ -450,6 +450,38 @@ impl Storage {
         Ok(())
     }
 
+    /// Records raft's configuration (after a membership change), durable
+    /// with the next durable commit.
+    pub fn put_conf_state(&self, conf_state: &[u8]) -> Result<(), StorageError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None)?;
+        txn.open_table(RAFT_META)?.insert("conf_state", conf_state)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Raft's configuration as last recorded by a membership change.
+    pub fn conf_state(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(RAFT_META)?;
+        Ok(meta.get("conf_state")?.map(|g| g.value().to_vec()))
+    }
+
+    /// Replaces the state machine's data with `snap` at `index`, durably
+    /// (a member joining a running cluster).
+    pub fn install(&self, snap: &SnapshotData, index: u64) -> Result<(), StorageError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut view = WriteView {
+                txn: &txn,
+                table: txn.open_table(KV)?,
+            };
+            view.restore(snap, index)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
     /// Drops raft entries up to `index` and records `snapshot` (metadata
     /// only) as the log's new start.
     pub fn compact_raft(&self, index: u64, snapshot: &[u8]) -> Result<(), StorageError> {

@@ -1,5 +1,4 @@
-//! `etcdserverpb.Cluster`: MemberList of the single member; membership
-//! changes come with replication.
+//! `etcdserverpb.Cluster`: the member list and membership changes.
 
 use std::sync::Arc;
 
@@ -11,17 +10,6 @@ use super::{caller, status};
 
 pub struct Cluster(pub Arc<EtcdService>);
 
-/// Membership changes are root's (when auth is on).
-fn admin<T>(svc: &EtcdService, r: &Request<T>) -> Result<(), Status> {
-    svc.check_admin(&caller(r)).map(|_| ()).map_err(status)
-}
-
-fn unimplemented(method: &str) -> Status {
-    Status::unimplemented(format!(
-        "concord: Cluster.{method} needs replication, not implemented yet"
-    ))
-}
-
 #[tonic::async_trait]
 impl crate::pb::etcdserverpb::cluster_server::Cluster for Cluster {
     async fn member_list(&self, _r: Request<MemberListRequest>) -> Result<Response<MemberListResponse>, Status> {
@@ -29,25 +17,41 @@ impl crate::pb::etcdserverpb::cluster_server::Cluster for Cluster {
     }
 
     async fn member_add(&self, r: Request<MemberAddRequest>) -> Result<Response<MemberAddResponse>, Status> {
-        admin(&self.0, &r)?;
-        Err(unimplemented("MemberAdd"))
+        let c = caller(&r);
+        self.0
+            .member_add(&c, r.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(status)
     }
 
     async fn member_remove(&self, r: Request<MemberRemoveRequest>) -> Result<Response<MemberRemoveResponse>, Status> {
-        admin(&self.0, &r)?;
-        Err(unimplemented("MemberRemove"))
+        let c = caller(&r);
+        self.0
+            .member_remove(&c, r.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(status)
     }
 
     async fn member_update(&self, r: Request<MemberUpdateRequest>) -> Result<Response<MemberUpdateResponse>, Status> {
-        admin(&self.0, &r)?;
-        Err(unimplemented("MemberUpdate"))
+        let c = caller(&r);
+        self.0
+            .member_update(&c, r.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(status)
     }
 
     async fn member_promote(
         &self,
         r: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
-        admin(&self.0, &r)?;
-        Err(unimplemented("MemberPromote"))
+        let c = caller(&r);
+        self.0
+            .member_promote(&c, r.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(status)
     }
 }

@@ -121,6 +121,21 @@ impl Member {
         }
     }
 
+    /// Waits up to `within` for the process to exit on its own.
+    pub fn wait_exit(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(_)) = c.try_wait() {
+                    self.child = None;
+                    return true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
@@ -207,6 +222,59 @@ impl Cluster {
         let c = Cluster { members, _tmp: tmp };
         c.wait_healthy(Duration::from_secs(30));
         c
+    }
+
+    /// Prepares (does not start) a new member `name` that joins this running
+    /// cluster (`--initial-cluster-state existing`); its index. Add it with
+    /// MemberAdd (its peer URL is [`Cluster::peer_url`]) before starting it.
+    pub fn prepare_member(&mut self, name: &str, extra: &[&str]) -> usize {
+        let peer = free_port();
+        let relay = Relay::start(peer);
+        let client = free_port();
+        let curl = format!("http://127.0.0.1:{client}");
+        let mut initial: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.relay.port))
+            .collect();
+        initial.push(format!("{name}=http://127.0.0.1:{}", relay.port));
+        let dir = self._tmp.path().join(name);
+        let mut args: Vec<String> = vec![
+            "--name".into(),
+            name.into(),
+            "--data-dir".into(),
+            dir.to_str().unwrap().into(),
+            "--listen-client-urls".into(),
+            curl.clone(),
+            "--advertise-client-urls".into(),
+            curl,
+            "--listen-peer-urls".into(),
+            format!("http://127.0.0.1:{peer}"),
+            "--initial-advertise-peer-urls".into(),
+            format!("http://127.0.0.1:{}", relay.port),
+            "--initial-cluster".into(),
+            initial.join(","),
+            "--initial-cluster-state".into(),
+            "existing".into(),
+            "--log-level".into(),
+            "info".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        self.members.push(Member {
+            log: self._tmp.path().join(format!("{name}.log")),
+            name: name.into(),
+            endpoint: format!("127.0.0.1:{client}"),
+            dir,
+            args,
+            child: None,
+            relay,
+        });
+        self.members.len() - 1
+    }
+
+    /// The peer URL the others reach member `i` at.
+    pub fn peer_url(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.members[i].relay.port)
     }
 
     /// Waits until every running member knows a leader.
