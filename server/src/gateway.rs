@@ -134,11 +134,11 @@ fn v3_routes() -> Router<Svc> {
         .route("/kv/lease/revoke", route!(lease_revoke))
         .route(
             "/lease/timetolive",
-            route!(|svc, c, req: LeaseTimeToLiveRequest| svc.lease_time_to_live(&c, &req)),
+            route!(|svc, c, req: LeaseTimeToLiveRequest| svc.lease_time_to_live(&c, &req).await),
         )
         .route(
             "/kv/lease/timetolive",
-            route!(|svc, c, req: LeaseTimeToLiveRequest| svc.lease_time_to_live(&c, &req)),
+            route!(|svc, c, req: LeaseTimeToLiveRequest| svc.lease_time_to_live(&c, &req).await),
         )
         .route(
             "/lease/leases",
@@ -192,6 +192,7 @@ fn v3_routes() -> Router<Svc> {
             "/maintenance/status",
             route!(|svc, _, _req: StatusRequest| Ok(svc.status())),
         )
+        .route("/maintenance/transfer-leadership", route!(move_leader))
         .route("/cluster/member/add", route!(member_add))
         .route("/cluster/member/remove", route!(member_remove))
         .route("/cluster/member/update", route!(member_update))

@@ -19,7 +19,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use concord_core::api::error::EtcdError;
-use concord_core::api::etcdserverpb::{LeaseKeepAliveRequest, LeaseKeepAliveResponse};
+use concord_core::api::etcdserverpb::{
+    LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+};
 use concord_core::raft::Transport;
 use concord_core::service::{EtcdService, Forwarder};
 use http_body_util::{BodyExt, Full};
@@ -262,6 +264,31 @@ impl Forwarder for HttpTransport {
             Ok(r.ttl)
         })
     }
+
+    fn time_to_live(
+        &self,
+        leader: u64,
+        req: LeaseTimeToLiveRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<LeaseTimeToLiveResponse, EtcdError>> + Send + '_>> {
+        Box::pin(async move {
+            let conn = self
+                .forward
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&leader)
+                .cloned()
+                .ok_or(EtcdError::NoLeader)?;
+            let body = serde_json::to_vec(&req).map_err(|e| EtcdError::Internal(e.to_string()))?;
+            let (status, bytes) = conn
+                .post("/raft/timetolive", body, Duration::from_secs(3))
+                .await
+                .map_err(|_| EtcdError::Timeout)?;
+            if status != 200 {
+                return Err(EtcdError::NoLeader);
+            }
+            serde_json::from_slice(&bytes).map_err(|e| EtcdError::Internal(e.to_string()))
+        })
+    }
 }
 
 async fn raft_message(State(svc): State<Svc>, body: Bytes) -> StatusCode {
@@ -285,6 +312,17 @@ async fn keep_alive(State(svc): State<Svc>, body: Bytes) -> Response {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     let resp = svc.renew(req.id);
+    (StatusCode::OK, serde_json::to_vec(&resp).unwrap_or_default()).into_response()
+}
+
+async fn time_to_live(State(svc): State<Svc>, body: Bytes) -> Response {
+    let Ok(req) = serde_json::from_slice::<LeaseTimeToLiveRequest>(&body) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    if !svc.node().is_leader() {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let resp = svc.time_to_live(&req);
     (StatusCode::OK, serde_json::to_vec(&resp).unwrap_or_default()).into_response()
 }
 
@@ -325,6 +363,7 @@ pub fn router(svc: Svc) -> Router {
         .route("/raft/message", post(raft_message))
         .route("/raft/keepalive", post(keep_alive))
         .route("/raft/join", post(join))
+        .route("/raft/timetolive", post(time_to_live))
         .layer(axum::extract::DefaultBodyLimit::max(512 * 1024 * 1024))
         .with_state(svc)
 }

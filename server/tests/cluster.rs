@@ -537,3 +537,51 @@ async fn members_join_as_learners_get_promoted_and_leave_under_load() {
     assert_eq!(list.lines().count(), 3, "{list}");
     assert!(list.contains(", m4,"), "{list}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leadership_moves_and_leases_follow_the_leader() {
+    use concord_core::client::{LeaseState, WatchOptions};
+    let cluster = Cluster::start(3, &[]);
+    let eps = cluster.endpoints();
+    let leader = cluster.wait_leader(Duration::from_secs(5));
+    let f = (leader + 1) % 3;
+    let on_f = client(std::slice::from_ref(&eps[f]), Duration::from_secs(10)).await;
+    let mut watcher = on_f.watch("w/", WatchOptions::new().prefix()).await.unwrap();
+
+    // A lease granted and kept alive through a follower.
+    let lease = on_f.lease_grant(3, 0).await.unwrap().id;
+    on_f.put("w/lease", "x", PutOptions::new().lease(lease)).await.unwrap();
+    let keeper = on_f.lease_keep_alive(lease).await.unwrap();
+
+    // Hand leadership to that follower (etcdctl finds the leader itself).
+    let status = ok(etcdctl(&eps[f], &["endpoint", "status", "-w", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let f_id = format!("{:x}", v[0]["Status"]["header"]["member_id"].as_u64().unwrap());
+    let out = ok(etcdctl(&eps.join(","), &["move-leader", &f_id]));
+    assert!(out.contains("Leadership transferred"), "{out}");
+    assert_eq!(cluster.wait_leader(Duration::from_secs(5)), f);
+
+    // Longer than the TTL: the keep-alives (first forwarded, now local) hold it.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(matches!(keeper.state(), LeaseState::Alive { .. }));
+    let other = client(std::slice::from_ref(&eps[leader]), Duration::from_secs(10)).await;
+    assert!(other.lease_time_to_live(lease, false).await.unwrap().ttl > 0);
+    // Without them, the leader expires it: the key goes, on every member.
+    drop(keeper);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while other.get("w/lease", GetOptions::new()).await.unwrap().count != 0 {
+        assert!(Instant::now() < deadline, "the lease did not expire");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The follower's watcher saw the put and the expiry's delete, in order.
+    let mut kinds = Vec::new();
+    while kinds.len() < 2 {
+        let r = tokio::time::timeout(Duration::from_secs(10), watcher.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        kinds.extend(r.events.iter().map(|e| e.r#type));
+    }
+    assert_eq!(kinds, vec![0, 1], "put then delete");
+}

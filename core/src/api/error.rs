@@ -164,6 +164,12 @@ pub enum EtcdError {
     MemberNotLearner,
     #[error("etcdserver: can only promote a learner member which is in sync with leader")]
     LearnerNotReady,
+    #[error("etcdserver: not leader")]
+    NotLeader,
+    #[error("etcdserver: bad leader transferee")]
+    BadLeaderTransferee,
+    #[error("etcdserver: request timed out, leader transfer took too long")]
+    LeaderTransferTimeout,
     /// A request the decoder could not read (bad JSON, bad base64, …).
     #[error("{0}")]
     InvalidRequest(String),
@@ -215,12 +221,16 @@ impl EtcdError {
             | EtcdError::RootRoleNotExist
             | EtcdError::PeerUrlExists
             | EtcdError::MemberNotLearner
-            | EtcdError::LearnerNotReady => Code::FailedPrecondition,
+            | EtcdError::LearnerNotReady
+            | EtcdError::NotLeader
+            | EtcdError::BadLeaderTransferee => Code::FailedPrecondition,
             EtcdError::NoSpace | EtcdError::TooManyRequests | EtcdError::MessageTooLarge { .. } => {
                 Code::ResourceExhausted
             }
             EtcdError::LeaseNotFound | EtcdError::MemberNotFound => Code::NotFound,
-            EtcdError::Timeout | EtcdError::Stopped | EtcdError::NoLeader => Code::Unavailable,
+            EtcdError::Timeout | EtcdError::Stopped | EtcdError::NoLeader | EtcdError::LeaderTransferTimeout => {
+                Code::Unavailable
+            }
             EtcdError::PermissionDenied => Code::PermissionDenied,
             EtcdError::InvalidAuthToken => Code::Unauthenticated,
             EtcdError::Unimplemented(_) => Code::Unimplemented,
@@ -240,7 +250,7 @@ impl EtcdError {
     /// assert_eq!(EtcdError::from_wire(2, "boom").code(), Code::Unknown);
     /// ```
     pub fn from_wire(code: i32, message: &str) -> EtcdError {
-        const FIXED: [EtcdError; 38] = [
+        const FIXED: [EtcdError; 41] = [
             EtcdError::EmptyKey,
             EtcdError::KeyNotFound,
             EtcdError::ValueProvided,
@@ -279,6 +289,9 @@ impl EtcdError {
             EtcdError::PeerUrlExists,
             EtcdError::MemberNotLearner,
             EtcdError::LearnerNotReady,
+            EtcdError::NotLeader,
+            EtcdError::BadLeaderTransferee,
+            EtcdError::LeaderTransferTimeout,
         ];
         let code = Code::from_i32(code);
         FIXED

@@ -453,6 +453,19 @@ impl Node {
         }
     }
 
+    /// Asks raft to hand leadership to `to` (this member must lead);
+    /// `false` if `to` is not a voter.
+    pub async fn transfer_leader(&self, to: u64) -> bool {
+        let WritePath::Raft(tx) = &self.path else {
+            return false;
+        };
+        let (ok, rx) = oneshot::channel();
+        if tx.send(RaftMsg::TransferLeader(to, ok)).is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
     /// What a member joining with `peer_urls` needs (encoded `JoinInfo`).
     pub async fn join_info(&self, peer_urls: Vec<String>) -> Result<Vec<u8>, EtcdError> {
         let WritePath::Raft(tx) = &self.path else {

@@ -109,6 +109,7 @@ pub(crate) enum RaftMsg {
     SnapshotDone(u64, bool),
     ChangeMembers(MemberChange, Reply),
     JoinInfo(Vec<String>, oneshot::Sender<Result<Vec<u8>, EtcdError>>),
+    TransferLeader(u64, oneshot::Sender<bool>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -292,6 +293,11 @@ pub(crate) fn load_log(state: &State, voters: &[u64]) -> Result<LogCore, NodeErr
     Ok(core)
 }
 
+/// Whether the member list already shows `attrs`' name and client URLs.
+fn is_published(stored: Option<&Member>, attrs: &Member) -> bool {
+    stored.is_some_and(|m| m.name == attrs.name && m.client_urls == attrs.client_urls)
+}
+
 /// The raft thread's state.
 pub(crate) struct RaftLoop {
     raw: RawNode<Store>,
@@ -335,7 +341,7 @@ impl RaftLoop {
             .map_err(|e| NodeError::Apply(format!("raft config: {e}")))?;
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let raw = RawNode::new(&rcfg, store, &logger).map_err(|e| NodeError::Apply(format!("raft: {e}")))?;
-        let published = state.with(|sm| sm.members.get(&cfg.id) == Some(&cfg.attrs));
+        let published = state.with(|sm| is_published(sm.members.get(&cfg.id), &cfg.attrs));
         Ok(RaftLoop {
             raw,
             core,
@@ -413,6 +419,13 @@ impl RaftLoop {
             RaftMsg::ChangeMembers(change, reply) => self.change_members(change, reply),
             RaftMsg::JoinInfo(peer_urls, reply) => {
                 let _ = reply.send(self.join_info(&peer_urls));
+            }
+            RaftMsg::TransferLeader(to, ok) => {
+                let voter = self.core.read().cs.voters.contains(&to);
+                if voter {
+                    self.raw.transfer_leader(to);
+                }
+                let _ = ok.send(voter);
             }
             RaftMsg::Stop(done) => *stop = Some(done),
         }
@@ -676,7 +689,7 @@ impl RaftLoop {
         self.state.applied.store(last, Ordering::Release);
         let events = sm.take_events();
         let rev = sm.mvcc.current_revision();
-        if sm.members.get(&self.cfg.id) == Some(&self.cfg.attrs) {
+        if is_published(sm.members.get(&self.cfg.id), &self.cfg.attrs) {
             self.published = true;
         }
         drop(sm);

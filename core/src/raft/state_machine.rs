@@ -110,7 +110,31 @@ impl StateMachine {
             return Err(ApplyError::Refused(EtcdError::AuthOldRevision));
         }
         if let LogOp::MemberAttrs(m) = op {
-            sm.members.insert(m.id, m.clone());
+            // A member publishing (name, client URLs) or an update (peer
+            // URLs): whether it is a learner is the configuration's to say.
+            let merged = match sm.members.get(&m.id) {
+                Some(old) => Member {
+                    id: m.id,
+                    name: if m.name.is_empty() {
+                        old.name.clone()
+                    } else {
+                        m.name.clone()
+                    },
+                    peer_urls: if m.peer_urls.is_empty() {
+                        old.peer_urls.clone()
+                    } else {
+                        m.peer_urls.clone()
+                    },
+                    client_urls: if m.client_urls.is_empty() {
+                        old.client_urls.clone()
+                    } else {
+                        m.client_urls.clone()
+                    },
+                    is_learner: old.is_learner,
+                },
+                None => m.clone(),
+            };
+            sm.members.insert(m.id, merged);
             w.put_members(&sm.members.values().cloned().collect::<Vec<_>>())?;
             return Ok(WriteResponse::Member);
         }

@@ -9,7 +9,7 @@ use crate::api::concordpb::Member as StoredMember;
 use crate::api::error::EtcdError;
 use crate::api::etcdserverpb::{
     MemberAddRequest, MemberAddResponse, MemberPromoteRequest, MemberPromoteResponse, MemberRemoveRequest,
-    MemberRemoveResponse, MemberUpdateRequest, MemberUpdateResponse,
+    MemberRemoveResponse, MemberUpdateRequest, MemberUpdateResponse, MoveLeaderRequest, MoveLeaderResponse,
 };
 use crate::raft::{MemberChange, WriteResponse};
 
@@ -97,6 +97,40 @@ impl EtcdService {
         Ok(MemberUpdateResponse {
             header: list.header,
             members: list.members,
+        })
+    }
+
+    /// `Maintenance.MoveLeader` (root only while auth is on): must be sent
+    /// to the leader; answers once `target` leads.
+    pub async fn move_leader(&self, caller: &Caller, req: MoveLeaderRequest) -> Result<MoveLeaderResponse, EtcdError> {
+        self.check_admin(caller)?;
+        let me = self.state.member_id;
+        if !self.node.is_replicated() {
+            return if req.target_id == me {
+                Ok(MoveLeaderResponse {
+                    header: self.header(self.state.current_revision()),
+                })
+            } else {
+                Err(EtcdError::BadLeaderTransferee)
+            };
+        }
+        if !self.node.is_leader() {
+            return Err(EtcdError::NotLeader);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        if req.target_id != me {
+            if !self.node.transfer_leader(req.target_id).await {
+                return Err(EtcdError::BadLeaderTransferee);
+            }
+            while self.state.leader() != req.target_id {
+                if std::time::Instant::now() > deadline {
+                    return Err(EtcdError::LeaderTransferTimeout);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+        Ok(MoveLeaderResponse {
+            header: self.header(self.state.current_revision()),
         })
     }
 }

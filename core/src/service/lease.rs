@@ -135,7 +135,7 @@ impl EtcdService {
     /// `Lease.LeaseTimeToLive`: remaining seconds (rounded down), granted
     /// TTL, and the attached keys if asked (while auth is on, the caller
     /// must then be allowed to write each); TTL -1 for an unknown lease.
-    pub fn lease_time_to_live(
+    pub async fn lease_time_to_live(
         &self,
         caller: &Caller,
         req: &LeaseTimeToLiveRequest,
@@ -143,10 +143,22 @@ impl EtcdService {
         if req.keys {
             self.check_lease_keys(caller, req.id)?;
         }
-        Ok(self.time_to_live(req))
+        if self.node.is_leader() {
+            return Ok(self.time_to_live(req));
+        }
+        // Only the leader knows how long a lease has left.
+        let leader = self.state.leader();
+        if leader == 0 {
+            return Err(EtcdError::NoLeader);
+        }
+        let forward = self.forwarder.lock().clone().ok_or(EtcdError::NoLeader)?;
+        let mut resp = forward.time_to_live(leader, *req).await?;
+        resp.header = self.header(self.state.current_revision());
+        Ok(resp)
     }
 
-    fn time_to_live(&self, req: &LeaseTimeToLiveRequest) -> LeaseTimeToLiveResponse {
+    /// A lease's time to live as this member (the leader) knows it.
+    pub fn time_to_live(&self, req: &LeaseTimeToLiveRequest) -> LeaseTimeToLiveResponse {
         let found = self.state.with(|sm| {
             sm.lessor.get(req.id).map(|l| {
                 (

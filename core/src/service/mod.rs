@@ -92,6 +92,19 @@ pub trait Forwarder: Send + Sync {
         leader: u64,
         id: i64,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<i64, EtcdError>> + Send + '_>>;
+
+    /// Asks member `leader` for a lease's time to live.
+    fn time_to_live(
+        &self,
+        leader: u64,
+        req: crate::api::etcdserverpb::LeaseTimeToLiveRequest,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<crate::api::etcdserverpb::LeaseTimeToLiveResponse, EtcdError>>
+                + Send
+                + '_,
+        >,
+    >;
 }
 
 impl EtcdService {

@@ -57,6 +57,7 @@ impl crate::pb::etcdserverpb::lease_server::Lease for Lease {
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
         self.0
             .lease_time_to_live(&caller(&r), r.get_ref())
+            .await
             .map(Response::new)
             .map_err(status)
     }

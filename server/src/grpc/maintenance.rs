@@ -56,8 +56,12 @@ impl crate::pb::etcdserverpb::maintenance_server::Maintenance for Maintenance {
     }
 
     async fn move_leader(&self, r: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
-        admin(&self.0, &r)?;
-        Err(unimplemented("MoveLeader"))
+        let c = caller(&r);
+        self.0
+            .move_leader(&c, r.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(status)
     }
 
     async fn downgrade(&self, r: Request<DowngradeRequest>) -> Result<Response<DowngradeResponse>, Status> {
