@@ -178,6 +178,33 @@ impl HttpTransport {
     }
 }
 
+impl HttpTransport {
+    /// The connection for forwarded requests to member `id`.
+    fn conn_to(&self, id: u64) -> Result<Arc<PeerConn>, EtcdError> {
+        let forward = self.forward.read().unwrap_or_else(|e| e.into_inner());
+        forward.get(&id).cloned().ok_or(EtcdError::NoLeader)
+    }
+
+    /// POSTs `req` as JSON to `path` on member `leader`; its JSON answer.
+    async fn forward_json<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
+        &self,
+        leader: u64,
+        path: &str,
+        req: &Req,
+    ) -> Result<Resp, EtcdError> {
+        let conn = self.conn_to(leader)?;
+        let body = serde_json::to_vec(req).map_err(|e| EtcdError::Internal(e.to_string()))?;
+        let (status, bytes) = conn
+            .post(path, body, Duration::from_secs(3))
+            .await
+            .map_err(|_| EtcdError::Timeout)?;
+        if status != 200 {
+            return Err(EtcdError::NoLeader);
+        }
+        serde_json::from_slice(&bytes).map_err(|e| EtcdError::Internal(e.to_string()))
+    }
+}
+
 impl Transport for HttpTransport {
     fn send(&self, to: u64, msg: Vec<u8>, snapshot: bool) {
         if let Some(q) = self.queues.read().unwrap_or_else(|e| e.into_inner()).get(&to) {
@@ -243,24 +270,9 @@ async fn send_loop(to: u64, conn: PeerConn, mut rx: mpsc::UnboundedReceiver<(Vec
 impl Forwarder for HttpTransport {
     fn keep_alive(&self, leader: u64, id: i64) -> Pin<Box<dyn Future<Output = Result<i64, EtcdError>> + Send + '_>> {
         Box::pin(async move {
-            let conn = self
-                .forward
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&leader)
-                .cloned()
-                .ok_or(EtcdError::NoLeader)?;
-            let body =
-                serde_json::to_vec(&LeaseKeepAliveRequest { id }).map_err(|e| EtcdError::Internal(e.to_string()))?;
-            let (status, bytes) = conn
-                .post("/raft/keepalive", body, Duration::from_secs(3))
-                .await
-                .map_err(|_| EtcdError::Timeout)?;
-            if status != 200 {
-                return Err(EtcdError::NoLeader);
-            }
-            let r: LeaseKeepAliveResponse =
-                serde_json::from_slice(&bytes).map_err(|e| EtcdError::Internal(e.to_string()))?;
+            let r: LeaseKeepAliveResponse = self
+                .forward_json(leader, "/raft/keepalive", &LeaseKeepAliveRequest { id })
+                .await?;
             Ok(r.ttl)
         })
     }
@@ -270,25 +282,24 @@ impl Forwarder for HttpTransport {
         leader: u64,
         req: LeaseTimeToLiveRequest,
     ) -> Pin<Box<dyn Future<Output = Result<LeaseTimeToLiveResponse, EtcdError>> + Send + '_>> {
-        Box::pin(async move {
-            let conn = self
-                .forward
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&leader)
-                .cloned()
-                .ok_or(EtcdError::NoLeader)?;
-            let body = serde_json::to_vec(&req).map_err(|e| EtcdError::Internal(e.to_string()))?;
-            let (status, bytes) = conn
-                .post("/raft/timetolive", body, Duration::from_secs(3))
-                .await
-                .map_err(|_| EtcdError::Timeout)?;
-            if status != 200 {
-                return Err(EtcdError::NoLeader);
-            }
-            serde_json::from_slice(&bytes).map_err(|e| EtcdError::Internal(e.to_string()))
-        })
+        Box::pin(async move { self.forward_json(leader, "/raft/timetolive", &req).await })
     }
+}
+
+/// Decodes a JSON request body, refuses unless this member leads, and
+/// answers with `f`'s JSON.
+fn leader_only<Req: serde::de::DeserializeOwned, Resp: serde::Serialize>(
+    svc: &Svc,
+    body: &[u8],
+    f: impl FnOnce(&Req) -> Resp,
+) -> Response {
+    let Ok(req) = serde_json::from_slice::<Req>(body) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    if !svc.node().is_leader() {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    (StatusCode::OK, serde_json::to_vec(&f(&req)).unwrap_or_default()).into_response()
 }
 
 async fn raft_message(State(svc): State<Svc>, body: Bytes) -> StatusCode {
@@ -305,25 +316,11 @@ async fn raft_message(State(svc): State<Svc>, body: Bytes) -> StatusCode {
 }
 
 async fn keep_alive(State(svc): State<Svc>, body: Bytes) -> Response {
-    let Ok(req) = serde_json::from_slice::<LeaseKeepAliveRequest>(&body) else {
-        return StatusCode::BAD_REQUEST.into_response();
-    };
-    if !svc.node().is_leader() {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    let resp = svc.renew(req.id);
-    (StatusCode::OK, serde_json::to_vec(&resp).unwrap_or_default()).into_response()
+    leader_only(&svc, &body, |req: &LeaseKeepAliveRequest| svc.renew(req.id))
 }
 
 async fn time_to_live(State(svc): State<Svc>, body: Bytes) -> Response {
-    let Ok(req) = serde_json::from_slice::<LeaseTimeToLiveRequest>(&body) else {
-        return StatusCode::BAD_REQUEST.into_response();
-    };
-    if !svc.node().is_leader() {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    let resp = svc.time_to_live(&req);
-    (StatusCode::OK, serde_json::to_vec(&resp).unwrap_or_default()).into_response()
+    leader_only(&svc, &body, |req: &LeaseTimeToLiveRequest| svc.time_to_live(req))
 }
 
 /// `POST /raft/join` with a JSON list of peer URLs: the joining member's

@@ -523,15 +523,8 @@ async fn auth_token_renewal(kind: Kind) {
     };
     let ep = s.endpoint.clone();
     let ep = ep.as_str();
-    for args in [
-        &["user", "add", "root:rootpw"][..],
-        &["user", "add", "alice:alicepw"],
-        &["role", "add", "app"],
-        &["role", "grant-permission", "app", "readwrite", "app/", "--prefix=true"],
-        &["user", "grant-role", "alice", "app"],
-        &["auth", "enable"],
-    ] {
-        ok(etcdctl(ep, args));
+    for a in common::ALICE_SETUP {
+        ok(etcdctl(ep, a));
     }
     let opts = |pw: &str| {
         ClientOptions::new([ep])

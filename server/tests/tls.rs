@@ -127,24 +127,27 @@ fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls_pki_types::CertificateDer<'sta
         .collect()
 }
 
+/// A TLS-only Concord with the test PKI's server certificate and `extra` flags.
+fn tls_server(pki: &Pki, data: &tempfile::TempDir, extra: &[&str]) -> Server {
+    let (cert, key) = (pki.p("server.pem"), pki.p("server-key.pem"));
+    let mut args = vec![
+        "--cert-file",
+        cert.as_str(),
+        "--key-file",
+        key.as_str(),
+        "--bcrypt-cost",
+        "4",
+    ];
+    args.extend_from_slice(extra);
+    Server::concord_tls(&data.path().join("d"), &args)
+}
+
 #[test]
 fn tls_client_port_with_client_certificates() {
     let pki = make_pki();
     let data = tempfile::tempdir().unwrap();
-    let s = Server::concord_tls(
-        &data.path().join("d"),
-        &[
-            "--cert-file",
-            &pki.p("server.pem"),
-            "--key-file",
-            &pki.p("server-key.pem"),
-            "--trusted-ca-file",
-            &pki.p("ca.pem"),
-            "--client-cert-auth",
-            "--bcrypt-cost",
-            "4",
-        ],
-    );
+    let ca = pki.p("ca.pem");
+    let s = tls_server(&pki, &data, &["--trusted-ca-file", &ca, "--client-cert-auth"]);
 
     ok(etcdctl_tls(&s, &pki, Some("alice"), &["put", "foo", "bar"]));
     assert_eq!(
@@ -166,15 +169,8 @@ fn tls_client_port_with_client_certificates() {
     assert!(https_health(&s, &pki, "alice").contains(r#"{"health":"true"}"#));
 
     // With auth on, the certificate's common name is the user on gRPC.
-    for args in [
-        &["user", "add", "root:rootpw"][..],
-        &["user", "add", "alice:alicepw"],
-        &["role", "add", "app"],
-        &["role", "grant-permission", "app", "readwrite", "app/", "--prefix=true"],
-        &["user", "grant-role", "alice", "app"],
-        &["auth", "enable"],
-    ] {
-        ok(etcdctl_tls(&s, &pki, Some("root"), args));
+    for a in common::ALICE_SETUP {
+        ok(etcdctl_tls(&s, &pki, Some("root"), a));
     }
     ok(etcdctl_tls(&s, &pki, Some("alice"), &["put", "app/x", "1"]));
     let e = err(etcdctl_tls(&s, &pki, Some("alice"), &["put", "other", "1"]));
@@ -215,26 +211,9 @@ fn https_url_needs_a_certificate() {
 fn etcd3_python_client_with_password_over_tls() {
     let pki = make_pki();
     let data = tempfile::tempdir().unwrap();
-    let s = Server::concord_tls(
-        &data.path().join("d"),
-        &[
-            "--cert-file",
-            &pki.p("server.pem"),
-            "--key-file",
-            &pki.p("server-key.pem"),
-            "--bcrypt-cost",
-            "4",
-        ],
-    );
-    for args in [
-        &["user", "add", "root:rootpw"][..],
-        &["user", "add", "alice:alicepw"],
-        &["role", "add", "app"],
-        &["role", "grant-permission", "app", "readwrite", "app/", "--prefix=true"],
-        &["user", "grant-role", "alice", "app"],
-        &["auth", "enable"],
-    ] {
-        ok(etcdctl_tls(&s, &pki, None, args));
+    let s = tls_server(&pki, &data, &[]);
+    for a in common::ALICE_SETUP {
+        ok(etcdctl_tls(&s, &pki, None, a));
     }
     let (host, port) = s.endpoint.split_once(':').unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/etcd3_auth_check.py");

@@ -61,6 +61,29 @@ impl KeyRange {
     }
 }
 
+/// The key range builders every option type shares (`range_end`,
+/// `prefix`, `from_key`), over a field `range: KeyRange`.
+macro_rules! key_range_options {
+    () => {
+        /// Keys in `[key, end)`.
+        pub fn range_end(mut self, end: impl Into<Vec<u8>>) -> Self {
+            self.range = KeyRange::End(end.into());
+            self
+        }
+        /// Every key starting with the key.
+        pub fn prefix(mut self) -> Self {
+            self.range = KeyRange::Prefix;
+            self
+        }
+        /// Every key from the key on.
+        pub fn from_key(mut self) -> Self {
+            self.range = KeyRange::FromKey;
+            self
+        }
+    };
+}
+pub(crate) use key_range_options;
+
 /// Options of a get (etcd's Range).
 ///
 /// ```
@@ -80,21 +103,7 @@ impl GetOptions {
     pub fn new() -> GetOptions {
         GetOptions::default()
     }
-    /// Keys in `[key, end)`.
-    pub fn range_end(mut self, end: impl Into<Vec<u8>>) -> Self {
-        self.range = KeyRange::End(end.into());
-        self
-    }
-    /// Every key starting with the key.
-    pub fn prefix(mut self) -> Self {
-        self.range = KeyRange::Prefix;
-        self
-    }
-    /// Every key from the key on.
-    pub fn from_key(mut self) -> Self {
-        self.range = KeyRange::FromKey;
-        self
-    }
+    key_range_options!();
     /// At most `n` keys (0: no limit).
     pub fn limit(mut self, n: i64) -> Self {
         self.req.limit = n;
@@ -210,21 +219,7 @@ impl DeleteOptions {
     pub fn new() -> DeleteOptions {
         DeleteOptions::default()
     }
-    /// Keys in `[key, end)`.
-    pub fn range_end(mut self, end: impl Into<Vec<u8>>) -> Self {
-        self.range = KeyRange::End(end.into());
-        self
-    }
-    /// Every key starting with the key.
-    pub fn prefix(mut self) -> Self {
-        self.range = KeyRange::Prefix;
-        self
-    }
-    /// Every key from the key on.
-    pub fn from_key(mut self) -> Self {
-        self.range = KeyRange::FromKey;
-        self
-    }
+    key_range_options!();
     /// Return the deleted key-values.
     pub fn prev_kv(mut self) -> Self {
         self.prev_kv = true;
@@ -341,16 +336,8 @@ macro_rules! compare_with_bytes {
 compare_with_bytes!(&str, String, &[u8], Vec<u8>);
 
 impl CompareOn {
-    /// Over every key in `[key, end)`: true only if true for each.
-    pub fn range_end(mut self, end: impl Into<Vec<u8>>) -> Self {
-        self.range = KeyRange::End(end.into());
-        self
-    }
-    /// Over every key with the key as prefix.
-    pub fn prefix(mut self) -> Self {
-        self.range = KeyRange::Prefix;
-        self
-    }
+    // Over a range of keys, a compare is true only if true for each.
+    key_range_options!();
     fn with(self, result: compare::CompareResult, v: impl CompareWith) -> Compare {
         Compare {
             value: Some(v.into_target(self.target)),

@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
-use super::kv::KeyRange;
+use super::kv::{key_range_options, KeyRange};
 use super::rt;
 use super::transport::StreamLine;
 use super::{Client, Error};
@@ -51,21 +51,7 @@ impl WatchOptions {
     pub fn new() -> WatchOptions {
         WatchOptions::default()
     }
-    /// Keys in `[key, end)`.
-    pub fn range_end(mut self, end: impl Into<Vec<u8>>) -> Self {
-        self.range = KeyRange::End(end.into());
-        self
-    }
-    /// Every key starting with the key.
-    pub fn prefix(mut self) -> Self {
-        self.range = KeyRange::Prefix;
-        self
-    }
-    /// Every key from the key on.
-    pub fn from_key(mut self) -> Self {
-        self.range = KeyRange::FromKey;
-        self
-    }
+    key_range_options!();
     /// Deliver events from this revision on (0: from now).
     pub fn start_revision(mut self, rev: i64) -> Self {
         self.req.start_revision = rev;

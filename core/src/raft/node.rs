@@ -254,40 +254,15 @@ impl Node {
             (meta.member_id, meta.cluster_id)
         };
         let term = meta.term + 1;
-        storage.set_identity(member_id, cluster_id, term)?;
-        storage.checkpoint()?;
-        let in_use = storage.size_in_use()?;
-
-        sm.take_events(); // replayed changes happened before any watcher
-        let hub = Arc::new(Hub::new(
-            HubConfig {
-                header: ResponseHeader {
-                    cluster_id,
-                    member_id,
-                    revision: 0,
-                    raft_term: term,
-                },
-                progress_interval: cfg.progress_interval,
-                max_response_bytes: cfg.max_response_bytes,
-            },
-            sm.mvcc.current_revision(),
-        ));
-        let state = Arc::new(State {
-            sm: RwLock::new(sm),
-            hub,
-            storage,
-            applied: AtomicU64::new(applied),
-            db_in_use: AtomicU64::new(in_use),
+        let identity = Identity {
             member_id,
             cluster_id,
-            term: AtomicU64::new(term),
-            leader: AtomicU64::new(member_id),
-        });
-        let sync_state = Arc::clone(&state);
-        let sync_thread = thread::Builder::new()
-            .name("concord-watch".into())
-            .spawn(move || sync_state.hub.run_sync(&*sync_state))
-            .map_err(NodeError::Thread)?;
+            term,
+            applied,
+            leader: member_id,
+        };
+        let state = State::open(storage, sm, &cfg, identity)?;
+        let sync_thread = spawn_watch_sync(&state)?;
         let (tx, rx) = mpsc::channel();
         let (fatal_tx, fatal) = watch::channel(None);
         let loop_state = Arc::clone(&state);
@@ -340,7 +315,7 @@ impl Node {
             tracing::info!(index = join.index, "joined a running cluster from a member's snapshot");
         }
         let meta = storage.meta()?;
-        let mut sm = storage.load()?;
+        let sm = storage.load()?;
         if meta.member_id != 0 && raft.join.is_none() {
             // A restart: the member is who it was (an added member's ID
             // does not follow from the flags).
@@ -353,41 +328,17 @@ impl Node {
                 raft.transport.set_peer(m.id, Some(url.clone()));
             }
         }
-        storage.set_identity(raft.id, raft.cluster_id, meta.term)?;
-        storage.checkpoint()?;
-        let in_use = storage.size_in_use()?;
-        sm.take_events();
-        let hub = Arc::new(Hub::new(
-            HubConfig {
-                header: ResponseHeader {
-                    cluster_id: raft.cluster_id,
-                    member_id: raft.id,
-                    revision: 0,
-                    raft_term: meta.term,
-                },
-                progress_interval: cfg.progress_interval,
-                max_response_bytes: cfg.max_response_bytes,
-            },
-            sm.mvcc.current_revision(),
-        ));
-        let state = Arc::new(State {
-            sm: RwLock::new(sm),
-            hub,
-            storage,
-            applied: AtomicU64::new(meta.applied_index),
-            db_in_use: AtomicU64::new(in_use),
+        let identity = Identity {
             member_id: raft.id,
             cluster_id: raft.cluster_id,
-            term: AtomicU64::new(meta.term),
-            leader: AtomicU64::new(0),
-        });
+            term: meta.term,
+            applied: meta.applied_index,
+            leader: 0,
+        };
+        let state = State::open(storage, sm, &cfg, identity)?;
         let core = load_log(&state, &raft.voters)?;
         let mut raft_loop = RaftLoop::new(core, Arc::clone(&state), raft)?;
-        let sync_state = Arc::clone(&state);
-        let sync_thread = thread::Builder::new()
-            .name("concord-watch".into())
-            .spawn(move || sync_state.hub.run_sync(&*sync_state))
-            .map_err(NodeError::Thread)?;
+        let sync_thread = spawn_watch_sync(&state)?;
         let (tx, rx) = mpsc::channel();
         let (fatal_tx, fatal) = watch::channel(None);
         let raft_thread = thread::Builder::new()
@@ -546,6 +497,65 @@ impl Node {
     }
 }
 
+/// Who a member is as it starts, and where its log stands.
+struct Identity {
+    member_id: u64,
+    cluster_id: u64,
+    term: u64,
+    applied: u64,
+    leader: u64,
+}
+
+impl State {
+    /// Records the identity, makes the start-up state durable, and builds
+    /// the state readers share (with its watcher hub).
+    fn open(storage: Storage, mut sm: StateMachine, cfg: &NodeConfig, id: Identity) -> Result<Arc<State>, NodeError> {
+        storage.set_identity(id.member_id, id.cluster_id, id.term)?;
+        storage.checkpoint()?;
+        let in_use = storage.size_in_use()?;
+        sm.take_events(); // replayed changes happened before any watcher
+        let hub = Arc::new(Hub::new(
+            HubConfig {
+                header: ResponseHeader {
+                    cluster_id: id.cluster_id,
+                    member_id: id.member_id,
+                    revision: 0,
+                    raft_term: id.term,
+                },
+                progress_interval: cfg.progress_interval,
+                max_response_bytes: cfg.max_response_bytes,
+            },
+            sm.mvcc.current_revision(),
+        ));
+        Ok(Arc::new(State {
+            sm: RwLock::new(sm),
+            hub,
+            storage,
+            applied: AtomicU64::new(id.applied),
+            db_in_use: AtomicU64::new(in_use),
+            member_id: id.member_id,
+            cluster_id: id.cluster_id,
+            term: AtomicU64::new(id.term),
+            leader: AtomicU64::new(id.leader),
+        }))
+    }
+}
+
+/// The thread that catches slow watchers up from history.
+fn spawn_watch_sync(state: &Arc<State>) -> Result<thread::JoinHandle<()>, NodeError> {
+    let sync_state = Arc::clone(state);
+    thread::Builder::new()
+        .name("concord-watch".into())
+        .spawn(move || sync_state.hub.run_sync(&*sync_state))
+        .map_err(NodeError::Thread)
+}
+
+/// Whether the state machine should be made durable now: entries applied
+/// since the last checkpoint, and enough of them or enough time passed.
+pub(crate) fn checkpoint_due(applied: u64, durable: u64, last: Instant) -> bool {
+    applied > durable && (applied - durable >= CHECKPOINT_ENTRIES || last.elapsed() >= CHECKPOINT_EVERY)
+}
+
 fn random_id() -> u64 {
     let mut b = [0u8; 8];
     getrandom::fill(&mut b).expect("the OS provides randomness");
@@ -629,10 +639,7 @@ impl WriteLoop {
     }
 
     fn maybe_checkpoint(&mut self) -> Result<(), NodeError> {
-        let applied = self.state.applied_index();
-        if applied > self.durable
-            && (applied - self.durable >= CHECKPOINT_ENTRIES || self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY)
-        {
+        if checkpoint_due(self.state.applied_index(), self.durable, self.last_checkpoint) {
             self.checkpoint()?;
         }
         Ok(())

@@ -27,17 +27,13 @@ use raft::prelude::{ConfState, Entry, EntryType, HardState, Message as RaftMessa
 use raft::{GetEntriesContext, RaftState, RawNode, SnapshotStatus, StateRole, Storage as RaftStorage};
 use tokio::sync::oneshot;
 
-use super::node::{apply_one, NodeError, Reply, State};
+use super::node::{apply_one, checkpoint_due, NodeError, Reply, State};
 use super::WriteResponse;
 use crate::api::concordpb::log_request::Request as LogOp;
 use crate::api::concordpb::{LogRequest, Member, Snapshot as SnapshotData};
 use crate::api::error::EtcdError;
 use crate::storage::StorageError;
 
-/// Make the state machine durable after this many applied entries…
-const CHECKPOINT_ENTRIES: u64 = 5_000;
-/// …or this long after the last checkpoint.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// Proposals and reads not answered in this time are dropped (their
 /// callers have given up by then).
 const FORGET_AFTER: Duration = Duration::from_secs(30);
@@ -817,10 +813,7 @@ impl RaftLoop {
     }
 
     fn maybe_checkpoint(&mut self) -> Result<(), NodeError> {
-        let applied = self.state.applied_index();
-        if applied > self.durable
-            && (applied - self.durable >= CHECKPOINT_ENTRIES || self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY)
-        {
+        if checkpoint_due(self.state.applied_index(), self.durable, self.last_checkpoint) {
             self.checkpoint()?;
         }
         Ok(())

@@ -84,6 +84,40 @@ fn pipe(from: &mut TcpStream, to: &mut TcpStream) {
     let _ = to.shutdown(Shutdown::Write);
 }
 
+/// A member's flags: names, data directory, client URL, peer URLs (listen
+/// and advertised), the initial cluster, then `extra`.
+fn member_args(
+    name: &str,
+    dir: &std::path::Path,
+    client: u16,
+    listen_peer: &str,
+    advertise_peer: &str,
+    initial: &str,
+    extra: &[&str],
+) -> Vec<String> {
+    let curl = format!("http://127.0.0.1:{client}");
+    let mut args: Vec<String> = vec![
+        "--name".into(),
+        name.into(),
+        "--data-dir".into(),
+        dir.to_str().unwrap().into(),
+        "--listen-client-urls".into(),
+        curl.clone(),
+        "--advertise-client-urls".into(),
+        curl,
+        "--listen-peer-urls".into(),
+        listen_peer.into(),
+        "--initial-advertise-peer-urls".into(),
+        advertise_peer.into(),
+        "--initial-cluster".into(),
+        initial.into(),
+        "--log-level".into(),
+        "info".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
 /// One member of a test cluster.
 pub struct Member {
     pub name: String,
@@ -186,27 +220,16 @@ impl Cluster {
         let initial = initial.join(",");
         let mut members = Vec::new();
         for (name, client, peer, relay) in specs {
-            let curl = format!("http://127.0.0.1:{client}");
             let dir = tmp.path().join(&name);
-            let mut args: Vec<String> = vec![
-                "--name".into(),
-                name.clone(),
-                "--data-dir".into(),
-                dir.to_str().unwrap().into(),
-                "--listen-client-urls".into(),
-                curl.clone(),
-                "--advertise-client-urls".into(),
-                curl,
-                "--listen-peer-urls".into(),
-                format!("{scheme}://127.0.0.1:{peer}"),
-                "--initial-advertise-peer-urls".into(),
-                format!("{scheme}://127.0.0.1:{}", relay.port),
-                "--initial-cluster".into(),
-                initial.clone(),
-                "--log-level".into(),
-                "info".into(),
-            ];
-            args.extend(extra.iter().map(|s| s.to_string()));
+            let args = member_args(
+                &name,
+                &dir,
+                client,
+                &format!("{scheme}://127.0.0.1:{peer}"),
+                &format!("{scheme}://127.0.0.1:{}", relay.port),
+                &initial,
+                extra,
+            );
             let mut m = Member {
                 log: tmp.path().join(format!("{name}.log")),
                 name,
@@ -231,7 +254,6 @@ impl Cluster {
         let peer = free_port();
         let relay = Relay::start(peer);
         let client = free_port();
-        let curl = format!("http://127.0.0.1:{client}");
         let mut initial: Vec<String> = self
             .members
             .iter()
@@ -239,27 +261,17 @@ impl Cluster {
             .collect();
         initial.push(format!("{name}=http://127.0.0.1:{}", relay.port));
         let dir = self._tmp.path().join(name);
-        let mut args: Vec<String> = vec![
-            "--name".into(),
-            name.into(),
-            "--data-dir".into(),
-            dir.to_str().unwrap().into(),
-            "--listen-client-urls".into(),
-            curl.clone(),
-            "--advertise-client-urls".into(),
-            curl,
-            "--listen-peer-urls".into(),
-            format!("http://127.0.0.1:{peer}"),
-            "--initial-advertise-peer-urls".into(),
-            format!("http://127.0.0.1:{}", relay.port),
-            "--initial-cluster".into(),
-            initial.join(","),
-            "--initial-cluster-state".into(),
-            "existing".into(),
-            "--log-level".into(),
-            "info".into(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut extra = extra.to_vec();
+        extra.extend(["--initial-cluster-state", "existing"]);
+        let args = member_args(
+            name,
+            &dir,
+            client,
+            &format!("http://127.0.0.1:{peer}"),
+            &format!("http://127.0.0.1:{}", relay.port),
+            &initial.join(","),
+            &extra,
+        );
         self.members.push(Member {
             log: self._tmp.path().join(format!("{name}.log")),
             name: name.into(),

@@ -16,6 +16,17 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// etcdctl arguments that set up auth: `root` (password `rootpw`), `alice`
+/// (`alicepw`) with role `app` = read and write on prefix `app/`; auth on.
+pub const ALICE_SETUP: [&[&str]; 6] = [
+    &["user", "add", "root:rootpw"],
+    &["user", "add", "alice:alicepw"],
+    &["role", "add", "app"],
+    &["role", "grant-permission", "app", "readwrite", "app/", "--prefix=true"],
+    &["user", "grant-role", "alice", "app"],
+    &["auth", "enable"],
+];
+
 /// A server process under test.
 pub struct Server {
     child: Option<Child>,
@@ -35,11 +46,25 @@ pub struct Server {
 /// A plain HTTP/1.1 request; returns (status, body). Small and synchronous,
 /// so tests need no HTTP client to check readiness.
 pub fn http(endpoint: &str, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    request(endpoint, method, path, body, "")
+}
+
+/// A POST with an `Authorization` header (the gateway's token); returns (status, body).
+pub fn http_auth(endpoint: &str, path: &str, body: &str, token: &str) -> (u16, String) {
+    request(endpoint, "POST", path, body, token).unwrap()
+}
+
+fn request(endpoint: &str, method: &str, path: &str, body: &str, token: &str) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(endpoint)?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let auth = if token.is_empty() {
+        String::new()
+    } else {
+        format!("Authorization: {token}\r\n")
+    };
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {endpoint}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {endpoint}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     let mut out = Vec::new();
@@ -53,30 +78,6 @@ pub fn http(endpoint: &str, method: &str, path: &str, body: &str) -> std::io::Re
         rest.to_string()
     };
     Ok((status, body))
-}
-
-/// A POST with an `Authorization` header (the gateway's token); returns (status, body).
-pub fn http_auth(endpoint: &str, path: &str, body: &str, token: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(endpoint).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {endpoint}\r\n{}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        if token.is_empty() { String::new() } else { format!("Authorization: {token}\r\n") },
-        body.len()
-    )
-    .unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let text = String::from_utf8_lossy(&out).to_string();
-    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        dechunk(rest)
-    } else {
-        rest.to_string()
-    };
-    (status, body)
 }
 
 fn dechunk(mut s: &str) -> String {
@@ -146,9 +147,17 @@ impl Server {
 
     /// Starts `concord` on `data_dir` with extra flags and environment.
     pub fn concord_env(data_dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Server {
-        let port = free_port();
-        let endpoint = format!("127.0.0.1:{port}");
-        let url = format!("http://{endpoint}");
+        Server::concord_scheme(data_dir, "http", extra, envs)
+    }
+
+    /// Starts `concord` serving only TLS (`https://` client URL) with extra flags.
+    pub fn concord_tls(data_dir: &Path, extra: &[&str]) -> Server {
+        Server::concord_scheme(data_dir, "https", extra, &[])
+    }
+
+    fn concord_scheme(data_dir: &Path, scheme: &str, extra: &[&str], envs: &[(&str, &str)]) -> Server {
+        let endpoint = format!("127.0.0.1:{}", free_port());
+        let url = format!("{scheme}://{endpoint}");
         let mut args: Vec<String> = vec![
             "--data-dir".into(),
             data_dir.to_str().unwrap().into(),
@@ -168,38 +177,7 @@ impl Server {
             args,
             envs: envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             quiet: false,
-            tls_only: false,
-            _tmp: None,
-        };
-        s.start();
-        s
-    }
-
-    /// Starts `concord` serving only TLS (`https://` client URL) with extra flags.
-    pub fn concord_tls(data_dir: &Path, extra: &[&str]) -> Server {
-        let port = free_port();
-        let endpoint = format!("127.0.0.1:{port}");
-        let url = format!("https://{endpoint}");
-        let mut args: Vec<String> = vec![
-            "--data-dir".into(),
-            data_dir.to_str().unwrap().into(),
-            "--listen-client-urls".into(),
-            url.clone(),
-            "--advertise-client-urls".into(),
-            url,
-            "--log-level".into(),
-            "warn".into(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let mut s = Server {
-            child: None,
-            endpoint,
-            data_dir: data_dir.to_path_buf(),
-            program: env!("CARGO_BIN_EXE_concord").into(),
-            args,
-            envs: Vec::new(),
-            quiet: false,
-            tls_only: true,
+            tls_only: scheme == "https",
             _tmp: None,
         };
         s.start();
