@@ -503,6 +503,27 @@ async fn members_join_as_learners_get_promoted_and_leave_under_load() {
     assert!(!list.contains(", true"), "no learner left: {list}");
     assert_eq!(list.lines().count(), 4, "{list}");
 
+    // Move m4 to another peer address (a second relay to it), then close
+    // the old one: the others follow MemberUpdate at once.
+    let moved = common::cluster::Relay::start(cluster.members[new].peer_port);
+    let moved_url = format!("http://127.0.0.1:{}", moved.port);
+    ok(etcdctl(
+        &eps[0],
+        &["member", "update", &id, &format!("--peer-urls={moved_url}")],
+    ));
+    cluster.members[new].relay.cut();
+    let before = acked.lock().unwrap().len();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let view = local_view(&cluster.members[new].endpoint, "m/").await;
+        if view.len() > before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "m4 gets nothing after moving");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok(etcdctl(&eps[0], &["member", "list"])).contains(&moved_url));
+
     // Remove an original member (not the one we send writes through): it
     // stops, the other three go on.
     let victim_id = {
@@ -584,4 +605,44 @@ async fn leadership_moves_and_leases_follow_the_leader() {
         kinds.extend(r.events.iter().map(|e| e.r#type));
     }
     assert_eq!(kinds, vec![0, 1], "put then delete");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn auth_state_reaches_a_member_through_a_snapshot() {
+    let mut cluster = Cluster::start(3, &["--snapshot-count", "20", "--bcrypt-cost", "4"]);
+    let eps = cluster.endpoints();
+    let lagging = (cluster.wait_leader(Duration::from_secs(5)) + 1) % 3;
+    cluster.members[lagging].kill9();
+    let live = if lagging == 0 { &eps[1] } else { &eps[0] };
+    // Users and roles are made while the member is down, then enough
+    // writes that the log it missed is compacted away.
+    for a in common::ALICE_SETUP {
+        ok(etcdctl(live, a));
+    }
+    for i in 0..100 {
+        ok(etcdctl(
+            live,
+            &["--user", "root:rootpw", "put", &format!("app/{i:03}"), "v"],
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    cluster.members[lagging].start();
+    cluster.wait_healthy(Duration::from_secs(30));
+    let log = cluster.members[lagging].log_text();
+    assert!(log.contains("applying a snapshot from the leader"), "{log}");
+    // On the member that caught up: alice's password and permissions hold.
+    let ep = &eps[lagging];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = etcdctl(ep, &["--user", "alice:alicepw", "put", "app/x", "1"]);
+        if out.status.success() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", String::from_utf8_lossy(&out.stderr));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let e = common::err(etcdctl(ep, &["--user", "alice:alicepw", "put", "other", "1"]));
+    assert!(e.contains("permission denied"), "{e}");
+    let e = common::err(etcdctl(ep, &["--user", "alice:wrong", "get", "app/x"]));
+    assert!(e.contains("authentication failed"), "{e}");
 }

@@ -663,6 +663,7 @@ impl RaftLoop {
         };
         let mut conf_changes = Vec::new();
         let mut answers = Vec::new();
+        let mut peer_moves = Vec::new();
         let mut sm = self.state.sm.write();
         self.state.storage.write(|view| {
             for e in &entries {
@@ -674,6 +675,11 @@ impl RaftLoop {
                         let req = LogRequest::decode(e.data.as_ref())
                             .map_err(|err| StorageError::Io(std::io::Error::other(err.to_string())))?;
                         let res = apply_one(&mut sm, view, &req)?;
+                        if let (Some(LogOp::MemberUpdate(m)), Ok(_)) = (&req.request, &res) {
+                            if let Some(url) = m.peer_urls.first() {
+                                peer_moves.push((m.id, url.clone()));
+                            }
+                        }
                         answers.push((req.origin, req.request_id, res));
                     }
                     EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => conf_changes.push(e.clone()),
@@ -697,6 +703,16 @@ impl RaftLoop {
             }
         }
         self.state.hub.notify(rev, &events, &*self.state);
+        // A member's new peer URL (MemberUpdate).
+        for (id, url) in peer_moves {
+            let voter_or_learner = {
+                let cs = &self.core.read().cs;
+                cs.voters.contains(&id) || cs.learners.contains(&id)
+            };
+            if id != self.cfg.id && voter_or_learner {
+                self.cfg.transport.set_peer(id, Some(url));
+            }
+        }
         for e in conf_changes {
             self.apply_conf_change(&e)?;
         }

@@ -109,29 +109,28 @@ impl StateMachine {
         if auth_revision != 0 && auth_revision < sm.auth.revision() {
             return Err(ApplyError::Refused(EtcdError::AuthOldRevision));
         }
-        if let LogOp::MemberAttrs(m) = op {
-            // A member publishing (name, client URLs) or an update (peer
-            // URLs): whether it is a learner is the configuration's to say.
+        if let LogOp::MemberAttrs(m) | LogOp::MemberUpdate(m) = op {
+            let update = matches!(op, LogOp::MemberUpdate(_));
             let merged = match sm.members.get(&m.id) {
+                // An update moves the peer URLs, nothing else.
+                Some(old) if update => Member {
+                    peer_urls: m.peer_urls.clone(),
+                    ..old.clone()
+                },
+                // A publication names the member and its client URLs; the
+                // peer URLs and whether it is a learner are the cluster's.
                 Some(old) => Member {
                     id: m.id,
-                    name: if m.name.is_empty() {
-                        old.name.clone()
-                    } else {
-                        m.name.clone()
-                    },
-                    peer_urls: if m.peer_urls.is_empty() {
-                        old.peer_urls.clone()
-                    } else {
+                    name: m.name.clone(),
+                    peer_urls: if old.peer_urls.is_empty() {
                         m.peer_urls.clone()
-                    },
-                    client_urls: if m.client_urls.is_empty() {
-                        old.client_urls.clone()
                     } else {
-                        m.client_urls.clone()
+                        old.peer_urls.clone()
                     },
+                    client_urls: m.client_urls.clone(),
                     is_learner: old.is_learner,
                 },
+                None if update => return Err(ApplyError::Refused(EtcdError::MemberNotFound)),
                 None => m.clone(),
             };
             sm.members.insert(m.id, merged);

@@ -76,8 +76,7 @@ impl EtcdService {
     }
 
     /// `Cluster.MemberUpdate` (root only while auth is on): new peer URLs,
-    /// recorded through the log (members reach the new URLs after their
-    /// next start).
+    /// recorded through the log; every member sends to them from then on.
     pub async fn member_update(
         &self,
         caller: &Caller,
@@ -89,7 +88,7 @@ impl EtcdService {
             .with(|sm| sm.members.get(&req.id).cloned())
             .ok_or(EtcdError::MemberNotFound)?;
         m.peer_urls = req.peer_ur_ls;
-        match self.propose(LogOp::MemberAttrs(m), checked).await? {
+        match self.propose(LogOp::MemberUpdate(m), checked).await? {
             WriteResponse::Member => {}
             other => return Err(super::unexpected(&other)),
         }

@@ -129,6 +129,8 @@ pub struct Member {
     child: Option<Child>,
     /// Carries all peer traffic into this member.
     pub relay: Relay,
+    /// The port the member itself listens on for peers.
+    pub peer_port: u16,
 }
 
 impl Member {
@@ -238,6 +240,7 @@ impl Cluster {
                 args,
                 child: None,
                 relay,
+                peer_port: peer,
             };
             m.start();
             members.push(m);
@@ -280,6 +283,7 @@ impl Cluster {
             args,
             child: None,
             relay,
+            peer_port: peer,
         });
         self.members.len() - 1
     }
