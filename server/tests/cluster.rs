@@ -596,6 +596,7 @@ async fn leadership_moves_and_leases_follow_the_leader() {
     }
     // The follower's watcher saw the put and the expiry's delete, in order.
     let mut kinds = Vec::new();
+    let mut term = 0;
     while kinds.len() < 2 {
         let r = tokio::time::timeout(Duration::from_secs(10), watcher.next())
             .await
@@ -603,8 +604,13 @@ async fn leadership_moves_and_leases_follow_the_leader() {
             .unwrap()
             .unwrap();
         kinds.extend(r.events.iter().map(|e| e.r#type));
+        term = r.header.unwrap().raft_term;
     }
     assert_eq!(kinds, vec![0, 1], "put then delete");
+    // Watch headers carry the term now in force (the move started a new one).
+    let status = on_f.status().await.unwrap();
+    assert_eq!(term, status.raft_term);
+    assert!(term >= 2, "{term}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

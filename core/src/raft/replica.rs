@@ -598,7 +598,10 @@ impl RaftLoop {
                 );
             }
         }
-        self.state.term.store(self.raw.raft.term, Ordering::Release);
+        let term = self.raw.raft.term;
+        if self.state.term.swap(term, Ordering::AcqRel) != term {
+            self.state.hub.set_term(term);
+        }
         if !rd.messages().is_empty() {
             self.send(rd.take_messages());
         }

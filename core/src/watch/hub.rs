@@ -11,7 +11,7 @@
 //! and the chunk size.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -144,6 +144,8 @@ pub struct Hub {
     inner: Mutex<Inner>,
     wake: Condvar,
     cfg: HubConfig,
+    /// The member's current raft term, for response headers.
+    term: AtomicU64,
 }
 
 impl Hub {
@@ -158,13 +160,20 @@ impl Hub {
                 stopped: false,
             }),
             wake: Condvar::new(),
+            term: AtomicU64::new(cfg.header.raft_term),
             cfg,
         }
+    }
+
+    /// Response headers carry `term` from now on (a new raft term).
+    pub fn set_term(&self, term: u64) {
+        self.term.store(term, Ordering::Relaxed);
     }
 
     fn header(&self, revision: i64) -> Option<ResponseHeader> {
         Some(ResponseHeader {
             revision,
+            raft_term: self.term.load(Ordering::Relaxed),
             ..self.cfg.header
         })
     }
