@@ -19,29 +19,8 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-if ! command -v etcd >/dev/null; then
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq etcd-server >/dev/null
-fi
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/concord-target}"
-cargo build --release --locked -q -p concord-server --bin concord
-cargo build --release --locked -q -p concord-bench
-bin=$CARGO_TARGET_DIR/release
-
 mkdir -p "$out"
-work=$(mktemp -d "${TMPDIR:-/tmp}/concord-cluster-bench.XXXXXX")
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-wait_healthy() {
-  python3 -c 'import sys,time,urllib.request as u
-for _ in range(300):
-    try: u.urlopen(sys.argv[1], timeout=1); sys.exit(0)
-    except Exception: time.sleep(0.1)
-sys.exit(1)' "http://$1/health" || { echo "no healthy server at $1" >&2; exit 1; }
-}
+. bench/lib.sh
 
 # name -> client port, peer port, for both clusters.
 declare -A ec ep cc cp

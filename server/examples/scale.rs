@@ -58,6 +58,30 @@ async fn puts(ch: &Channel, prefix: &str, n: usize) {
     }
 }
 
+/// A create request for `[key, end)` from `start_revision` (0: now).
+fn create(key: &[u8], end: &[u8], start_revision: i64) -> WatchRequest {
+    WatchRequest {
+        request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+            key: key.to_vec(),
+            range_end: end.to_vec(),
+            start_revision,
+            ..Default::default()
+        })),
+    }
+}
+
+/// Opens a Watch call fed by `rx` (requests are queued before the call: a
+/// server may send its response headers only with its first message).
+async fn open_watch(
+    ch: &Channel,
+    rx: tokio::sync::mpsc::Receiver<WatchRequest>,
+) -> Result<tonic::Streaming<concord_core::api::etcdserverpb::WatchResponse>, tonic::Status> {
+    Ok(WatchClient::new(ch.clone())
+        .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await?
+        .into_inner())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a: Vec<String> = std::env::args().collect();
@@ -74,20 +98,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (tx, rx) = tokio::sync::mpsc::channel(w.max(1));
     let t = Instant::now();
     for _ in 0..w {
-        let create = WatchCreateRequest {
-            key: b"w/".to_vec(),
-            range_end: b"w0".to_vec(),
-            ..Default::default()
-        };
-        tx.send(WatchRequest {
-            request_union: Some(RequestUnion::CreateRequest(create)),
-        })
-        .await?;
+        tx.send(create(b"w/", b"w0", 0)).await?;
     }
-    let mut stream = WatchClient::new(ch.clone())
-        .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await?
-        .into_inner();
+    let mut stream = open_watch(&ch, rx).await?;
     let mut created = 0;
     while created < w {
         let resp = stream.message().await?.expect("stream open");
@@ -159,20 +172,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let current = head.header.unwrap().revision;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let t = Instant::now();
-    let create = WatchCreateRequest {
-        key: b"c/".to_vec(),
-        range_end: b"c0".to_vec(),
-        start_revision: current - r as i64 + 1,
-        ..Default::default()
-    };
-    tx.send(WatchRequest {
-        request_union: Some(RequestUnion::CreateRequest(create)),
-    })
-    .await?;
-    let mut stream = WatchClient::new(ch.clone())
-        .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await?
-        .into_inner();
+    tx.send(create(b"c/", b"c0", current - r as i64 + 1)).await?;
+    let mut stream = open_watch(&ch, rx).await?;
     let mut got = 0usize;
     while got < r {
         got += stream.message().await?.expect("stream open").events.len();

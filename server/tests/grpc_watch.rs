@@ -35,6 +35,18 @@ async fn next(s: &mut Streaming<WatchResponse>) -> WatchResponse {
         .unwrap()
 }
 
+/// Opens a Watch call whose requests come from `rx` (queue the first
+/// before calling: a server may send its headers only with its first message).
+async fn open_watch(url: String, rx: mpsc::Receiver<WatchRequest>) -> Streaming<WatchResponse> {
+    WatchClient::connect(url)
+        .await
+        .unwrap()
+        .watch(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 async fn put(kv: &mut KvClient<tonic::transport::Channel>, k: &str, v: Vec<u8>) {
     kv.put(PutRequest {
         key: k.into(),
@@ -52,13 +64,7 @@ async fn many_watchers_on_one_stream() {
     let mut kv = KvClient::connect(url.clone()).await.unwrap();
     let (tx, rx) = mpsc::channel(16);
     tx.send(create("a", "", 0)).await.unwrap();
-    let mut stream = WatchClient::connect(url)
-        .await
-        .unwrap()
-        .watch(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = open_watch(url, rx).await;
     tx.send(create("b/", "b0", 100)).await.unwrap();
     tx.send(create("b/x", "", 0)).await.unwrap();
     let ids: Vec<i64> = [
@@ -131,13 +137,7 @@ async fn large_responses_are_fragmented_on_request() {
     })
     .await
     .unwrap();
-    let mut stream = WatchClient::connect(url)
-        .await
-        .unwrap()
-        .watch(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = open_watch(url, rx).await;
     assert!(next(&mut stream).await.created);
     let mut parts = Vec::new();
     loop {

@@ -272,9 +272,7 @@ impl Node {
                 let mut w = WriteLoop {
                     state: loop_state,
                     log,
-                    durable: applied,
-                    last_checkpoint: Instant::now(),
-                    last_size_check: Instant::now(),
+                    checkpoints: Checkpointer::new(applied),
                 };
                 if let Err(e) = w.run(&rx) {
                     tracing::error!(error = %e, "write path failed; no more writes are accepted");
@@ -550,10 +548,57 @@ fn spawn_watch_sync(state: &Arc<State>) -> Result<thread::JoinHandle<()>, NodeEr
         .map_err(NodeError::Thread)
 }
 
-/// Whether the state machine should be made durable now: entries applied
-/// since the last checkpoint, and enough of them or enough time passed.
-pub(crate) fn checkpoint_due(applied: u64, durable: u64, last: Instant) -> bool {
-    applied > durable && (applied - durable >= CHECKPOINT_ENTRIES || last.elapsed() >= CHECKPOINT_EVERY)
+/// When the state machine is made durable (both write paths share it):
+/// after [`CHECKPOINT_ENTRIES`] applied entries or [`CHECKPOINT_EVERY`],
+/// recounting the bytes in use every [`SIZE_IN_USE_EVERY`].
+pub(crate) struct Checkpointer {
+    durable: u64,
+    last: Instant,
+    last_size_check: Instant,
+}
+
+impl Checkpointer {
+    /// Everything up to `durable` is already durable.
+    pub(crate) fn new(durable: u64) -> Self {
+        Checkpointer {
+            durable,
+            last: Instant::now(),
+            last_size_check: Instant::now(),
+        }
+    }
+
+    /// The last index known durable.
+    pub(crate) fn durable(&self) -> u64 {
+        self.durable
+    }
+
+    /// Records that everything up to `index` is durable (installed otherwise).
+    pub(crate) fn set_durable(&mut self, index: u64) {
+        self.durable = index;
+    }
+
+    /// Whether a checkpoint is due now.
+    pub(crate) fn due(&self, state: &State) -> bool {
+        let applied = state.applied_index();
+        applied > self.durable
+            && (applied - self.durable >= CHECKPOINT_ENTRIES || self.last.elapsed() >= CHECKPOINT_EVERY)
+    }
+
+    /// Makes everything applied durable; `true` if that moved the durable point.
+    pub(crate) fn run(&mut self, state: &State) -> Result<bool, NodeError> {
+        self.last = Instant::now();
+        let applied = state.applied_index();
+        if applied <= self.durable {
+            return Ok(false);
+        }
+        state.storage.checkpoint()?;
+        if self.last_size_check.elapsed() >= SIZE_IN_USE_EVERY {
+            state.db_in_use.store(state.storage.size_in_use()?, Ordering::Relaxed);
+            self.last_size_check = Instant::now();
+        }
+        self.durable = applied;
+        Ok(true)
+    }
 }
 
 fn random_id() -> u64 {
@@ -565,9 +610,7 @@ fn random_id() -> u64 {
 struct WriteLoop {
     state: Arc<State>,
     log: Log,
-    durable: u64,
-    last_checkpoint: Instant,
-    last_size_check: Instant,
+    checkpoints: Checkpointer,
 }
 
 impl WriteLoop {
@@ -639,25 +682,17 @@ impl WriteLoop {
     }
 
     fn maybe_checkpoint(&mut self) -> Result<(), NodeError> {
-        if checkpoint_due(self.state.applied_index(), self.durable, self.last_checkpoint) {
+        if self.checkpoints.due(&self.state) {
             self.checkpoint()?;
         }
         Ok(())
     }
 
+    /// Makes the state machine durable, then drops the log before it.
     fn checkpoint(&mut self) -> Result<(), NodeError> {
-        let applied = self.state.applied_index();
-        if applied > self.durable {
-            self.state.storage.checkpoint()?;
-            if self.last_size_check.elapsed() >= SIZE_IN_USE_EVERY {
-                let in_use = self.state.storage.size_in_use()?;
-                self.state.db_in_use.store(in_use, Ordering::Relaxed);
-                self.last_size_check = Instant::now();
-            }
-            self.durable = applied;
-            self.log.release(applied)?;
+        if self.checkpoints.run(&self.state)? {
+            self.log.release(self.checkpoints.durable())?;
         }
-        self.last_checkpoint = Instant::now();
         Ok(())
     }
 }

@@ -27,7 +27,7 @@ use raft::prelude::{ConfState, Entry, EntryType, HardState, Message as RaftMessa
 use raft::{GetEntriesContext, RaftState, RawNode, SnapshotStatus, StateRole, Storage as RaftStorage};
 use tokio::sync::oneshot;
 
-use super::node::{apply_one, checkpoint_due, NodeError, Reply, State};
+use super::node::{apply_one, Checkpointer, NodeError, Reply, State};
 use super::WriteResponse;
 use crate::api::concordpb::log_request::Request as LogOp;
 use crate::api::concordpb::{LogRequest, Member, Snapshot as SnapshotData};
@@ -306,8 +306,7 @@ pub(crate) struct RaftLoop {
     reads_inflight: HashMap<Vec<u8>, (Vec<oneshot::Sender<()>>, Instant)>,
     reads_ready: Vec<(u64, Vec<oneshot::Sender<()>>)>,
     read_seq: u64,
-    durable: u64,
-    last_checkpoint: Instant,
+    checkpoints: Checkpointer,
     /// The request number of this member's attribute publication in
     /// flight, and whether it has been applied.
     published: bool,
@@ -341,7 +340,7 @@ impl RaftLoop {
         Ok(RaftLoop {
             raw,
             core,
-            durable: applied,
+            checkpoints: Checkpointer::new(applied),
             state,
             cfg,
             next_request: 0,
@@ -350,7 +349,6 @@ impl RaftLoop {
             reads_inflight: HashMap::new(),
             reads_ready: Vec::new(),
             read_seq: 0,
-            last_checkpoint: Instant::now(),
             published,
             publish_sent: None,
         })
@@ -817,7 +815,7 @@ impl RaftLoop {
         }
         let meta_bytes = meta.write_to_bytes().map_err(pb_err)?;
         self.state.storage.persist_raft(&[], None, Some((&meta_bytes, index)))?;
-        self.durable = index;
+        self.checkpoints.set_durable(index);
         // Watchers here missed the changes the snapshot brought: replay
         // them from the restored history.
         let new_rev = self.state.current_revision();
@@ -832,7 +830,7 @@ impl RaftLoop {
     }
 
     fn maybe_checkpoint(&mut self) -> Result<(), NodeError> {
-        if checkpoint_due(self.state.applied_index(), self.durable, self.last_checkpoint) {
+        if self.checkpoints.due(&self.state) {
             self.checkpoint()?;
         }
         Ok(())
@@ -841,16 +839,11 @@ impl RaftLoop {
     /// Makes the state machine durable, then compacts raft's log so that
     /// `snapshot_count` entries stay for members slightly behind.
     fn checkpoint(&mut self) -> Result<(), NodeError> {
-        let applied = self.state.applied_index();
-        if applied > self.durable {
-            self.state.storage.checkpoint()?;
-            self.durable = applied;
-        }
-        self.last_checkpoint = Instant::now();
+        self.checkpoints.run(&self.state)?;
         let keep = self.cfg.snapshot_count.max(1);
         let (first, to) = {
             let c = self.core.read();
-            (c.first(), self.durable.saturating_sub(keep))
+            (c.first(), self.checkpoints.durable().saturating_sub(keep))
         };
         if to >= first && to.saturating_sub(first) >= keep / 2 {
             let meta = {
@@ -865,11 +858,5 @@ impl RaftLoop {
             tracing::debug!(to, "raft log compacted");
         }
         Ok(())
-    }
-
-    /// Whether this member leads.
-    #[allow(dead_code)]
-    pub(crate) fn is_leader(&self) -> bool {
-        self.raw.raft.state == StateRole::Leader
     }
 }
