@@ -192,6 +192,17 @@ impl Log {
         self.next - 1
     }
 
+    /// The first index of each segment file, oldest first.
+    pub fn segment_starts(&self) -> Vec<u64> {
+        self.segments.iter().map(|s| s.first).collect()
+    }
+
+    /// Whether the newest segment holds nothing yet (a fresh log, or one
+    /// that has just moved on to a new segment).
+    pub fn tail_is_empty(&self) -> bool {
+        self.file_len == 0
+    }
+
     /// Appends `payloads` as consecutive entries and makes them durable
     /// with one fdatasync. Returns the index of the first one.
     pub fn append<'a>(&mut self, payloads: impl IntoIterator<Item = &'a [u8]>) -> Result<u64, LogError> {

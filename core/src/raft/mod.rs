@@ -8,6 +8,7 @@ pub mod log;
 mod node;
 mod replica;
 mod state_machine;
+mod wal;
 
 pub use node::{Node, NodeConfig, NodeError, State};
 pub use replica::{MemberChange, RaftConfig, Transport};

@@ -18,7 +18,10 @@ use prost::Message;
 use tokio::sync::{oneshot, watch};
 
 use super::log::{Entry, Log, LogError};
-use super::replica::{load_log, MemberChange, RaftConfig, RaftLoop, RaftMsg};
+use raft::prelude::{ConfState, SnapshotMetadata};
+
+use super::replica::{LogCore, MemberChange, RaftConfig, RaftLoop, RaftMsg};
+use super::wal::RaftWal;
 use super::{ApplyError, StateMachine, WriteResponse};
 use crate::api::concordpb::LogRequest;
 use crate::api::error::EtcdError;
@@ -224,6 +227,53 @@ pub(crate) fn apply_one(
     }
 }
 
+/// Opens raft's log in `dir`: a new member's log starts at the snapshot
+/// it joined from, or empty with `raft.voters` as the configuration.
+/// `applied` is what the state machine holds durably.
+fn open_raft_log(dir: &Path, raft: &RaftConfig, applied: u64) -> Result<(RaftWal, LogCore), NodeError> {
+    let join_point = |join: &crate::api::concordpb::JoinInfo| -> Result<SnapshotMetadata, NodeError> {
+        let mut cs = ConfState::default();
+        protobuf::Message::merge_from_bytes(&mut cs, &join.conf_state)
+            .map_err(|e| NodeError::Apply(format!("join: {e}")))?;
+        let mut meta = SnapshotMetadata {
+            index: join.index,
+            term: join.term,
+            ..Default::default()
+        };
+        meta.set_conf_state(cs);
+        Ok(meta)
+    };
+    let (mut wal, mut core) = RaftWal::open(dir, || match &raft.join {
+        Some(join) => join_point(join),
+        None if applied > 0 => Err(NodeError::Apply(
+            "the state machine has data but raft's log is missing (a join that did not finish?): \
+             remove the data directory and join again"
+                .into(),
+        )),
+        None => {
+            let mut meta = SnapshotMetadata::default();
+            meta.set_conf_state(ConfState::from((raft.voters.clone(), vec![])));
+            Ok(meta)
+        }
+    })?;
+    if let Some(join) = &raft.join {
+        // Whatever an earlier attempt left is void.
+        core.start_at(join_point(join)?, true);
+        core.hs.term = core.hs.term.max(join.term);
+        core.hs.commit = join.index;
+        wal.start_at(&core, true)?;
+    }
+    if applied > core.last() {
+        return Err(NodeError::Apply(format!(
+            "the state machine is at index {applied} but raft's log ends at {}",
+            core.last()
+        )));
+    }
+    // Applied entries were committed; the recorded commit index may lag.
+    core.hs.commit = core.hs.commit.max(applied);
+    Ok((wal, core))
+}
+
 impl Node {
     /// Opens the member's data in `data_dir` (creating it), replays the log
     /// tail the state machine had not made durable, and starts the write
@@ -297,18 +347,6 @@ impl Node {
             // A new member of a running cluster starts from a member's state.
             let snap = join.snapshot.clone().unwrap_or_default();
             storage.install(&snap, join.index)?;
-            let mut meta = raft::prelude::SnapshotMetadata {
-                index: join.index,
-                term: join.term,
-                ..Default::default()
-            };
-            let mut cs = raft::prelude::ConfState::default();
-            protobuf::Message::merge_from_bytes(&mut cs, &join.conf_state)
-                .map_err(|e| NodeError::Apply(format!("join: {e}")))?;
-            meta.set_conf_state(cs);
-            let bytes = protobuf::Message::write_to_bytes(&meta).map_err(|e| NodeError::Apply(format!("join: {e}")))?;
-            storage.persist_raft(&[], None, Some((&bytes, join.index)))?;
-            storage.put_conf_state(&join.conf_state)?;
             storage.checkpoint()?;
             tracing::info!(index = join.index, "joined a running cluster from a member's snapshot");
         }
@@ -334,8 +372,8 @@ impl Node {
             leader: 0,
         };
         let state = State::open(storage, sm, &cfg, identity)?;
-        let core = load_log(&state, &raft.voters)?;
-        let mut raft_loop = RaftLoop::new(core, Arc::clone(&state), raft)?;
+        let (wal, core) = open_raft_log(&data_dir.join("raft"), &raft, meta.applied_index)?;
+        let mut raft_loop = RaftLoop::new(core, wal, Arc::clone(&state), raft)?;
         let sync_thread = spawn_watch_sync(&state)?;
         let (tx, rx) = mpsc::channel();
         let (fatal_tx, fatal) = watch::channel(None);

@@ -28,6 +28,7 @@ use raft::{GetEntriesContext, RaftState, RawNode, SnapshotStatus, StateRole, Sto
 use tokio::sync::oneshot;
 
 use super::node::{apply_one, Checkpointer, NodeError, Reply, State};
+use super::wal::RaftWal;
 use super::WriteResponse;
 use crate::api::concordpb::log_request::Request as LogOp;
 use crate::api::concordpb::{LogRequest, Member, Snapshot as SnapshotData};
@@ -112,22 +113,23 @@ pub(crate) enum RaftMsg {
 /// Raft's log in memory: entries after the last compaction point.
 #[derive(Default)]
 pub(crate) struct LogCore {
-    hs: HardState,
-    cs: ConfState,
-    snap: SnapshotMetadata,
-    entries: Vec<Entry>,
+    pub(super) hs: HardState,
+    pub(super) cs: ConfState,
+    /// The last compacted (or restored) point; its conf state is unused.
+    pub(super) snap: SnapshotMetadata,
+    pub(super) entries: Vec<Entry>,
 }
 
 impl LogCore {
-    fn first(&self) -> u64 {
+    pub(super) fn first(&self) -> u64 {
         self.snap.index + 1
     }
 
-    fn last(&self) -> u64 {
+    pub(super) fn last(&self) -> u64 {
         self.snap.index + self.entries.len() as u64
     }
 
-    fn term(&self, idx: u64) -> raft::Result<u64> {
+    pub(super) fn term(&self, idx: u64) -> raft::Result<u64> {
         if idx == self.snap.index {
             return Ok(self.snap.term);
         }
@@ -141,7 +143,7 @@ impl LogCore {
     }
 
     /// Appends, replacing any entries at or after the first new index.
-    fn append(&mut self, ents: &[Entry]) {
+    pub(super) fn append(&mut self, ents: &[Entry]) {
         let Some(first_new) = ents.first().map(|e| e.index) else {
             return;
         };
@@ -151,7 +153,7 @@ impl LogCore {
     }
 
     /// Drops entries up to `idx`, which becomes the snapshot point.
-    fn compact(&mut self, idx: u64) -> raft::Result<()> {
+    pub(super) fn compact(&mut self, idx: u64) -> raft::Result<()> {
         if idx <= self.snap.index || idx > self.last() {
             return Ok(());
         }
@@ -163,10 +165,46 @@ impl LogCore {
         Ok(())
     }
 
-    fn snapshot_meta(&self) -> SnapshotMetadata {
+    pub(super) fn snapshot_meta(&self) -> SnapshotMetadata {
         let mut m = self.snap.clone();
         m.set_conf_state(self.cs.clone());
         m
+    }
+
+    /// Makes the log start after `meta`'s point, taking its configuration:
+    /// entries up to it are dropped, and with `restored` every entry is
+    /// (the state machine came from a leader's snapshot).
+    pub(super) fn start_at(&mut self, mut meta: SnapshotMetadata, restored: bool) {
+        self.cs = meta.take_conf_state();
+        if restored || meta.index > self.last() {
+            self.entries.clear();
+        } else if meta.index > self.snap.index {
+            let n = (meta.index - self.snap.index) as usize;
+            self.entries.drain(..n);
+        } else {
+            return;
+        }
+        self.snap = meta;
+    }
+
+    /// Adds one entry read back from disk: it replaces any entry at or
+    /// after its index. Entries at or below the start are dropped; one
+    /// beyond the end (the disk log begins mid-way, after compaction)
+    /// starts the log there, its start point to be confirmed by a later
+    /// compaction record.
+    pub(super) fn replay_entry(&mut self, e: Entry) {
+        if e.index <= self.snap.index {
+            return;
+        }
+        if e.index > self.last() + 1 {
+            self.entries.clear();
+            self.snap = SnapshotMetadata {
+                index: e.index - 1,
+                term: 0,
+                ..Default::default()
+            };
+        }
+        self.append(std::slice::from_ref(&e));
     }
 }
 
@@ -254,41 +292,6 @@ fn st_err(e: StorageError) -> NodeError {
     NodeError::Storage(e)
 }
 
-/// Builds raft's in-memory log from what the database holds; a new
-/// cluster starts with `voters` as its configuration.
-pub(crate) fn load_log(state: &State, voters: &[u64]) -> Result<LogCore, NodeError> {
-    let (hs, snap, entries) = state.storage.raft_state()?;
-    let mut core = LogCore::default();
-    if snap.is_empty() {
-        core.cs = ConfState::from((voters.to_vec(), vec![]));
-        let meta = core.snapshot_meta();
-        state
-            .storage
-            .persist_raft(&[], None, Some((&meta.write_to_bytes().map_err(pb_err)?, 0)))?;
-    } else {
-        let mut meta = SnapshotMetadata::default();
-        meta.merge_from_bytes(&snap).map_err(pb_err)?;
-        core.cs = meta.take_conf_state();
-        core.snap = meta;
-    }
-    if let Some(cs) = state.storage.conf_state()? {
-        let mut c = ConfState::default();
-        c.merge_from_bytes(&cs).map_err(pb_err)?;
-        core.cs = c;
-    }
-    if !hs.is_empty() {
-        core.hs.merge_from_bytes(&hs).map_err(pb_err)?;
-    }
-    for e in entries {
-        let mut ent = Entry::default();
-        ent.merge_from_bytes(&e).map_err(pb_err)?;
-        if ent.index > core.snap.index {
-            core.append(std::slice::from_ref(&ent));
-        }
-    }
-    Ok(core)
-}
-
 /// Whether the member list already shows `attrs`' name and client URLs.
 fn is_published(stored: Option<&Member>, attrs: &Member) -> bool {
     stored.is_some_and(|m| m.name == attrs.name && m.client_urls == attrs.client_urls)
@@ -298,6 +301,7 @@ fn is_published(stored: Option<&Member>, attrs: &Member) -> bool {
 pub(crate) struct RaftLoop {
     raw: RawNode<Store>,
     core: Arc<RwLock<LogCore>>,
+    wal: RaftWal,
     state: Arc<State>,
     cfg: RaftConfig,
     next_request: u64,
@@ -314,7 +318,7 @@ pub(crate) struct RaftLoop {
 }
 
 impl RaftLoop {
-    pub(crate) fn new(core: LogCore, state: Arc<State>, cfg: RaftConfig) -> Result<RaftLoop, NodeError> {
+    pub(crate) fn new(core: LogCore, wal: RaftWal, state: Arc<State>, cfg: RaftConfig) -> Result<RaftLoop, NodeError> {
         let applied = state.applied_index();
         let core = Arc::new(RwLock::new(core));
         let store = Store {
@@ -340,6 +344,7 @@ impl RaftLoop {
         Ok(RaftLoop {
             raw,
             core,
+            wal,
             checkpoints: Checkpointer::new(applied),
             state,
             cfg,
@@ -612,15 +617,7 @@ impl RaftLoop {
         let entries = rd.entries();
         let hs = rd.hs().cloned();
         if !entries.is_empty() || hs.is_some() {
-            let encoded = entries
-                .iter()
-                .map(|e| Ok((e.index, e.write_to_bytes().map_err(pb_err)?)))
-                .collect::<Result<Vec<_>, NodeError>>()?;
-            let hs_bytes = match &hs {
-                Some(h) => Some(h.write_to_bytes().map_err(pb_err)?),
-                None => None,
-            };
-            self.state.storage.persist_raft(&encoded, hs_bytes.as_deref(), None)?;
+            self.wal.save(entries, hs.as_ref())?;
             let mut c = self.core.write();
             c.append(entries);
             if let Some(h) = hs {
@@ -739,9 +736,7 @@ impl RaftLoop {
                 return Ok(());
             }
         };
-        self.state
-            .storage
-            .put_conf_state(&cs.write_to_bytes().map_err(pb_err)?)?;
+        self.wal.save_conf_state(&cs)?;
         self.core.write().cs = cs;
         let id = cc.node_id;
         let removed = cc.get_change_type() == ConfChangeType::RemoveNode;
@@ -806,15 +801,11 @@ impl RaftLoop {
         drop(sm);
         {
             let mut c = self.core.write();
-            c.entries.clear();
-            c.snap = meta.clone();
-            c.snap.clear_conf_state();
-            c.cs = meta.get_conf_state().clone();
+            c.start_at(meta.clone(), true);
             c.hs.commit = c.hs.commit.max(index);
             c.hs.term = c.hs.term.max(meta.term);
+            self.wal.start_at(&c, true)?;
         }
-        let meta_bytes = meta.write_to_bytes().map_err(pb_err)?;
-        self.state.storage.persist_raft(&[], None, Some((&meta_bytes, index)))?;
         self.checkpoints.set_durable(index);
         // Watchers here missed the changes the snapshot brought: replay
         // them from the restored history.
@@ -846,15 +837,10 @@ impl RaftLoop {
             (c.first(), self.checkpoints.durable().saturating_sub(keep))
         };
         if to >= first && to.saturating_sub(first) >= keep / 2 {
-            let meta = {
-                let mut c = self.core.write();
-                c.compact(to)
-                    .map_err(|e| NodeError::Apply(format!("raft compact: {e}")))?;
-                c.snapshot_meta()
-            };
-            self.state
-                .storage
-                .compact_raft(to, &meta.write_to_bytes().map_err(pb_err)?)?;
+            let mut c = self.core.write();
+            c.compact(to)
+                .map_err(|e| NodeError::Apply(format!("raft compact: {e}")))?;
+            self.wal.start_at(&c, false)?;
             tracing::debug!(to, "raft log compacted");
         }
         Ok(())

@@ -31,13 +31,6 @@ const AUTH: TableDefinition<&str, &[u8]> = TableDefinition::new("auth");
 const AUTH_STATE: &str = "state";
 /// The member list (`concordpb.Member` records, length-delimited) under [`AUTH_MEMBERS`].
 const AUTH_MEMBERS: &str = "members";
-/// Raft's stored records: hard state, snapshot metadata, log entries.
-pub type RaftRecords = (Vec<u8>, Vec<u8>, Vec<Vec<u8>>);
-
-/// Raft's log: index -> encoded `eraftpb.Entry` (replicated members only).
-const RAFT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
-/// Raft's hard state and the last snapshot's metadata.
-const RAFT_META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
 
 const APPLIED_INDEX: &str = "applied_index";
 const CURRENT_REV: &str = "current_rev";
@@ -293,8 +286,6 @@ impl Storage {
         txn.open_table(META)?;
         txn.open_table(LEASE)?;
         txn.open_table(AUTH)?;
-        txn.open_table(RAFT_LOG)?;
-        txn.open_table(RAFT_META)?;
         txn.commit()?;
         Ok(Storage {
             db,
@@ -406,67 +397,6 @@ impl Storage {
         })
     }
 
-    /// Raft's stored state: `(hard state, snapshot metadata, entries)`,
-    /// each as raft encodes them (empty if never written).
-    pub fn raft_state(&self) -> Result<RaftRecords, StorageError> {
-        let txn = self.db.begin_read()?;
-        let meta = txn.open_table(RAFT_META)?;
-        let hs = meta.get("hard_state")?.map(|g| g.value().to_vec()).unwrap_or_default();
-        let snap = meta.get("snapshot")?.map(|g| g.value().to_vec()).unwrap_or_default();
-        let mut entries = Vec::new();
-        for e in txn.open_table(RAFT_LOG)?.iter()? {
-            entries.push(e?.1.value().to_vec());
-        }
-        Ok((hs, snap, entries))
-    }
-
-    /// Durably stores raft entries (replacing any at or after the first
-    /// one's index) and the hard state; this commit also makes every
-    /// state-machine commit before it durable.
-    pub fn persist_raft(
-        &self,
-        entries: &[(u64, Vec<u8>)],
-        hard_state: Option<&[u8]>,
-        snapshot: Option<(&[u8], u64)>,
-    ) -> Result<(), StorageError> {
-        let txn = self.db.begin_write()?;
-        {
-            let mut log = txn.open_table(RAFT_LOG)?;
-            if let Some((snap, index)) = snapshot {
-                log.retain(|i, _| i > index)?;
-                txn.open_table(RAFT_META)?.insert("snapshot", snap)?;
-            }
-            if let Some((first, _)) = entries.first() {
-                log.retain(|i, _| i < *first)?;
-            }
-            for (i, e) in entries {
-                log.insert(*i, e.as_slice())?;
-            }
-            if let Some(hs) = hard_state {
-                txn.open_table(RAFT_META)?.insert("hard_state", hs)?;
-            }
-        }
-        txn.commit()?;
-        Ok(())
-    }
-
-    /// Records raft's configuration (after a membership change), durable
-    /// with the next durable commit.
-    pub fn put_conf_state(&self, conf_state: &[u8]) -> Result<(), StorageError> {
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::None)?;
-        txn.open_table(RAFT_META)?.insert("conf_state", conf_state)?;
-        txn.commit()?;
-        Ok(())
-    }
-
-    /// Raft's configuration as last recorded by a membership change.
-    pub fn conf_state(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        let txn = self.db.begin_read()?;
-        let meta = txn.open_table(RAFT_META)?;
-        Ok(meta.get("conf_state")?.map(|g| g.value().to_vec()))
-    }
-
     /// Replaces the state machine's data with `snap` at `index`, durably
     /// (a member joining a running cluster).
     pub fn install(&self, snap: &SnapshotData, index: u64) -> Result<(), StorageError> {
@@ -477,19 +407,6 @@ impl Storage {
                 table: txn.open_table(KV)?,
             };
             view.restore(snap, index)?;
-        }
-        txn.commit()?;
-        Ok(())
-    }
-
-    /// Drops raft entries up to `index` and records `snapshot` (metadata
-    /// only) as the log's new start.
-    pub fn compact_raft(&self, index: u64, snapshot: &[u8]) -> Result<(), StorageError> {
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::None)?;
-        {
-            txn.open_table(RAFT_LOG)?.retain(|i, _| i > index)?;
-            txn.open_table(RAFT_META)?.insert("snapshot", snapshot)?;
         }
         txn.commit()?;
         Ok(())
