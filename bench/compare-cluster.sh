@@ -3,9 +3,10 @@
 # machine, in one run (put and linearizable/serializable range):
 #   bash bench/compare-cluster.sh [--quick] [--out DIR]
 # Every member has its own data directory on the same disk, fsync on,
-# default heartbeat/election settings. Load goes to member 1 of each
-# cluster (a follower or the leader, as the election fell; writes are
-# forwarded either way). --server-pid accounts member 1's CPU and memory.
+# default heartbeat/election settings. The clients' connections are spread
+# over the three members (as etcd's clientv3 and benchmark tool do), so the
+# leader's place does not decide the result; one client uses member 1. CPU
+# time per operation is the whole cluster's, peak RSS the largest member's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,26 +33,30 @@ for i in 1 2 3; do
     --advertise-client-urls "http://127.0.0.1:${ec[$i]}" --listen-peer-urls "http://127.0.0.1:${ep[$i]}" \
     --initial-advertise-peer-urls "http://127.0.0.1:${ep[$i]}" --initial-cluster "$etcd_cluster" \
     --log-level error >"$work/e$i.log" 2>&1 &
-  pids+=($!); [ "$i" = 1 ] && etcd_pid=$!
+  pids+=($!); etcd_pids+=($!)
   "$bin/concord" --name "c$i" --data-dir "$work/c$i" --listen-client-urls "http://127.0.0.1:${cc[$i]}" \
     --advertise-client-urls "http://127.0.0.1:${cc[$i]}" --listen-peer-urls "http://127.0.0.1:${cp[$i]}" \
     --initial-advertise-peer-urls "http://127.0.0.1:${cp[$i]}" --initial-cluster "$concord_cluster" \
     --log-level warn >"$work/c$i.log" 2>&1 &
-  pids+=($!); [ "$i" = 1 ] && concord_pid=$!
+  pids+=($!); concord_pids+=($!)
 done
 for i in 1 2 3; do wait_healthy "127.0.0.1:${ec[$i]}"; wait_healthy "127.0.0.1:${cc[$i]}"; done
 
+etcd_eps="127.0.0.1:${ec[1]},127.0.0.1:${ec[2]},127.0.0.1:${ec[3]}"
+concord_eps="127.0.0.1:${cc[1]},127.0.0.1:${cc[2]},127.0.0.1:${cc[3]}"
 results=$out/results.jsonl
 : >"$results"
 IFS=, read -ra cs <<<"$clients"
 turn=0
 for w in put range-lin range-ser; do
   for c in "${cs[@]}"; do
-    order=("etcd ${ec[1]} $etcd_pid" "concord ${cc[1]} $concord_pid")
-    [ $((turn++ % 2)) = 1 ] && order=("concord ${cc[1]} $concord_pid" "etcd ${ec[1]} $etcd_pid")
+    # At least one connection per member once there are several clients.
+    conns=$(( (c + 7) / 8 )); [ "$c" -gt 1 ] && [ "$conns" -lt 3 ] && conns=3
+    order=("etcd $etcd_eps $(IFS=,; echo "${etcd_pids[*]}")" "concord $concord_eps $(IFS=,; echo "${concord_pids[*]}")")
+    [ $((turn++ % 2)) = 1 ] && order=("${order[1]}" "${order[0]}")
     for s in "${order[@]}"; do
-      read -r name port pid <<<"$s"
-      "$bin/concord-bench" run --endpoint "127.0.0.1:$port" --server "$name" --server-pid "$pid" \
+      read -r name eps pids_csv <<<"$s"
+      "$bin/concord-bench" run --endpoint "$eps" --server "$name" --server-pid "$pids_csv" --conns "$conns" \
         --workloads "$w" --clients "$c" --duration "$duration" >>"$results"
     done
   done

@@ -7,6 +7,9 @@
 //!     --workloads put,range-ser --clients 1,16,64,256 --duration 3 >> results.jsonl
 //! concord-bench report results.jsonl --svg chart.svg
 //! ```
+//! For a cluster, `--endpoint` and `--server-pid` take every member's
+//! (comma-separated): connections are spread over the members and CPU
+//! time is the cluster's.
 //! `bench/compare.sh` runs the whole comparison in one command.
 
 mod chart;
@@ -35,15 +38,18 @@ struct Cli {
 enum Cmd {
     /// Runs workloads against one server; prints JSON lines (stdout) and a table (stderr).
     Run {
-        /// host:port of the server's client URL.
-        #[arg(long, default_value = "127.0.0.1:2379")]
-        endpoint: String,
+        /// host:port of the server's client URL; several (comma-separated)
+        /// for a cluster: connection i goes to endpoint i mod n.
+        #[arg(long, default_value = "127.0.0.1:2379", value_delimiter = ',')]
+        endpoint: Vec<String>,
         /// Label for the results (e.g. etcd, concord).
         #[arg(long, default_value = "server")]
         server: String,
-        /// The server's process ID, to report its CPU time per op and peak RSS.
-        #[arg(long)]
-        server_pid: Option<u32>,
+        /// The server's process ID, to report its CPU time per op and peak
+        /// RSS; several (comma-separated) for a cluster: CPU time is summed
+        /// over them, peak RSS is the largest.
+        #[arg(long, value_delimiter = ',')]
+        server_pid: Vec<u32>,
         /// Comma-separated workloads (`all` for every one).
         #[arg(long, default_value = "all", value_delimiter = ',')]
         workloads: Vec<String>,
@@ -86,6 +92,18 @@ enum Cmd {
     },
 }
 
+/// CPU seconds summed over `pids` and the largest peak RSS (KiB); `None`
+/// without pids or when one is gone.
+fn usage(pids: &[u32]) -> Option<(f64, u64)> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().try_fold((0.0, 0), |(cpu, rss), &pid| {
+        let (c, r) = process_usage(pid)?;
+        Some((cpu + c, rss.max(r)))
+    })
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     match Cli::parse().cmd {
@@ -111,7 +129,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             for w in &names {
                 for &c in &clients {
                     let shape = Shape {
-                        endpoint: endpoint.clone(),
+                        endpoints: endpoint.clone(),
                         clients: c,
                         conns: if conns == 0 { c.div_ceil(8) } else { conns },
                         duration: Duration::from_secs_f64(duration),
@@ -122,18 +140,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                         total,
                     };
                     workloads::prepare(w, &shape).await?;
-                    let before = server_pid.and_then(process_usage);
+                    let before = usage(&server_pid);
                     let (samples, secs) = workloads::run(w, &shape).await?;
                     let mut r = Report::new(&server, w, c, shape.conns, samples, secs);
-                    if let (Some(pid), Some((cpu0, _))) = (server_pid, before) {
-                        if let Some((cpu1, rss)) = process_usage(pid) {
-                            r.server_cpu_us_per_op = if r.ops > 0 {
-                                (cpu1 - cpu0) * 1e6 / r.ops as f64
-                            } else {
-                                0.0
-                            };
-                            r.server_peak_rss_kib = rss;
-                        }
+                    if let (Some((cpu0, _)), Some((cpu1, rss))) = (before, usage(&server_pid)) {
+                        r.server_cpu_us_per_op = if r.ops > 0 {
+                            (cpu1 - cpu0) * 1e6 / r.ops as f64
+                        } else {
+                            0.0
+                        };
+                        r.server_peak_rss_kib = rss;
                     }
                     eprintln!("{}", r.table_row());
                     println!("{}", serde_json::to_string(&r)?);

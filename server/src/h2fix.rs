@@ -9,7 +9,9 @@
 //! with a scheme, it re-encodes that block and every later one (literal
 //! fields, no compression state) with the scheme cut off. Everything else
 //! (the preface, DATA, SETTINGS, …) passes through unchanged, and HTTP/1
-//! connections are not touched at all.
+//! connections are not touched at all. A connection whose first header
+//! block is fine is not looked at again (decoding every block would cost
+//! more than the request itself).
 
 use std::io;
 use std::pin::Pin;
@@ -172,8 +174,10 @@ impl<S> AuthorityFix<S> {
             .iter()
             .any(|(n, v)| n == b":authority" && v.windows(3).any(|w| w == b"://"));
         if !bad && !self.rewriting {
-            self.output.extend_from_slice(&block.original);
-            return;
+            // A client names the server the same way on every stream of a
+            // connection (grpc-go fixes it per channel): after a good
+            // first block nothing needs decoding any more.
+            return self.give_up(block.original);
         }
         self.rewriting = true;
         let mut encoded = Vec::new();
@@ -386,7 +390,14 @@ mod tests {
         let good = enc.encode(vec![(&b":authority"[..], &b"127.0.0.1:2379"[..])]);
         let mut input = PREFACE.to_vec();
         input.extend(frame(HEADERS, END_HEADERS, 1, &good));
+        // Not decoded after a good first block: a later block, even one
+        // this could not parse, passes as it is.
+        input.extend(frame(HEADERS, END_HEADERS, 3, &[0xff, 0xff, 0xff]));
         assert_eq!(run(&input), input);
+        let mut fix = AuthorityFix::new(());
+        fix.input.extend_from_slice(&input);
+        fix.process();
+        assert!(matches!(fix.mode, Mode::Passthrough));
         let http1 = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
         assert_eq!(run(http1), http1.to_vec());
     }

@@ -38,12 +38,14 @@ async fn post(http: &reqwest::Client, url: &str, body: String) -> bool {
 /// `POST /v3/kv/put` of random keys.
 pub async fn put(shape: &Shape) -> Result<(Samples, f64), Error> {
     let https = clients(shape)?;
-    let url = format!("http://{}/v3/kv/put", shape.endpoint);
+    let urls: Vec<String> = (0..https.len())
+        .map(|i| format!("http://{}/v3/kv/put", shape.endpoint(i)))
+        .collect();
     let value = b64(&vec![b'v'; shape.val_size]);
     let (size, space) = (shape.key_size, shape.key_space);
     Ok(drive(shape, move |c, n| {
-        let http = https[c % https.len()].clone();
-        let (url, value) = (url.clone(), value.clone());
+        let (http, url) = (https[c % https.len()].clone(), urls[c % urls.len()].clone());
+        let value = value.clone();
         async move {
             let k = key("", Rng::new(c as u64 * 1_000_003 + n).below(space), size);
             post(&http, &url, format!(r#"{{"key":"{}","value":"{value}"}}"#, b64(&k))).await
@@ -55,11 +57,12 @@ pub async fn put(shape: &Shape) -> Result<(Samples, f64), Error> {
 /// `POST /v3/kv/range` of one random preloaded key.
 pub async fn range(shape: &Shape) -> Result<(Samples, f64), Error> {
     let https = clients(shape)?;
-    let url = format!("http://{}/v3/kv/range", shape.endpoint);
+    let urls: Vec<String> = (0..https.len())
+        .map(|i| format!("http://{}/v3/kv/range", shape.endpoint(i)))
+        .collect();
     let size = shape.key_size;
     Ok(drive(shape, move |c, n| {
-        let http = https[c % https.len()].clone();
-        let url = url.clone();
+        let (http, url) = (https[c % https.len()].clone(), urls[c % urls.len()].clone());
         async move {
             let k = key("r", Rng::new(c as u64 * 7919 + n).below(RANGE_KEYS), size);
             post(&http, &url, format!(r#"{{"key":"{}"}}"#, b64(&k))).await

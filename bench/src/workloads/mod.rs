@@ -32,7 +32,8 @@ pub const ALL: &[&str] = &[
 /// How one run is shaped.
 #[derive(Clone, Debug)]
 pub struct Shape {
-    pub endpoint: String,
+    /// Connection i goes to `endpoints[i % len]`.
+    pub endpoints: Vec<String>,
     pub clients: usize,
     pub conns: usize,
     pub duration: Duration,
@@ -43,6 +44,13 @@ pub struct Shape {
     pub rate: u64,
     /// Stop after this many operations in all (0: run for `duration` only).
     pub total: u64,
+}
+
+impl Shape {
+    /// The endpoint of connection (or HTTP client) `i`.
+    pub fn endpoint(&self, i: usize) -> &str {
+        &self.endpoints[i % self.endpoints.len().max(1)]
+    }
 }
 
 /// Writes what a workload reads (once per server; not measured).
@@ -98,8 +106,8 @@ impl Rng {
 /// `conns` gRPC connections (etcd-client), shared round-robin by the clients.
 pub async fn connect(shape: &Shape) -> Result<Vec<Client>, Error> {
     let mut out = Vec::new();
-    for _ in 0..shape.conns.max(1) {
-        out.push(Client::connect([shape.endpoint.as_str()], None).await?);
+    for i in 0..shape.conns.max(1) {
+        out.push(Client::connect([shape.endpoint(i)], None).await?);
     }
     Ok(out)
 }

@@ -47,6 +47,12 @@ pub(crate) struct RaftWal {
     log: Log,
     segments: Vec<SegmentInfo>,
     buf: Vec<Vec<u8>>,
+    /// The term and vote last written (they must be durable at once).
+    term_vote: (u64, u64),
+    /// A hard state whose only change is the commit index: written with
+    /// the next batch, not on its own (the commit index is learned again
+    /// from the leader; etcd's WAL skips that fsync too).
+    lazy_hs: Option<HardState>,
 }
 
 fn pb_err(e: protobuf::ProtobufError) -> NodeError {
@@ -113,6 +119,8 @@ impl RaftWal {
             log,
             segments,
             buf: Vec::new(),
+            term_vote: (core.hs.term, core.hs.vote),
+            lazy_hs: None,
         };
         if records.is_empty() {
             let meta = initial()?;
@@ -148,14 +156,24 @@ impl RaftWal {
         Ok(())
     }
 
-    /// Makes a `Ready`'s new entries and hard state durable (one fdatasync).
+    /// Makes a `Ready`'s new entries and hard state durable (one
+    /// fdatasync). A hard state that only moves the commit index, with no
+    /// entries, waits for the next write.
     pub(crate) fn save(&mut self, entries: &[Entry], hs: Option<&HardState>) -> Result<(), NodeError> {
+        if let Some(hs) = hs {
+            if entries.is_empty() && (hs.term, hs.vote) == self.term_vote {
+                self.lazy_hs = Some(hs.clone());
+                return Ok(());
+            }
+        }
         for e in entries {
             self.buf.push(record(ENTRY, e)?);
         }
-        if let Some(hs) = hs {
+        if let Some(hs) = hs.or(self.lazy_hs.as_ref()) {
             self.buf.push(record(HARD_STATE, hs)?);
+            self.term_vote = (hs.term, hs.vote);
         }
+        self.lazy_hs = None;
         self.flush(entries.last().map_or(0, |e| e.index))
     }
 
@@ -173,6 +191,8 @@ impl RaftWal {
         self.buf
             .push(record(if restored { RESTORED } else { COMPACTED }, &meta)?);
         self.buf.push(record(HARD_STATE, &core.hs)?);
+        self.term_vote = (core.hs.term, core.hs.vote);
+        self.lazy_hs = None;
         self.flush(0)?;
         // Whole segments before the newest whose entries are all covered.
         let mut keep_from = None;
@@ -250,6 +270,24 @@ mod tests {
             (core.cs.voters.clone(), core.cs.learners.clone()),
             (vec![1, 2], vec![4])
         );
+    }
+
+    #[test]
+    fn a_commit_only_hard_state_waits_for_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = RaftWal::open(dir.path(), start(&[1, 2, 3])).unwrap();
+        wal.save(&[entry(1, 1, b"a")], Some(&hs(1, 2, 0))).unwrap();
+        wal.save(&[], Some(&hs(1, 2, 1))).unwrap();
+        let (_, core) = RaftWal::open(dir.path(), || panic!("the log exists")).unwrap();
+        assert_eq!(core.hs, hs(1, 2, 0), "not written on its own");
+        // A vote is written at once, and carries the newest commit.
+        wal.save(&[], Some(&hs(2, 3, 1))).unwrap();
+        let (_, core) = RaftWal::open(dir.path(), || panic!("the log exists")).unwrap();
+        assert_eq!(core.hs, hs(2, 3, 1));
+        wal.save(&[], Some(&hs(2, 3, 5))).unwrap();
+        wal.save(&[entry(2, 2, b"b")], None).unwrap();
+        let (_, core) = RaftWal::open(dir.path(), || panic!("the log exists")).unwrap();
+        assert_eq!(core.hs, hs(2, 3, 5), "the waiting commit went with the entries");
     }
 
     #[test]
