@@ -13,11 +13,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 duration=3 clients=1,16,64,256 out=bench/results
+ws=(put put-seq range-lin range-ser range-prefix txn-cas watch lease gw-put gw-range)
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) duration=1 clients=1,16,64 ;;
     --out) out=$2; shift ;;
-    *) echo "usage: bash bench/compare.sh [--quick] [--out DIR]" >&2; exit 2 ;;
+    --workloads) IFS=, read -ra ws <<<"$2"; shift ;;
+    --clients) clients=$2; shift ;;
+    *) echo "usage: bash bench/compare.sh [--quick] [--out DIR] [--workloads put,range-lin,...] [--clients 1,64]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -38,7 +41,6 @@ wait_healthy "127.0.0.1:$ec"; wait_healthy "127.0.0.1:$cc"
 
 results=$out/results.jsonl
 : >"$results"
-ws=(put put-seq range-lin range-ser range-prefix txn-cas watch lease gw-put gw-range)
 IFS=, read -ra cs <<<"$clients"
 turn=0
 for w in "${ws[@]}"; do

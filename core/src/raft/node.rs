@@ -111,6 +111,10 @@ pub struct State {
     pub(crate) term: AtomicU64,
     /// The leader's member ID (0: none known).
     pub(crate) leader: AtomicU64,
+    /// Whether auth is enabled (bit 0) and the auth revision (the other
+    /// bits), as last applied: every request asks, and must not wait for
+    /// the state machine's lock while a batch is being applied.
+    auth_gate: AtomicU64,
 }
 
 impl State {
@@ -127,6 +131,19 @@ impl State {
     /// The latest revision.
     pub fn current_revision(&self) -> i64 {
         self.sm.read().mvcc.current_revision()
+    }
+
+    /// Whether auth is enabled, and the auth revision, as last applied.
+    pub fn auth_gate(&self) -> (bool, u64) {
+        let g = self.auth_gate.load(Ordering::Acquire);
+        (g & 1 == 1, g >> 1)
+    }
+
+    /// Publishes what requests read without the state machine's lock;
+    /// called with the lock held, after each change is applied.
+    pub(crate) fn publish(&self, sm: &StateMachine) {
+        let gate = (sm.auth.revision() << 1) | u64::from(sm.auth.enabled());
+        self.auth_gate.store(gate, Ordering::Release);
     }
 
     /// Reads the state machine (leases, counters) under its read lock.
@@ -563,7 +580,9 @@ impl State {
             },
             sm.mvcc.current_revision(),
         ));
+        let auth_gate = AtomicU64::new((sm.auth.revision() << 1) | u64::from(sm.auth.enabled()));
         Ok(Arc::new(State {
+            auth_gate,
             sm: RwLock::new(sm),
             hub,
             storage,
@@ -708,6 +727,7 @@ impl WriteLoop {
             Ok(out)
         })?;
         self.state.applied.store(last, Ordering::Release);
+        self.state.publish(&sm);
         let events = sm.take_events();
         let rev = sm.mvcc.current_revision();
         drop(sm);

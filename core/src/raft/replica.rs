@@ -687,6 +687,7 @@ impl RaftLoop {
             Ok(())
         })?;
         self.state.applied.store(last, Ordering::Release);
+        self.state.publish(&sm);
         let events = sm.take_events();
         let rev = sm.mvcc.current_revision();
         if is_published(sm.members.get(&self.cfg.id), &self.cfg.attrs) {
@@ -798,6 +799,7 @@ impl RaftLoop {
         *sm = self.state.storage.load().map_err(st_err)?;
         sm.take_events();
         self.state.applied.store(index, Ordering::Release);
+        self.state.publish(&sm);
         drop(sm);
         {
             let mut c = self.core.write();

@@ -68,7 +68,7 @@ pub(crate) fn identify(tokens: &Tokens, state: &State, caller: &Caller) -> Resul
     if caller.member {
         return Ok(None);
     }
-    let (enabled, revision) = state.with(|sm| (sm.auth.enabled(), sm.auth.revision()));
+    let (enabled, revision) = state.auth_gate();
     if !enabled {
         return Ok(None);
     }
