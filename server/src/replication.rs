@@ -2,9 +2,11 @@
 //! to the leader, over HTTP (`POST /raft/message`, `POST /raft/keepalive`).
 //!
 //! Each peer has a sender task with its own queue: the raft thread never
-//! waits on the network. Messages queued together go in one request, as
-//! length-prefixed frames. A failed send is reported to raft, which then
-//! probes the peer gently until it answers.
+//! waits on the network. Messages go on a long-lived stream per peer
+//! (`POST /raft/stream`, a body that never ends; messages queued together
+//! go in one chunk, as length-prefixed frames); snapshots go as requests
+//! of their own (`POST /raft/message`). A failed send is reported to raft,
+//! which then probes the peer gently until it answers.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -25,11 +27,24 @@ use concord_core::api::etcdserverpb::{
 use concord_core::raft::Transport;
 use concord_core::service::{EtcdService, Forwarder};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Frame;
 use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
 use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
 
-/// Most messages in one request.
+/// Most messages in one chunk of a message stream.
 const BATCH: usize = 256;
+/// Chunks waiting to be written to a peer's connection.
+const STREAM_QUEUE: usize = 64;
+/// A peer that takes nothing for this long is unreachable.
+const SEND_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time to send one snapshot.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The largest message a stream frame may carry (raft's appends are
+/// limited to 1 MiB of entries; snapshots come as requests).
+const MAX_FRAME: usize = 64 * 1024 * 1024;
 
 type Svc = Arc<EtcdService>;
 
@@ -53,8 +68,13 @@ impl PeerClient {
         }
     }
 
-    /// A connection to `base` (`http(s)://host:port`).
-    async fn connect(&self, base: &str) -> Result<SendRequest, String> {
+    /// A connection to `base` (`http(s)://host:port`) sending bodies of type `B`.
+    async fn connect<B>(&self, base: &str) -> Result<SendRequest<B>, String>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let (https, rest) = match (base.strip_prefix("https://"), base.strip_prefix("http://")) {
             (Some(r), _) => (true, r),
             (_, Some(r)) => (false, r),
@@ -85,14 +105,17 @@ impl PeerClient {
 }
 
 /// An open HTTP/1.1 connection to one peer.
-struct SendRequest {
-    tx: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+struct SendRequest<B> {
+    tx: hyper::client::conn::http1::SendRequest<B>,
     authority: String,
 }
 
-async fn handshake<IO>(io: IO, authority: String) -> Result<SendRequest, String>
+async fn handshake<IO, B>(io: IO, authority: String) -> Result<SendRequest<B>, String>
 where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (tx, conn) = hyper::client::conn::http1::handshake(io)
         .await
@@ -107,7 +130,7 @@ where
 struct PeerConn {
     base: String,
     client: PeerClient,
-    conn: tokio::sync::Mutex<Option<SendRequest>>,
+    conn: tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>,
 }
 
 impl PeerConn {
@@ -222,13 +245,82 @@ impl Transport for HttpTransport {
             let (tx, rx) = mpsc::unbounded_channel();
             queues.insert(id, tx);
             forward.insert(id, Arc::new(PeerConn::new(&url, self.client.clone())));
-            let conn = PeerConn::new(&url, self.client.clone());
-            self.runtime.spawn(send_loop(id, conn, rx, Arc::clone(&self.svc)));
+            self.runtime
+                .spawn(send_loop(id, url, self.client.clone(), rx, Arc::clone(&self.svc)));
         }
     }
 }
 
-async fn send_loop(to: u64, conn: PeerConn, mut rx: mpsc::UnboundedReceiver<(Vec<u8>, bool)>, svc: Arc<OnceLock<Svc>>) {
+/// The body of a message stream: frames as the sender task queues them.
+type StreamBody = http_body_util::StreamBody<ReceiverStream<Result<Frame<Bytes>, Infallible>>>;
+
+/// An open message stream to one peer: a `POST /raft/stream` whose body
+/// never ends while the connection lasts. No answer per batch: a broken
+/// connection is the only failure.
+struct MessageStream {
+    frames: mpsc::Sender<Result<Frame<Bytes>, Infallible>>,
+    /// Finishes when the peer answers (it ends the stream) or the
+    /// connection breaks.
+    answer: tokio::task::JoinHandle<()>,
+}
+
+impl MessageStream {
+    async fn open(client: &PeerClient, base: &str) -> Result<MessageStream, String> {
+        let mut c = client.connect::<StreamBody>(base).await?;
+        let (frames, rx) = mpsc::channel(STREAM_QUEUE);
+        let req = hyper::Request::post("/raft/stream")
+            .header(hyper::header::HOST, c.authority.as_str())
+            .body(http_body_util::StreamBody::new(ReceiverStream::new(rx)))
+            .map_err(|e| e.to_string())?;
+        tokio::time::timeout(SEND_TIMEOUT, c.tx.ready())
+            .await
+            .map_err(|_| "peer not ready in time".to_string())?
+            .map_err(|e| e.to_string())?;
+        let answer = c.tx.send_request(req);
+        let answer = tokio::spawn(async move {
+            let _ = answer.await;
+        });
+        Ok(MessageStream { frames, answer })
+    }
+
+    /// Sends one chunk of length-prefixed messages; false if the stream is
+    /// broken (or the peer takes nothing for [`SEND_TIMEOUT`]).
+    async fn send(&self, chunk: Bytes) -> bool {
+        if self.answer.is_finished() {
+            return false;
+        }
+        matches!(
+            tokio::time::timeout(SEND_TIMEOUT, self.frames.send(Ok(Frame::data(chunk)))).await,
+            Ok(Ok(()))
+        )
+    }
+}
+
+impl Drop for MessageStream {
+    fn drop(&mut self) {
+        self.answer.abort();
+    }
+}
+
+/// Appends `msg` to `out` as one length-prefixed frame.
+fn put_frame(out: &mut Vec<u8>, msg: &[u8]) {
+    out.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    out.extend_from_slice(msg);
+}
+
+/// One peer's sender: ordinary messages go on its message stream, batched
+/// as they queue up; snapshots (large, rare) each go in a request of
+/// their own. Failures are reported to raft, and the queue is emptied
+/// while the peer is unreachable (raft resends what matters).
+async fn send_loop(
+    to: u64,
+    base: String,
+    client: PeerClient,
+    mut rx: mpsc::UnboundedReceiver<(Vec<u8>, bool)>,
+    svc: Arc<OnceLock<Svc>>,
+) {
+    let snapshots = PeerConn::new(&base, client.clone());
+    let mut stream: Option<MessageStream> = None;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -237,30 +329,46 @@ async fn send_loop(to: u64, conn: PeerConn, mut rx: mpsc::UnboundedReceiver<(Vec
                 Err(_) => break,
             }
         }
-        let snapshots = batch.iter().filter(|(_, s)| *s).count();
-        let mut body = Vec::with_capacity(batch.iter().map(|(m, _)| m.len() + 4).sum());
-        for (m, _) in &batch {
-            body.extend_from_slice(&(m.len() as u32).to_be_bytes());
-            body.extend_from_slice(m);
+        let mut chunk = Vec::with_capacity(batch.iter().map(|(m, _)| m.len() + 4).sum());
+        let mut snaps = Vec::new();
+        for (m, snapshot) in batch {
+            if snapshot {
+                snaps.push(m);
+            } else {
+                put_frame(&mut chunk, &m);
+            }
         }
-        let timeout = if snapshots > 0 {
-            Duration::from_secs(60)
-        } else {
-            Duration::from_secs(2)
-        };
-        let ok = matches!(conn.post("/raft/message", body, timeout).await, Ok((s, _)) if (200..300).contains(&s));
-        if let Some(svc) = svc.get() {
-            let node = svc.node();
+        let mut ok = true;
+        if !chunk.is_empty() {
+            if stream.is_none() {
+                match MessageStream::open(&client, &base).await {
+                    Ok(s) => stream = Some(s),
+                    Err(e) => tracing::debug!(peer = format_args!("{to:x}"), error = %e, "no message stream"),
+                }
+            }
+            ok = match &stream {
+                Some(s) => s.send(Bytes::from(chunk)).await,
+                None => false,
+            };
             if !ok {
-                node.report_unreachable(to);
+                stream = None;
             }
-            for _ in 0..snapshots {
-                node.report_snapshot(to, ok);
+        }
+        let node = svc.get().map(|svc| svc.node());
+        for snap in snaps {
+            let mut body = Vec::with_capacity(snap.len() + 4);
+            put_frame(&mut body, &snap);
+            let sent = matches!(snapshots.post("/raft/message", body, SNAPSHOT_TIMEOUT).await, Ok((s, _)) if (200..300).contains(&s));
+            if let Some(node) = &node {
+                node.report_snapshot(to, sent);
             }
+            ok &= sent;
         }
         if !ok {
+            if let Some(node) = &node {
+                node.report_unreachable(to);
+            }
             tracing::debug!(peer = format_args!("{to:x}"), "peer unreachable");
-            // Raft resends what matters; do not pile up a backlog.
             tokio::time::sleep(Duration::from_millis(50)).await;
             while rx.try_recv().is_ok() {}
         }
@@ -302,15 +410,56 @@ fn leader_only<Req: serde::de::DeserializeOwned, Resp: serde::Serialize>(
     (StatusCode::OK, serde_json::to_vec(&f(&req)).unwrap_or_default()).into_response()
 }
 
-async fn raft_message(State(svc): State<Svc>, body: Bytes) -> StatusCode {
-    let mut rest = &body[..];
-    while rest.len() >= 4 {
-        let n = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        if rest.len() < 4 + n {
-            return StatusCode::BAD_REQUEST;
+/// Steps every whole frame at the start of `buf` into raft; returns how
+/// many bytes they took, or `None` if a frame is too large to be one.
+fn step_frames(svc: &Svc, buf: &[u8]) -> Option<usize> {
+    let mut off = 0;
+    while buf.len() - off >= 4 {
+        let n = u32::from_be_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
+        if n > MAX_FRAME {
+            return None;
         }
-        svc.node().step(rest[4..4 + n].to_vec());
-        rest = &rest[4 + n..];
+        if buf.len() - off < 4 + n {
+            break;
+        }
+        svc.node().step(buf[off + 4..off + 4 + n].to_vec());
+        off += 4 + n;
+    }
+    Some(off)
+}
+
+/// `POST /raft/message`: whole messages (snapshots).
+async fn raft_message(State(svc): State<Svc>, body: Bytes) -> StatusCode {
+    match step_frames(&svc, &body) {
+        Some(n) if n == body.len() => StatusCode::NO_CONTENT,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// `POST /raft/stream`: a peer's message stream, stepped as frames
+/// arrive, for as long as the peer keeps it open.
+async fn raft_stream(State(svc): State<Svc>, body: axum::body::Body) -> StatusCode {
+    let mut data = body.into_data_stream();
+    let mut buf: Vec<u8> = Vec::new();
+    while let Some(chunk) = data.next().await {
+        let Ok(chunk) = chunk else {
+            break;
+        };
+        if buf.is_empty() {
+            // The usual case: whole frames in one chunk, no copy.
+            match step_frames(&svc, &chunk) {
+                Some(n) => buf.extend_from_slice(&chunk[n..]),
+                None => return StatusCode::BAD_REQUEST,
+            }
+        } else {
+            buf.extend_from_slice(&chunk);
+            match step_frames(&svc, &buf) {
+                Some(n) => {
+                    buf.drain(..n);
+                }
+                None => return StatusCode::BAD_REQUEST,
+            }
+        }
     }
     StatusCode::NO_CONTENT
 }
@@ -358,6 +507,7 @@ pub async fn fetch_join(client: &PeerClient, peers: &[String], my_peer_urls: &[S
 pub fn router(svc: Svc) -> Router {
     Router::new()
         .route("/raft/message", post(raft_message))
+        .route("/raft/stream", post(raft_stream))
         .route("/raft/keepalive", post(keep_alive))
         .route("/raft/join", post(join))
         .route("/raft/timetolive", post(time_to_live))
