@@ -4,17 +4,24 @@
 //!
 //! Files are segments named by their first index (`{index:016x}.wal`).
 //! A record is `len: u32 | crc32: u32 | index: u64 | payload`, little
-//! endian, with the checksum over index and payload. At open, a torn or
-//! corrupt record at the end of the last segment (a crash mid-write) is cut
-//! off; one anywhere else is corruption and stops the member.
+//! endian, with the checksum over index and payload. Space is reserved
+//! ahead of the end (`fallocate`, 16 MiB at a time, as etcd preallocates
+//! its WAL): an fdatasync then has no file size to record, which on ext4
+//! makes it markedly cheaper. Reserved space reads as zeros, which is where
+//! a segment's records end. At open, a torn or corrupt record at the end of
+//! the last segment (a crash mid-write) is cut off; one anywhere else is
+//! corruption and stops the member.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 const HEADER: usize = 16;
 /// A segment is closed once it grows past this size.
 const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// Space reserved ahead of a segment's end at a time.
+const RESERVE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Errors of the log.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +67,10 @@ pub struct Log {
     dir: PathBuf,
     segments: Vec<Segment>,
     file: File,
+    /// Where the next record goes (the end of the records).
     file_len: u64,
+    /// The file's size: space up to here is reserved.
+    reserved: u64,
     next: u64,
     buf: Vec<u8>,
 }
@@ -101,8 +111,23 @@ fn read_segment(path: &Path) -> io::Result<(Vec<Entry>, u64, bool)> {
         });
         off = end;
     }
-    let clean = off == data.len();
+    // Reserved space (zeros) after the records is a clean end.
+    let clean = data[off..].iter().all(|&b| b == 0);
     Ok((entries, off as u64, clean))
+}
+
+/// Reserves space in `file` up to `len` bytes (best effort: where the file
+/// system cannot, writes simply extend the file).
+fn reserve(file: &File, from: u64, len: u64) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), from, len - from).is_ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (file, from, len);
+        false
+    }
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -168,13 +193,15 @@ impl Log {
             tail_len = 0;
         }
         let path = &segments.last().expect("one segment at least").path;
-        let file = OpenOptions::new().append(true).open(path)?;
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let reserved = file.metadata()?.len();
         Ok((
             Log {
                 dir: dir.to_path_buf(),
                 segments,
                 file,
                 file_len: tail_len,
+                reserved,
                 next,
                 buf: Vec::new(),
             },
@@ -216,7 +243,20 @@ impl Log {
             self.buf.extend_from_slice(p);
             self.next += 1;
         }
-        if let Err(e) = self.file.write_all(&self.buf).and_then(|()| self.file.sync_data()) {
+        let end = self.file_len + self.buf.len() as u64;
+        if end > self.reserved {
+            let to = end.next_multiple_of(RESERVE_BYTES);
+            self.reserved = if reserve(&self.file, self.reserved, to) {
+                to
+            } else {
+                end
+            };
+        }
+        if let Err(e) = self
+            .file
+            .write_all_at(&self.buf, self.file_len)
+            .and_then(|()| self.file.sync_data())
+        {
             // What reached the disk is unknown: the member must stop.
             self.next = first;
             return Err(e.into());
@@ -230,8 +270,14 @@ impl Log {
 
     fn rotate(&mut self) -> Result<(), LogError> {
         let path = segment_path(&self.dir, self.next);
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)?;
         sync_dir(&self.dir)?;
+        self.reserved = file.metadata()?.len();
         self.file = file;
         self.file_len = 0;
         self.segments.push(Segment { first: self.next, path });
@@ -252,6 +298,32 @@ impl Log {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn records_go_into_reserved_space_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = Log::open(dir.path(), 1).unwrap();
+        log.append([b"one".as_slice()]).unwrap();
+        let seg = segment_path(dir.path(), 1);
+        if cfg!(target_os = "linux") {
+            assert_eq!(fs::metadata(&seg).unwrap().len(), RESERVE_BYTES, "space reserved ahead");
+        }
+        drop(log);
+        // Reopened: the next record follows the first, not the reserved end.
+        let (mut log, got) = Log::open(dir.path(), 1).unwrap();
+        assert_eq!(got.len(), 1);
+        log.append([b"two".as_slice(), b"three"]).unwrap();
+        drop(log);
+        let (_, got) = Log::open(dir.path(), 1).unwrap();
+        let payloads: Vec<_> = got.iter().map(|e| (e.index, e.payload.clone())).collect();
+        assert_eq!(
+            payloads,
+            vec![(1, b"one".to_vec()), (2, b"two".to_vec()), (3, b"three".to_vec())]
+        );
+        let data = fs::read(&seg).unwrap();
+        assert_eq!(&data[HEADER..HEADER + 3], b"one");
+    }
 
     #[test]
     fn entries_survive_reopen_and_torn_tail_is_cut() {
@@ -287,7 +359,7 @@ mod tests {
         drop(log);
         let seg = segment_path(dir.path(), 1);
         let mut data = fs::read(&seg).unwrap();
-        *data.last_mut().unwrap() ^= 0xff;
+        data[HEADER] ^= 0xff; // the first payload byte of "hello"
         fs::write(&seg, data).unwrap();
         assert!(matches!(Log::open(dir.path(), 1), Err(LogError::Corrupt { .. })));
     }

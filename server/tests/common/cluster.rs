@@ -141,7 +141,7 @@ impl Member {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_concord"))
+        let child = super::server_command(env!("CARGO_BIN_EXE_concord"))
             .args(&self.args)
             .stdout(Stdio::null())
             .stderr(log)

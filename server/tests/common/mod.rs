@@ -234,7 +234,7 @@ impl Server {
     /// Starts the process (again: same port, same data) and waits until it is healthy.
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let mut cmd = Command::new(&self.program);
+        let mut cmd = server_command(&self.program);
         cmd.args(&self.args)
             .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
@@ -433,5 +433,21 @@ pub fn mask_ids(v: &mut serde_json::Value) {
         }
         serde_json::Value::Array(a) => a.iter_mut().for_each(mask_ids),
         _ => {}
+    }
+}
+
+/// A command for a server a test starts, made to die with the test
+/// process even when that process aborts (a crashed test binary must not
+/// leave members running on the machine): `setpriv --pdeathsig KILL`
+/// (util-linux) sets Linux's parent-death signal, which the server keeps
+/// across exec. The signal fires when the spawning thread ends, so spawn
+/// from the test's own thread.
+pub fn server_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    if Path::new("/usr/bin/setpriv").exists() {
+        let mut cmd = Command::new("/usr/bin/setpriv");
+        cmd.args(["--pdeathsig", "KILL", "--"]).arg(program);
+        cmd
+    } else {
+        Command::new(program)
     }
 }
