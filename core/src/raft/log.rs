@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 const HEADER: usize = 16;
 /// A segment is closed once it grows past this size.
-const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+pub(crate) const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 /// Space reserved ahead of a segment's end at a time.
 const RESERVE_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -222,6 +222,12 @@ impl Log {
     /// The first index of each segment file, oldest first.
     pub fn segment_starts(&self) -> Vec<u64> {
         self.segments.iter().map(|s| s.first).collect()
+    }
+
+    /// Bytes of records in the newest segment.
+    #[cfg(test)]
+    pub(crate) fn tail_len(&self) -> u64 {
+        self.file_len
     }
 
     /// Whether the newest segment holds nothing yet (a fresh log, or one

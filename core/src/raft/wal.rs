@@ -193,10 +193,13 @@ impl RaftWal {
         self.buf.push(record(HARD_STATE, &core.hs)?);
         self.term_vote = (core.hs.term, core.hs.vote);
         self.lazy_hs = None;
+        // The segment these records go to (the log may move on to a new
+        // one right after them): it and everything after it stay.
+        let holder = self.segments.len() - 1;
         self.flush(0)?;
-        // Whole segments before the newest whose entries are all covered.
+        // Whole segments before it whose entries are all covered.
         let mut keep_from = None;
-        for (i, s) in self.segments.iter().enumerate().take(self.segments.len() - 1) {
+        for (i, s) in self.segments.iter().enumerate().take(holder) {
             if s.max_entry > meta.index && !restored {
                 break;
             }
@@ -326,6 +329,42 @@ mod tests {
         assert_eq!((again.first(), again.last()), (second_max + 2, index));
         assert_eq!(again.hs, hs(3, 1, index));
         assert_eq!(again.cs.voters, vec![1]);
+    }
+
+    #[test]
+    fn the_segment_holding_the_new_start_is_kept_when_the_log_moves_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, mut core) = RaftWal::open(dir.path(), start(&[1])).unwrap();
+        let mut index = 0;
+        let mut save = |wal: &mut RaftWal, core: &mut LogCore, size: usize| {
+            index += 1;
+            let e = entry(index, 2, &vec![1u8; size]);
+            wal.save(std::slice::from_ref(&e), None).unwrap();
+            core.append(&[e]);
+        };
+        // Fill the first segment to just below the size that closes it, so
+        // that the start record is the last thing written to it.
+        while wal.log.tail_len() + (1 << 20) + 100 < super::super::log::SEGMENT_BYTES {
+            save(&mut wal, &mut core, 1 << 20);
+        }
+        while wal.log.tail_len() + 40 < super::super::log::SEGMENT_BYTES {
+            save(&mut wal, &mut core, 1);
+        }
+        assert_eq!(wal.segments.len(), 1);
+        let mut meta = SnapshotMetadata {
+            index: index + 10,
+            term: 3,
+            ..Default::default()
+        };
+        meta.set_conf_state(ConfState::from((vec![1], vec![])));
+        core.start_at(meta, true);
+        core.hs = hs(3, 1, index + 10);
+        wal.start_at(&core, true).unwrap();
+        assert_eq!(wal.segments.len(), 2, "the log moved on to a new segment");
+        drop(wal);
+        let (_, again) = RaftWal::open(dir.path(), || panic!("the log exists")).unwrap();
+        assert_eq!((again.snap.index, again.snap.term), (index + 10, 3));
+        assert_eq!(again.hs, hs(3, 1, index + 10));
     }
 
     #[test]
