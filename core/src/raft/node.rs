@@ -7,7 +7,7 @@
 //! batch: under concurrency many requests share one fsync.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
@@ -115,6 +115,8 @@ pub struct State {
     /// bits), as last applied: every request asks, and must not wait for
     /// the state machine's lock while a batch is being applied.
     auth_gate: AtomicU64,
+    /// The current revision, as last applied.
+    revision: AtomicI64,
 }
 
 impl State {
@@ -128,9 +130,9 @@ impl State {
         Ok(sm.mvcc.range(&view, req)?)
     }
 
-    /// The latest revision.
+    /// The latest revision (as last applied; no lock taken).
     pub fn current_revision(&self) -> i64 {
-        self.sm.read().mvcc.current_revision()
+        self.revision.load(Ordering::Acquire)
     }
 
     /// Whether auth is enabled, and the auth revision, as last applied.
@@ -139,11 +141,13 @@ impl State {
         (g & 1 == 1, g >> 1)
     }
 
-    /// Publishes what requests read without the state machine's lock;
+    /// Publishes what requests read without the state machine's lock
+    /// (auth's gate, the current revision);
     /// called with the lock held, after each change is applied.
     pub(crate) fn publish(&self, sm: &StateMachine) {
         let gate = (sm.auth.revision() << 1) | u64::from(sm.auth.enabled());
         self.auth_gate.store(gate, Ordering::Release);
+        self.revision.store(sm.mvcc.current_revision(), Ordering::Release);
     }
 
     /// Reads the state machine (leases, counters) under its read lock.
@@ -581,8 +585,10 @@ impl State {
             sm.mvcc.current_revision(),
         ));
         let auth_gate = AtomicU64::new((sm.auth.revision() << 1) | u64::from(sm.auth.enabled()));
+        let revision = AtomicI64::new(sm.mvcc.current_revision());
         Ok(Arc::new(State {
             auth_gate,
+            revision,
             sm: RwLock::new(sm),
             hub,
             storage,
