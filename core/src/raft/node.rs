@@ -654,11 +654,19 @@ impl Checkpointer {
         if applied <= self.durable {
             return Ok(false);
         }
+        let started = Instant::now();
         state.storage.checkpoint()?;
+        let synced = started.elapsed();
         if self.last_size_check.elapsed() >= SIZE_IN_USE_EVERY {
             state.db_in_use.store(state.storage.size_in_use()?, Ordering::Relaxed);
             self.last_size_check = Instant::now();
         }
+        tracing::debug!(
+            entries = applied - self.durable,
+            sync_ms = synced.as_secs_f64() * 1e3,
+            total_ms = started.elapsed().as_secs_f64() * 1e3,
+            "checkpoint"
+        );
         self.durable = applied;
         Ok(true)
     }
