@@ -117,6 +117,8 @@ pub struct State {
     auth_gate: AtomicU64,
     /// The current revision, as last applied.
     revision: AtomicI64,
+    /// The database file's size, as of the last apply.
+    db_size: AtomicU64,
 }
 
 impl State {
@@ -142,12 +144,13 @@ impl State {
     }
 
     /// Publishes what requests read without the state machine's lock
-    /// (auth's gate, the current revision);
+    /// (auth's gate, the current revision, the database's size);
     /// called with the lock held, after each change is applied.
     pub(crate) fn publish(&self, sm: &StateMachine) {
         let gate = (sm.auth.revision() << 1) | u64::from(sm.auth.enabled());
         self.auth_gate.store(gate, Ordering::Release);
         self.revision.store(sm.mvcc.current_revision(), Ordering::Release);
+        self.db_size.store(self.storage.size(), Ordering::Relaxed);
     }
 
     /// Reads the state machine (leases, counters) under its read lock.
@@ -180,9 +183,10 @@ impl State {
         self.leader.load(Ordering::Acquire)
     }
 
-    /// Size of the state machine's database file.
+    /// Size of the state machine's database file, as of the last apply
+    /// (every write asks, for the quota: no file system call each time).
     pub fn db_size(&self) -> u64 {
-        self.storage.size()
+        self.db_size.load(Ordering::Relaxed)
     }
 
     /// Bytes of the database file in use, as of the last checkpoint.
@@ -586,7 +590,9 @@ impl State {
         ));
         let auth_gate = AtomicU64::new((sm.auth.revision() << 1) | u64::from(sm.auth.enabled()));
         let revision = AtomicI64::new(sm.mvcc.current_revision());
+        let db_size = AtomicU64::new(storage.size());
         Ok(Arc::new(State {
+            db_size,
             auth_gate,
             revision,
             sm: RwLock::new(sm),
@@ -656,6 +662,7 @@ impl Checkpointer {
         }
         let started = Instant::now();
         state.storage.checkpoint()?;
+        state.db_size.store(state.storage.size(), Ordering::Relaxed);
         let synced = started.elapsed();
         if self.last_size_check.elapsed() >= SIZE_IN_USE_EVERY {
             state.db_in_use.store(state.storage.size_in_use()?, Ordering::Relaxed);
