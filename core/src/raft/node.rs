@@ -32,6 +32,10 @@ use crate::watch::{History, Hub, HubConfig, WatchReceiver, WatchStream};
 
 /// At most this many proposals share one batch.
 const MAX_BATCH: usize = 4096;
+/// A batch this large says proposals are arriving in a stream ...
+const GATHER_FROM: usize = 4;
+/// ... and the next one waits this long for more to join it.
+const GATHER: Duration = Duration::from_micros(100);
 /// Make the state machine durable (and free the log) after this many entries…
 const CHECKPOINT_ENTRIES: u64 = 5_000;
 /// …or this long after the last checkpoint.
@@ -348,6 +352,7 @@ impl Node {
                     state: loop_state,
                     log,
                     checkpoints: Checkpointer::new(applied),
+                    last_batch: 0,
                 };
                 if let Err(e) = w.run(&rx) {
                     tracing::error!(error = %e, "write path failed; no more writes are accepted");
@@ -689,6 +694,8 @@ struct WriteLoop {
     state: Arc<State>,
     log: Log,
     checkpoints: Checkpointer,
+    /// Proposals in the last batch.
+    last_batch: usize,
 }
 
 impl WriteLoop {
@@ -708,6 +715,11 @@ impl WriteLoop {
                 Msg::Propose(r, tx) => batch.push((r, tx)),
                 Msg::Stop(done) => stop = Some(done),
             }
+            if self.last_batch >= GATHER_FROM {
+                // Under load, let proposals gather a moment: one fdatasync
+                // and one commit then serve more of them.
+                thread::sleep(GATHER);
+            }
             while stop.is_none() && batch.len() < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(Msg::Propose(r, tx)) => batch.push((r, tx)),
@@ -715,6 +727,7 @@ impl WriteLoop {
                     Err(_) => break,
                 }
             }
+            self.last_batch = batch.len();
             if !batch.is_empty() {
                 if let Err(e) = self.commit(&mut batch) {
                     for (_, tx) in batch.drain(..) {
