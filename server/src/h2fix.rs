@@ -12,6 +12,10 @@
 //! connections are not touched at all. A connection whose first header
 //! block is fine is not looked at again (decoding every block would cost
 //! more than the request itself).
+//!
+//! On the write side, HTTP/2 output is held back for one turn of the
+//! scheduler so that the answers of a batch of requests leave in one
+//! system call (see the `AsyncWrite` implementation).
 
 use std::io;
 use std::pin::Pin;
@@ -61,6 +65,14 @@ pub struct AuthorityFix<S> {
     /// decoder then follows our encoding, not the client's).
     rewriting: bool,
     eof: bool,
+    /// HTTP/2 output held back for one turn of the scheduler (see
+    /// [`AsyncWrite`] below).
+    held: Vec<u8>,
+    /// Whether the connection already let other tasks run since it last
+    /// asked to flush `held`.
+    yielded: bool,
+    /// The client spoke HTTP/2 (its preface was seen).
+    http2: bool,
 }
 
 impl<S> AuthorityFix<S> {
@@ -76,6 +88,9 @@ impl<S> AuthorityFix<S> {
             block: None,
             rewriting: false,
             eof: false,
+            held: Vec::new(),
+            yielded: false,
+            http2: false,
         }
     }
 
@@ -90,6 +105,7 @@ impl<S> AuthorityFix<S> {
                     } else if self.input.len() >= PREFACE.len() {
                         self.output.extend(self.input.drain(..PREFACE.len()));
                         self.mode = Mode::Http2;
+                        self.http2 = true;
                     } else {
                         return;
                     }
@@ -295,17 +311,50 @@ impl<S: AsyncRead + Unpin> AsyncRead for AuthorityFix<S> {
     }
 }
 
+/// Most HTTP/2 output held back before it is written regardless.
+const HOLD_BYTES: usize = 64 * 1024;
+
+impl<S: AsyncWrite + Unpin> AuthorityFix<S> {
+    /// Writes what is held to the connection.
+    fn drain_held(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.held.is_empty() {
+            match Pin::new(&mut self.inner).poll_write(cx, &self.held) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    self.held.drain(..n);
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn holding(&self) -> bool {
+        self.http2
+    }
+}
+
+/// On HTTP/2 connections, output is held back for one turn of the
+/// scheduler before it is written: the server answers each request from
+/// its own task, and each answer wakes the connection, which would
+/// otherwise write every answer with a system call of its own. Letting the
+/// other woken tasks run first gathers the answers of a batch of writes
+/// into one `writev`. HTTP/1 output is written at once.
 impl<S: AsyncWrite + Unpin> AsyncWrite for AuthorityFix<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        let this = &mut *self;
+        if !this.holding() {
+            return Pin::new(&mut this.inner).poll_write(cx, buf);
+        }
+        if this.held.len() >= HOLD_BYTES {
+            match this.drain_held(cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other.map(|r| r.map(|()| 0)),
+            }
+        }
+        this.held.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
     }
 
     fn poll_write_vectored(
@@ -313,11 +362,52 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for AuthorityFix<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let this = &mut *self;
+        if !this.holding() {
+            return Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        }
+        if this.held.len() >= HOLD_BYTES {
+            match this.drain_held(cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other.map(|r| r.map(|()| 0)),
+            }
+        }
+        let mut n = 0;
+        for b in bufs {
+            this.held.extend_from_slice(b);
+            n += b.len();
+        }
+        Poll::Ready(Ok(n))
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        true
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if !this.held.is_empty() && !this.yielded {
+            // Back of the run queue: the tasks woken with this one add
+            // their answers first.
+            this.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        match this.drain_held(cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other,
+        }
+        this.yielded = false;
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        match this.drain_held(cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other,
+        }
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
 
@@ -400,6 +490,49 @@ mod tests {
         assert!(matches!(fix.mode, Mode::Passthrough));
         let http1 = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
         assert_eq!(run(http1), http1.to_vec());
+    }
+
+    /// A connection that counts the writes reaching it.
+    #[derive(Default)]
+    struct Counting {
+        data: Vec<u8>,
+        writes: usize,
+    }
+
+    impl AsyncWrite for Counting {
+        fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            self.writes += 1;
+            self.data.extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn http2_output_is_held_one_turn_then_written_together() {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut fix = AuthorityFix::new(Counting::default());
+        fix.http2 = true;
+        let mut p = Pin::new(&mut fix);
+        assert!(matches!(p.as_mut().poll_write(&mut cx, b"one "), Poll::Ready(Ok(4))));
+        assert!(p.as_mut().poll_flush(&mut cx).is_pending(), "held for one turn");
+        assert!(matches!(p.as_mut().poll_write(&mut cx, b"two"), Poll::Ready(Ok(3))));
+        assert!(matches!(p.as_mut().poll_flush(&mut cx), Poll::Ready(Ok(()))));
+        assert_eq!(fix.inner.data, b"one two");
+        assert_eq!(fix.inner.writes, 1, "both answers in one write");
+        // HTTP/1 output goes straight through.
+        let mut fix = AuthorityFix::new(Counting::default());
+        let mut p = Pin::new(&mut fix);
+        assert!(matches!(
+            p.as_mut().poll_write(&mut cx, b"HTTP/1.1 200 OK"),
+            Poll::Ready(Ok(15))
+        ));
+        assert_eq!(fix.inner.writes, 1);
     }
 
     #[test]
