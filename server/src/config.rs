@@ -122,7 +122,7 @@ pub struct Config {
     /// Memory for cached pages of the state database, in bytes (not an etcd
     /// flag: bbolt leaves this to the OS). Reads beyond it come from the OS
     /// page cache.
-    #[arg(long, env = "CONCORD_BACKEND_CACHE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    #[arg(long, env = "CONCORD_BACKEND_CACHE_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub backend_cache_bytes: usize,
 
     /// How to read --auto-compaction-retention.

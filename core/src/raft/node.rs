@@ -95,7 +95,7 @@ impl Default for NodeConfig {
         NodeConfig {
             progress_interval: Duration::from_secs(600),
             max_response_bytes: 1536 * 1024,
-            backend_cache_bytes: 16 * 1024 * 1024,
+            backend_cache_bytes: 8 * 1024 * 1024,
         }
     }
 }
