@@ -333,6 +333,19 @@ impl<S: AsyncWrite + Unpin> AuthorityFix<S> {
     fn holding(&self) -> bool {
         self.http2
     }
+
+    /// Writes what is held once it has grown to [`HOLD_BYTES`]; what to
+    /// answer the caller if that cannot finish now.
+    fn make_room(&mut self, cx: &mut Context<'_>) -> Option<Poll<io::Result<usize>>> {
+        if self.held.len() < HOLD_BYTES {
+            return None;
+        }
+        match self.drain_held(cx) {
+            Poll::Ready(Ok(())) => None,
+            Poll::Ready(Err(e)) => Some(Poll::Ready(Err(e))),
+            Poll::Pending => Some(Poll::Pending),
+        }
+    }
 }
 
 /// On HTTP/2 connections, output is held back for one turn of the
@@ -347,11 +360,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for AuthorityFix<S> {
         if !this.holding() {
             return Pin::new(&mut this.inner).poll_write(cx, buf);
         }
-        if this.held.len() >= HOLD_BYTES {
-            match this.drain_held(cx) {
-                Poll::Ready(Ok(())) => {}
-                other => return other.map(|r| r.map(|()| 0)),
-            }
+        if let Some(blocked) = this.make_room(cx) {
+            return blocked;
         }
         this.held.extend_from_slice(buf);
         Poll::Ready(Ok(buf.len()))
@@ -366,11 +376,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for AuthorityFix<S> {
         if !this.holding() {
             return Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         }
-        if this.held.len() >= HOLD_BYTES {
-            match this.drain_held(cx) {
-                Poll::Ready(Ok(())) => {}
-                other => return other.map(|r| r.map(|()| 0)),
-            }
+        if let Some(blocked) = this.make_room(cx) {
+            return blocked;
         }
         let mut n = 0;
         for b in bufs {
