@@ -61,8 +61,4 @@ for w in put range-lin range-ser; do
     done
   done
 done
-"$bin/concord-bench" report "$results" --svg "$out/chart.svg" | tee "$out/results.md"
-{
-  echo
-  echo "3-member clusters on one machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); etcd $(etcd --version | awk 'NR==1{print $3}'); $(date -u +%Y-%m-%d)."
-} | tee -a "$out/results.md"
+report "3-member clusters on one machine"

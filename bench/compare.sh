@@ -55,8 +55,4 @@ for w in "${ws[@]}"; do
     done
   done
 done
-"$bin/concord-bench" report "$results" --svg "$out/chart.svg" | tee "$out/results.md"
-{
-  echo
-  echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); etcd $(etcd --version | awk 'NR==1{print $3}'); $(date -u +%Y-%m-%d)."
-} | tee -a "$out/results.md"
+report "Machine"

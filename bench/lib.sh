@@ -26,3 +26,12 @@ for _ in range(300):
     except Exception: time.sleep(0.1)
 sys.exit(1)' "http://$1/health" || { echo "no healthy server at $1" >&2; exit 1; }
 }
+# report LABEL: the ratio table and chart of $results into $out, with a
+# line naming the machine.
+report() {
+  "$bin/concord-bench" report "$results" --svg "$out/chart.svg" | tee "$out/results.md"
+  {
+    echo
+    echo "$1: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); etcd $(etcd --version | awk 'NR==1{print $3}'); $(date -u +%Y-%m-%d)."
+  } | tee -a "$out/results.md"
+}

@@ -151,8 +151,7 @@ impl State {
     /// (auth's gate, the current revision, the database's size);
     /// called with the lock held, after each change is applied.
     pub(crate) fn publish(&self, sm: &StateMachine) {
-        let gate = (sm.auth.revision() << 1) | u64::from(sm.auth.enabled());
-        self.auth_gate.store(gate, Ordering::Release);
+        self.auth_gate.store(auth_gate(sm), Ordering::Release);
         self.revision.store(sm.mvcc.current_revision(), Ordering::Release);
         self.db_size.store(self.storage.size(), Ordering::Relaxed);
     }
@@ -593,7 +592,7 @@ impl State {
             },
             sm.mvcc.current_revision(),
         ));
-        let auth_gate = AtomicU64::new((sm.auth.revision() << 1) | u64::from(sm.auth.enabled()));
+        let auth_gate = AtomicU64::new(auth_gate(&sm));
         let revision = AtomicI64::new(sm.mvcc.current_revision());
         let db_size = AtomicU64::new(storage.size());
         Ok(Arc::new(State {
@@ -611,6 +610,11 @@ impl State {
             leader: AtomicU64::new(id.leader),
         }))
     }
+}
+
+/// Auth's on/off state (bit 0) and revision (the other bits), as one word.
+fn auth_gate(sm: &StateMachine) -> u64 {
+    (sm.auth.revision() << 1) | u64::from(sm.auth.enabled())
 }
 
 /// The thread that catches slow watchers up from history.

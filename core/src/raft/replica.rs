@@ -28,7 +28,7 @@ use raft::{GetEntriesContext, RaftState, RawNode, SnapshotStatus, StateRole, Sto
 use tokio::sync::oneshot;
 
 use super::node::{apply_one, Checkpointer, NodeError, Reply, State};
-use super::wal::RaftWal;
+use super::wal::{pb_err, RaftWal};
 use super::WriteResponse;
 use crate::api::concordpb::log_request::Request as LogOp;
 use crate::api::concordpb::{LogRequest, Member, Snapshot as SnapshotData};
@@ -282,10 +282,6 @@ impl RaftStorage for Store {
         );
         Ok(snap)
     }
-}
-
-fn pb_err(e: protobuf::ProtobufError) -> NodeError {
-    NodeError::Apply(format!("raft record: {e}"))
 }
 
 fn st_err(e: StorageError) -> NodeError {

@@ -55,7 +55,8 @@ pub(crate) struct RaftWal {
     lazy_hs: Option<HardState>,
 }
 
-fn pb_err(e: protobuf::ProtobufError) -> NodeError {
+/// A raft record that protobuf could not encode or decode.
+pub(super) fn pb_err(e: protobuf::ProtobufError) -> NodeError {
     NodeError::Apply(format!("raft record: {e}"))
 }
 
