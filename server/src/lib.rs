@@ -217,6 +217,30 @@ async fn expire_leases(svc: Arc<EtcdService>) {
 /// Starts the member described by `cfg` and serves clients until `shutdown`
 /// resolves; then stops accepting, finishes queued writes and checkpoints.
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+    run_reporting(cfg, shutdown, |_| ()).await
+}
+
+/// [`run`], calling `ready` with the client addresses bound once the member
+/// serves. A client URL with port 0 is bound to a free port, and an
+/// advertised client URL equal to it becomes the address bound (how an
+/// embedded server, e.g. in a test, gets a port nobody else has).
+pub async fn run_reporting(
+    mut cfg: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(Vec<SocketAddr>) + Send,
+) -> Result<(), ServerError> {
+    let mut client_listeners = Vec::new();
+    for url in cfg.listen_client_urls.clone() {
+        let (listener, addr) = bind(&url).await?;
+        if config::host_port(&url)?.1 == 0 {
+            let scheme = if url.starts_with("https://") { "https" } else { "http" };
+            let bound = format!("{scheme}://{addr}");
+            for adv in cfg.advertise_client_urls.iter_mut().filter(|a| **a == url) {
+                adv.clone_from(&bound);
+            }
+        }
+        client_listeners.push((url, listener, addr));
+    }
     let retention = match (cfg.auto_compaction_mode, cfg.auto_compaction_retention.trim()) {
         (_, "0") | (_, "") => None,
         (CompactionMode::Periodic, r) => Some(compactor::Retention::Periodic(config::parse_retention(r)?)),
@@ -375,7 +399,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         .layer(cors_layer(&cfg.cors))
         .merge(grpc::routes(Arc::clone(&svc)).into_axum_router());
 
-    for url in &cfg.listen_client_urls {
+    let mut bound = Vec::new();
+    for (url, listener, addr) in client_listeners {
         let tls = if url.starts_with("https://") {
             Some((
                 client_tls.clone().ok_or(ConfigError::TlsNeeded(url.clone()))?,
@@ -384,10 +409,11 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         } else {
             None
         };
-        let (listener, addr) = bind(url).await?;
         tracing::info!(%addr, tls = tls.is_some(), "serving clients (gRPC and HTTP)");
         servers.spawn(serve(listener, app.clone(), tls, stop_rx.clone()));
+        bound.push(addr);
     }
+    ready(bound);
     let compactor = retention.map(|r| tokio::spawn(compactor::run(Arc::clone(&svc), r)));
     let expiry = tokio::spawn(expire_leases(Arc::clone(&svc)));
     tracing::info!(name = %cfg.name, data_dir = %cfg.data_dir().display(), "concord is ready");

@@ -454,6 +454,8 @@ async fn keep_alive_restart(kind: Kind) {
         .await
         .unwrap();
     ka.close();
+    assert_eq!(ka.lost().await, None, "closed, not lost");
+    assert_eq!(ka.state(), LeaseState::Closed);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -468,13 +470,14 @@ async fn keep_alive_loss(kind: Kind) {
     let c = client(&[&s.endpoint]).await;
     let ttl = 3;
     let l = c.lease_grant(ttl, 0).await.unwrap().id;
-    let mut ka = c.lease_keep_alive(l).await.unwrap();
+    let ka = c.lease_keep_alive(l).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     s.kill9();
     let t = Instant::now();
     let e = tokio::time::timeout(Duration::from_secs(10), ka.lost())
         .await
-        .expect("loss reported");
+        .expect("loss reported")
+        .expect("lost, not closed");
     // The last refresh was at most ttl/3 before the kill.
     assert!(
         t.elapsed() <= Duration::from_millis(3300),
@@ -492,11 +495,12 @@ async fn keep_alive_loss(kind: Kind) {
     // A lease revoked elsewhere is reported lost at the next refresh.
     s.start();
     let l = c.lease_grant(ttl, 0).await.unwrap().id;
-    let mut ka = c.lease_keep_alive(l).await.unwrap();
+    let ka = c.lease_keep_alive(l).await.unwrap();
     c.lease_revoke(l).await.unwrap();
     let e = tokio::time::timeout(Duration::from_secs(5), ka.lost())
         .await
-        .expect("loss reported");
+        .expect("loss reported")
+        .expect("lost, not closed");
     assert_eq!(e.kind(), ErrorKind::LeaseNotFound);
 }
 
@@ -571,4 +575,77 @@ async fn auth_token_renewal(kind: Kind) {
     let got = collect(&mut w, 1).await;
     let kv = got[0].events[0].kv.as_ref().unwrap();
     assert_eq!((kv.key.as_slice(), kv.mod_revision), (&b"app/z"[..], p));
+}
+
+/// The handles every binding builds on, through the blocking facade: a
+/// watch read from several threads with a timeout and canceled from
+/// another thread; a keep-alive closed from `&self`.
+fn blocking_handles(kind: Kind) {
+    use concord_core::client::BlockingClient;
+    let s = start(kind);
+    let c = BlockingClient::connect(ClientOptions::new([s.endpoint.as_str()])).unwrap();
+    let w = std::sync::Arc::new(
+        c.block_on(c.client().watch_handle("h/", WatchOptions::new().prefix()))
+            .unwrap(),
+    );
+    assert!(
+        c.block_on(w.next_timeout(Duration::from_millis(200))).is_err(),
+        "nothing yet"
+    );
+    for i in 0..20 {
+        c.block_on(c.client().put(format!("h/{i}"), "v", PutOptions::new()))
+            .unwrap();
+    }
+    // Two threads share the handle; together they see every event once, each in order.
+    let seen: Vec<Vec<i64>> = std::thread::scope(|scope| {
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (w, c) = (w.clone(), c.clone());
+                scope.spawn(move || {
+                    let mut revs = Vec::new();
+                    while let Ok(Some(answer)) = c.block_on(w.next_timeout(Duration::from_millis(500))) {
+                        revs.extend(
+                            answer
+                                .unwrap()
+                                .events
+                                .iter()
+                                .map(|e| e.kv.as_ref().unwrap().mod_revision),
+                        );
+                    }
+                    revs
+                })
+            })
+            .collect();
+        readers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let mut all: Vec<i64> = seen.iter().flatten().copied().collect();
+    assert!(seen.iter().all(|r| r.windows(2).all(|p| p[0] < p[1])), "{seen:?}");
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 20, "{kind:?}: {seen:?}");
+
+    // A reader blocked in next() is released by a cancel from another thread.
+    let blocked = {
+        let (w, c) = (w.clone(), c.clone());
+        std::thread::spawn(move || c.block_on(w.next()))
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    w.cancel();
+    assert!(blocked.join().unwrap().is_none());
+    c.block_on(c.client().put("h/after", "v", PutOptions::new())).unwrap();
+    assert!(c.block_on(w.next()).is_none(), "nothing after cancel");
+
+    let lease = c.block_on(c.client().lease_grant(5, 0)).unwrap().id;
+    let ka = c.block_on(c.client().lease_keep_alive(lease)).unwrap();
+    assert_eq!(ka.state(), LeaseState::Alive { ttl: 5 });
+    ka.close();
+    assert_eq!(c.block_on(ka.lost()), None);
+    assert_eq!(ka.state(), LeaseState::Closed);
+}
+
+#[test]
+fn blocking_facade_and_shared_handles() {
+    for kind in BOTH {
+        blocking_handles(kind);
+    }
 }

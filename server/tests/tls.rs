@@ -265,3 +265,45 @@ async fn members_replicate_over_peer_tls() {
         "plain HTTP on the peer port"
     );
 }
+
+/// The shared client (every binding's transport) over TLS: the CA from a
+/// file or from PEM bytes, a client certificate when the member asks for
+/// one; refused without the certificate, and by a server it cannot verify.
+#[test]
+fn shared_client_over_tls_with_a_client_certificate() {
+    use concord_core::client::{BlockingClient, ClientOptions, GetOptions, Pem, PutOptions, TlsOptions};
+    let pki = make_pki();
+    let data = tempfile::tempdir().unwrap();
+    let ca = pki.p("ca.pem");
+    let s = tls_server(&pki, &data, &["--trusted-ca-file", &ca, "--client-cert-auth"]);
+    let url = format!("https://{}", s.endpoint);
+    let with = |tls: TlsOptions| BlockingClient::connect(ClientOptions::new([url.clone()]).tls(tls)).unwrap();
+
+    let alice = TlsOptions::new()
+        .ca(Pem::File(pki.path("ca.pem")))
+        .identity(Pem::File(pki.path("alice.pem")), Pem::File(pki.path("alice-key.pem")));
+    let c = with(alice);
+    c.block_on(c.client().put("tls/k", "v", PutOptions::new())).unwrap();
+    let bytes = |n: &str| Pem::Bytes(std::fs::read(pki.path(n)).unwrap());
+    let from_bytes = TlsOptions::new()
+        .ca(bytes("ca.pem"))
+        .identity(bytes("alice.pem"), bytes("alice-key.pem"));
+    let c = with(from_bytes);
+    let got = c.block_on(c.client().get("tls/k", GetOptions::new())).unwrap();
+    assert_eq!(got.kvs[0].value, b"v");
+
+    // No client certificate: the handshake fails, the call reports it.
+    let c = with(TlsOptions::new().ca(Pem::File(pki.path("ca.pem"))));
+    let e = short_get(&c, "tls/k").expect_err("refused without a certificate");
+    assert_eq!(e.kind(), concord_core::client::ErrorKind::Timeout, "{e}");
+    // The platform's roots do not know the test CA.
+    let c = with(TlsOptions::new().identity(Pem::File(pki.path("alice.pem")), Pem::File(pki.path("alice-key.pem"))));
+    assert!(short_get(&c, "tls/k").is_err());
+}
+
+/// A get with a 1 s deadline.
+fn short_get(c: &concord_core::client::BlockingClient, key: &str) -> Result<(), concord_core::client::Error> {
+    let short = c.client().with_timeout(std::time::Duration::from_secs(1));
+    c.block_on(short.get(key, concord_core::client::GetOptions::new()))
+        .map(|_| ())
+}

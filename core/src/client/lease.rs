@@ -33,15 +33,20 @@ pub enum LeaseState {
     },
     /// Gone: expired before a refresh got through, or revoked. Final.
     Lost(Error),
+    /// The handle stopped refreshing ([`KeepAlive::close`]); the lease runs
+    /// out its TTL unless revoked. Final.
+    Closed,
 }
 
-/// A lease being kept alive. Dropping it (or [`KeepAlive::close`]) stops
-/// the refreshes, leaving the lease to expire; revoking is explicit
-/// ([`Client::lease_revoke`]).
+/// A lease being kept alive: a handle usable from `&self` on any thread.
+/// Dropping it (or [`KeepAlive::close`]) stops the refreshes, leaving the
+/// lease to expire; revoking is explicit ([`Client::lease_revoke`]).
 #[derive(Debug)]
 pub struct KeepAlive {
     id: i64,
     state: watch::Receiver<LeaseState>,
+    /// Dropped or sent to: the background task stops.
+    stop: watch::Sender<bool>,
 }
 
 impl KeepAlive {
@@ -55,33 +60,37 @@ impl KeepAlive {
         self.state.borrow().clone()
     }
 
-    /// Waits until the lease is lost and says why.
-    pub async fn lost(&mut self) -> Error {
+    /// Waits until the lease is lost and says why; `None` if the handle
+    /// was closed first.
+    pub async fn lost(&self) -> Option<Error> {
+        let mut state = self.state.clone();
         loop {
-            if let LeaseState::Lost(e) = &*self.state.borrow_and_update() {
-                return e.clone();
+            match &*state.borrow_and_update() {
+                LeaseState::Lost(e) => return Some(e.clone()),
+                LeaseState::Closed => return None,
+                LeaseState::Alive { .. } => {}
             }
-            if self.state.changed().await.is_err() {
-                // The task ends only after reporting a loss.
-                if let LeaseState::Lost(e) = &*self.state.borrow() {
-                    return e.clone();
-                }
-                return Error::LeaseLost {
-                    id: self.id,
-                    reason: "keep-alive stopped".into(),
+            if state.changed().await.is_err() {
+                // The task ends only after reporting a final state.
+                return match &*state.borrow() {
+                    LeaseState::Lost(e) => Some(e.clone()),
+                    _ => None,
                 };
             }
         }
     }
 
-    /// Waits for the next change of state (a refresh or the loss).
-    pub async fn changed(&mut self) -> LeaseState {
-        let _ = self.state.changed().await;
+    /// Waits for the next change of state (a refresh, the loss or the close).
+    pub async fn changed(&self) -> LeaseState {
+        let mut state = self.state.clone();
+        let _ = state.changed().await;
         self.state()
     }
 
-    /// Stops refreshing the lease (it is not revoked).
-    pub fn close(self) {}
+    /// Stops refreshing the lease (it is not revoked). Idempotent.
+    pub fn close(&self) {
+        self.stop.send_replace(true);
+    }
 }
 
 impl Client {
@@ -149,9 +158,21 @@ impl Client {
             return Err(Error::Etcd(EtcdError::LeaseNotFound));
         }
         let (tx, rx) = watch::channel(LeaseState::Alive { ttl: first.ttl });
-        rt::spawn(keep_alive_task(self.clone(), id, first.ttl, sent, tx));
-        Ok(KeepAlive { id, state: rx })
+        let (stop, stop_rx) = watch::channel(false);
+        let client = self.clone();
+        rt::spawn(async move {
+            let task = keep_alive_task(client, id, first.ttl, sent, &tx);
+            if let Either::Right(_) = select(pin!(task), pin!(stopped(stop_rx))).await {
+                tx.send_replace(LeaseState::Closed);
+            }
+        });
+        Ok(KeepAlive { id, state: rx, stop })
     }
+}
+
+/// Resolves when the handle asks to stop or goes away.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 fn secs(s: i64) -> Duration {
@@ -160,22 +181,17 @@ fn secs(s: i64) -> Duration {
 
 /// Refreshes lease `id` (last granted `ttl` for a refresh sent at `sent`)
 /// until the handle goes away or the lease is lost.
-async fn keep_alive_task(client: Client, id: i64, mut ttl: i64, mut sent: Instant, tx: watch::Sender<LeaseState>) {
+async fn keep_alive_task(client: Client, id: i64, mut ttl: i64, mut sent: Instant, tx: &watch::Sender<LeaseState>) {
     loop {
         // The server counts the TTL from when it got the refresh, which is
         // after `sent`: `sent + ttl` is a safe deadline.
         let expires = sent + secs(ttl);
         let next = sent + secs(ttl) / 3;
         let wait = next.saturating_duration_since(Instant::now());
-        if let Either::Right(_) = select(pin!(rt::sleep(wait)), pin!(tx.closed())).await {
-            return;
-        }
+        rt::sleep(wait).await;
         loop {
             let attempt = Instant::now();
-            let result = match select(pin!(client.refresh(id, expires)), pin!(tx.closed())).await {
-                Either::Left((r, _)) => r,
-                Either::Right(_) => return,
-            };
+            let result = client.refresh(id, expires).await;
             match result {
                 Ok(resp) if resp.ttl > 0 => {
                     ttl = resp.ttl;

@@ -28,10 +28,14 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(not(target_arch = "wasm32"))]
+mod blocking;
 mod error;
 mod kv;
 mod lease;
 mod rt;
+#[cfg(not(target_arch = "wasm32"))]
+mod tls;
 mod transport;
 mod watch;
 
@@ -40,12 +44,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub use blocking::{BlockingClient, SharedRuntime};
 pub use error::{Error, ErrorKind};
 pub use kv::{
     prefix_end, Compare, CompareOn, CompareWith, DeleteOptions, GetOptions, Op, PutOptions, SortOrder, SortTarget, Txn,
 };
 pub use lease::{KeepAlive, LeaseState};
-pub use watch::{WatchOptions, Watcher};
+#[cfg(not(target_arch = "wasm32"))]
+pub use tls::{Pem, TlsOptions};
+pub use watch::{Elapsed, WatchHandle, WatchOptions, Watcher};
 
 use crate::api::etcdserverpb::{
     AuthenticateRequest, AuthenticateResponse, CompactionRequest, CompactionResponse, DeleteRangeResponse,
@@ -69,6 +77,8 @@ pub struct ClientOptions {
     timeout: Duration,
     attempt_timeout: Duration,
     user: Option<(String, String)>,
+    #[cfg(not(target_arch = "wasm32"))]
+    tls: Option<TlsOptions>,
 }
 
 impl ClientOptions {
@@ -79,6 +89,8 @@ impl ClientOptions {
             timeout: Duration::from_secs(5),
             attempt_timeout: Duration::from_secs(2),
             user: None,
+            #[cfg(not(target_arch = "wasm32"))]
+            tls: None,
         }
     }
     /// The deadline of each call, retries included (default 5 s).
@@ -95,6 +107,14 @@ impl ClientOptions {
     /// Authenticate as this user.
     pub fn user(mut self, name: impl Into<String>, password: impl Into<String>) -> Self {
         self.user = Some((name.into(), password.into()));
+        self
+    }
+    /// TLS settings for `https://` members (a CA, a client certificate).
+    /// Without them, `https://` members are checked against the platform's
+    /// trust store. Native targets only: the browser decides TLS itself.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = Some(tls);
         self
     }
 }
@@ -119,7 +139,11 @@ impl Client {
     /// A client of the members in `opts`. With a user, authenticates now
     /// (a wrong password fails here); otherwise nothing is sent yet.
     pub async fn connect(opts: ClientOptions) -> Result<Client, Error> {
-        let transport = Transport::new(&opts.endpoints, opts.attempt_timeout, opts.user)?;
+        #[cfg(not(target_arch = "wasm32"))]
+        let tls = opts.tls.map(|t| t.client_config()).transpose()?;
+        #[cfg(target_arch = "wasm32")]
+        let tls = None;
+        let transport = Transport::new(&opts.endpoints, opts.attempt_timeout, opts.user, tls)?;
         let client = Client {
             transport: Arc::new(transport),
             timeout: opts.timeout,

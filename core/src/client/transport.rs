@@ -16,6 +16,12 @@ use super::Error;
 use crate::api::error::{Code, EtcdError};
 use crate::api::etcdserverpb::{AuthenticateRequest, AuthenticateResponse};
 
+/// The TLS set-up of native clients (the browser has its own).
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) type TlsConfig = rustls::ClientConfig;
+#[cfg(target_arch = "wasm32")]
+pub(crate) type TlsConfig = ();
+
 /// How long a member that failed is passed over while others remain.
 const DOWN_FOR: Duration = Duration::from_secs(1);
 /// The pause after every member failed once, doubled each round up to the cap.
@@ -172,6 +178,7 @@ impl Transport {
         endpoints: &[String],
         attempt_timeout: Duration,
         credentials: Option<(String, String)>,
+        tls: Option<TlsConfig>,
     ) -> Result<Transport, Error> {
         if endpoints.is_empty() {
             return Err(Error::InvalidArgument("no endpoints given".into()));
@@ -191,6 +198,14 @@ impl Transport {
             .tcp_nodelay(true)
             .connect_timeout(attempt_timeout)
             .pool_idle_timeout(Duration::from_secs(30));
+        #[cfg(not(target_arch = "wasm32"))]
+        // Always our own rustls set-up: reqwest has no crypto provider of its own.
+        let builder = builder.tls_backend_preconfigured(match tls {
+            Some(config) => config,
+            None => super::TlsOptions::new().client_config()?,
+        });
+        #[cfg(target_arch = "wasm32")]
+        let _ = tls;
         let http = builder.build().map_err(|e| Error::InvalidArgument(e.to_string()))?;
         Ok(Transport {
             http,
@@ -421,6 +436,7 @@ mod tests {
         let t = Transport::new(
             &["a:1".into(), "b:2".into(), "c:3".into()],
             Duration::from_secs(1),
+            None,
             None,
         )
         .unwrap();

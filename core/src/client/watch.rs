@@ -313,3 +313,87 @@ impl Watcher {
         futures_util::stream::unfold(self, |mut w| async move { w.next().await.map(|r| (r, w)) })
     }
 }
+
+/// How many answers a [`WatchHandle`] holds for its reader before the
+/// background task stops reading the stream (the member then keeps the
+/// rest for it: a slow reader loses nothing).
+const HANDLE_BUFFER: usize = 16;
+
+/// A running watch as a handle usable from `&self` on any thread (or from
+/// the browser's event loop): a background task reads the stream, with
+/// [`Watcher`]'s resume, and hands the answers over in order.
+/// [`WatchHandle::cancel`], or dropping the handle, stops it.
+#[derive(Debug)]
+pub struct WatchHandle {
+    answers: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Result<WatchResponse, Error>>>,
+    /// Sent to (or dropped): the background task stops.
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+/// [`WatchHandle::next_timeout`] found no answer within the time given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("no watch answer within the time given")]
+pub struct Elapsed;
+
+impl Client {
+    /// Starts a watch like [`Client::watch`] and returns it as a handle
+    /// whose answers are read from `&self`. On native targets this must be
+    /// called within a tokio runtime.
+    pub async fn watch_handle(&self, key: impl Into<Vec<u8>>, opts: WatchOptions) -> Result<WatchHandle, Error> {
+        let mut watcher = self.watch(key, opts).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(HANDLE_BUFFER);
+        let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
+        rt::spawn(async move {
+            let forward = async {
+                while let Some(answer) = watcher.next().await {
+                    if tx.send(answer).await.is_err() {
+                        return;
+                    }
+                }
+            };
+            let stopped = async {
+                let _ = stop_rx.wait_for(|s| *s).await;
+            };
+            futures_util::future::select(std::pin::pin!(forward), std::pin::pin!(stopped)).await;
+        });
+        Ok(WatchHandle {
+            answers: tokio::sync::Mutex::new(rx),
+            stop,
+        })
+    }
+}
+
+impl WatchHandle {
+    /// The next answer with events, in revision order; `None` once the
+    /// watch is canceled or has ended (after an error, which comes first).
+    pub async fn next(&self) -> Option<Result<WatchResponse, Error>> {
+        if self.is_canceled() {
+            return None;
+        }
+        let answer = self.answers.lock().await.recv().await;
+        if self.is_canceled() {
+            return None;
+        }
+        answer
+    }
+
+    /// Like [`WatchHandle::next`], waiting at most `d`. Nothing is lost when
+    /// the time runs out: the answer is kept for the next call.
+    pub async fn next_timeout(&self, d: Duration) -> Result<Option<Result<WatchResponse, Error>>, Elapsed> {
+        rt::until(rt::Instant::now() + d, self.next()).await.ok_or(Elapsed)
+    }
+
+    /// Stops the watch: pending and later calls of `next` answer `None`.
+    /// Idempotent.
+    pub fn cancel(&self) {
+        self.stop.send_replace(true);
+        if let Ok(mut rx) = self.answers.try_lock() {
+            rx.close();
+        }
+    }
+
+    /// Whether [`WatchHandle::cancel`] was called.
+    pub fn is_canceled(&self) -> bool {
+        *self.stop.borrow()
+    }
+}
