@@ -28,6 +28,7 @@
 //! # Ok(()) }
 //! ```
 
+mod auth;
 #[cfg(not(target_arch = "wasm32"))]
 mod blocking;
 mod error;
@@ -44,6 +45,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+pub use auth::{permission_type, PermissionType};
 #[cfg(not(target_arch = "wasm32"))]
 pub use blocking::{BlockingClient, SharedRuntime};
 pub use error::{Error, ErrorKind};
@@ -139,19 +141,26 @@ impl Client {
     /// A client of the members in `opts`. With a user, authenticates now
     /// (a wrong password fails here); otherwise nothing is sent yet.
     pub async fn connect(opts: ClientOptions) -> Result<Client, Error> {
+        let client = Client::new(opts)?;
+        if client.transport.has_credentials() {
+            client.transport.renew_token(None, client.deadline()).await?;
+        }
+        Ok(client)
+    }
+
+    /// A client of the members in `opts`, sending nothing yet: with a user,
+    /// it authenticates before its first request (for callers that cannot
+    /// wait here, such as a constructor).
+    pub fn new(opts: ClientOptions) -> Result<Client, Error> {
         #[cfg(not(target_arch = "wasm32"))]
         let tls = opts.tls.map(|t| t.client_config()).transpose()?;
         #[cfg(target_arch = "wasm32")]
         let tls = None;
         let transport = Transport::new(&opts.endpoints, opts.attempt_timeout, opts.user, tls)?;
-        let client = Client {
+        Ok(Client {
             transport: Arc::new(transport),
             timeout: opts.timeout,
-        };
-        if client.transport.has_credentials() {
-            client.transport.renew_token(None, client.deadline()).await?;
-        }
-        Ok(client)
+        })
     }
 
     /// This client with another deadline for each call.

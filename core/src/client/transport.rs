@@ -343,6 +343,9 @@ impl Transport {
         stream: bool,
         deadline: Instant,
     ) -> Result<Reply, Error> {
+        if self.credentials.is_some() && self.token().is_none() {
+            self.renew_token(None, deadline).await?;
+        }
         let token = self.token();
         match self
             .exchange(path, body, token.as_deref(), retry, stream, deadline)
