@@ -5,8 +5,8 @@ use concord_core::client::{self as core, permission_type, prefix_end, Error};
 use pyo3::prelude::*;
 
 use crate::dual::dual_methods;
-use crate::runtime::Dual;
 use crate::runtime::Core;
+use crate::runtime::Dual;
 use crate::types::Bytes;
 
 /// Users, roles and permissions (blocking).

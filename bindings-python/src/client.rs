@@ -8,11 +8,11 @@ use pyo3::prelude::*;
 
 use crate::auth::{AsyncAuth, Auth};
 use crate::dual::dual_methods;
-use crate::runtime::Dual;
 use crate::error::to_py;
 use crate::kv::{delete_options, put_options, txn, Compare, Get, Op, Range};
 use crate::lease::{Lease, PendingLease};
 use crate::runtime::Core;
+use crate::runtime::Dual;
 use crate::types::{Bytes, DeleteResult, KeyValue, LeaseId, Member, PutResult, RangeResult, Status, TxnResult};
 use crate::watch::{Watch, WatchArgs};
 
@@ -42,7 +42,9 @@ fn options(
     ca_pem: Option<Vec<u8>>,
 ) -> Result<ClientOptions, Error> {
     if !(timeout.is_finite() && timeout > 0.0) {
-        return Err(Error::InvalidArgument(format!("timeout must be a positive number of seconds, not {timeout}")));
+        return Err(Error::InvalidArgument(format!(
+            "timeout must be a positive number of seconds, not {timeout}"
+        )));
     }
     let mut o = ClientOptions::new(endpoints.0).timeout(Duration::from_secs_f64(timeout));
     match (user, password) {
@@ -149,7 +151,15 @@ impl Client {
         progress_notify: bool,
         filters: Vec<String>,
     ) -> PyResult<Watch> {
-        let args = WatchArgs::new(key, range_end, prefix, start_revision, prev_kv, progress_notify, filters)?;
+        let args = WatchArgs::new(
+            key,
+            range_end,
+            prefix,
+            start_revision,
+            prev_kv,
+            progress_notify,
+            filters,
+        )?;
         Watch::open_blocking(py, &self.core, args)
     }
 
@@ -231,7 +241,15 @@ impl AsyncClient {
         progress_notify: bool,
         filters: Vec<String>,
     ) -> PyResult<Watch> {
-        let args = WatchArgs::new(key, range_end, prefix, start_revision, prev_kv, progress_notify, filters)?;
+        let args = WatchArgs::new(
+            key,
+            range_end,
+            prefix,
+            start_revision,
+            prev_kv,
+            progress_notify,
+            filters,
+        )?;
         Ok(Watch::open_async(&self.core, args))
     }
 
@@ -346,6 +364,12 @@ dual_methods! { sync Client, async AsyncClient;
     #[pyo3(signature = (revision, *, physical=false))]
     fn compact(c, revision: i64, physical: bool) -> () {
         c.compact(revision, physical).await.map(|_| ())
+    }
+
+    /// Revokes a lease by its ID (or a `Lease`), deleting its keys.
+    #[pyo3(signature = (lease))]
+    fn revoke_lease(c, lease: LeaseId) -> () {
+        c.lease_revoke(lease.0).await.map(|_| ())
     }
 
     /// The IDs of every lease.

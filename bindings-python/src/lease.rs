@@ -145,7 +145,9 @@ impl Lease {
     /// seconds pass (False). A lease without keep-alive returns False.
     #[pyo3(signature = (timeout=None))]
     fn wait_lost(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
-        let Some(k) = self.inner.keep.clone() else { return Ok(false) };
+        let Some(k) = self.inner.keep.clone() else {
+            return Ok(false);
+        };
         let limit = timeout.map(std::time::Duration::from_secs_f64);
         wait_on(py, &self.inner.core.rt, async move {
             let lost = async { k.lost().await.is_some() };

@@ -24,7 +24,9 @@ impl Running {
     /// finished, state checkpointed).
     fn stop(self) -> Result<(), String> {
         let _ = self.stop.send(());
-        self.thread.join().map_err(|_| "the server thread panicked".to_string())?
+        self.thread
+            .join()
+            .map_err(|_| "the server thread panicked".to_string())?
     }
 }
 
@@ -74,7 +76,12 @@ impl Server {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        argv.extend(["--listen-client-urls".into(), url.clone(), "--advertise-client-urls".into(), url]);
+        argv.extend([
+            "--listen-client-urls".into(),
+            url.clone(),
+            "--advertise-client-urls".into(),
+            url,
+        ]);
         argv.extend(args);
         let cfg = Config::try_parse_from(&argv).map_err(|e| PyValueError::new_err(e.to_string()))?;
 

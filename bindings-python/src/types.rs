@@ -3,8 +3,8 @@
 //! values as `str` or `bytes`, a lease as an ID or a `Lease`).
 
 use concord_core::api::etcdserverpb::{
-    response_op, DeleteRangeResponse, Member as PbMember, PutResponse, RangeResponse, ResponseHeader,
-    StatusResponse, TxnResponse,
+    response_op, DeleteRangeResponse, Member as PbMember, PutResponse, RangeResponse, ResponseHeader, StatusResponse,
+    TxnResponse,
 };
 use concord_core::api::mvccpb::{self, event::EventType};
 use pyo3::prelude::*;
@@ -241,7 +241,10 @@ impl Event {
             } else {
                 "PUT"
             },
-            kv: e.kv.map(KeyValue::from).unwrap_or_else(|| mvccpb::KeyValue::default().into()),
+            kv: e
+                .kv
+                .map(KeyValue::from)
+                .unwrap_or_else(|| mvccpb::KeyValue::default().into()),
             prev_kv: e.prev_kv.map(KeyValue::from),
         }
     }
@@ -327,6 +330,9 @@ impl From<PbMember> for Member {
 #[pymethods]
 impl Member {
     fn __repr__(&self) -> String {
-        format!("Member(id={:x}, name={:?}, client_urls={:?})", self.id, self.name, self.client_urls)
+        format!(
+            "Member(id={:x}, name={:?}, client_urls={:?})",
+            self.id, self.name, self.client_urls
+        )
     }
 }
