@@ -132,6 +132,16 @@ impl Watch {
         Ok(w)
     }
 
+    /// An awaitable that resolves to the watch once it is in place.
+    fn in_place<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let shared = Arc::clone(&slf.get().shared);
+        let me: Py<Self> = slf.clone().unbind();
+        slf.get()
+            .shared
+            .core
+            .spawn(slf.py(), async move { shared.handle().await.map(|_| me) })
+    }
+
     /// A watch being set up in the background from now on; awaiting it
     /// (or its first event) waits until it is in place.
     pub fn open_async(core: &Core, args: WatchArgs) -> Watch {
@@ -178,19 +188,12 @@ impl Watch {
 
     /// `await watch`: waits until the watch is in place, returns it.
     fn __await__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        let shared = Arc::clone(&slf.get().shared);
-        let me: Py<Self> = slf.clone().unbind();
-        let fut = slf
-            .get()
-            .shared
-            .core
-            .spawn(slf.py(), async move { shared.handle().await.map(|_| me) })?;
-        fut.call_method0("__await__")
+        Watch::in_place(slf)?.call_method0("__await__")
     }
 
     /// The next event, waiting at most `timeout` seconds (None: no limit);
-    /// None if no event came in time. Raises `StopIteration`-free: a
-    /// canceled or ended watch returns None too (see `canceled`).
+    /// None if no event came in time, or if the watch was canceled (see
+    /// `canceled`).
     #[pyo3(signature = (timeout=None))]
     fn get(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Event>> {
         let shared = Arc::clone(&self.shared);
@@ -231,7 +234,7 @@ impl Watch {
     }
 
     fn __aenter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        Watch::__await__(slf)
+        Watch::in_place(slf)
     }
 
     #[pyo3(signature = (*_exc))]
