@@ -281,7 +281,7 @@ pub async fn run_reporting(
     // so it can grow); without, a single member keeps its local
     // group-committed log.
     let replicated = !members.is_empty();
-    let peer_cell: Arc<OnceLock<Arc<EtcdService>>> = Arc::new(OnceLock::new());
+    let peer_cell: replication::SvcCell = Arc::new(OnceLock::new());
     let mut peer_urls = HashMap::new();
     let mut forwarder: Option<Arc<replication::HttpTransport>> = None;
     let node = if replicated {
@@ -375,7 +375,7 @@ pub async fn run_reporting(
     let mut servers = tokio::task::JoinSet::new();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if replicated {
-        let _ = peer_cell.set(Arc::clone(&svc));
+        let _ = peer_cell.set(Arc::downgrade(&svc));
         if let Some(f) = forwarder.clone() {
             svc.set_forwarder(f);
         }

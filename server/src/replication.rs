@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -47,6 +47,10 @@ const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_FRAME: usize = 64 * 1024 * 1024;
 
 type Svc = Arc<EtcdService>;
+/// The member's service as the transport reaches it: filled in once the
+/// member runs, and weak, so that a stopped member is freed (its service
+/// holds the transport).
+pub type SvcCell = Arc<OnceLock<Weak<EtcdService>>>;
 
 /// How members reach each other: plain HTTP/1.1, or TLS with `tls`
 /// (peer certificates checked against the peer CA, this member's
@@ -178,7 +182,7 @@ pub struct HttpTransport {
     queues: RwLock<HashMap<u64, Queue>>,
     forward: RwLock<HashMap<u64, Arc<PeerConn>>>,
     client: PeerClient,
-    svc: Arc<OnceLock<Svc>>,
+    svc: SvcCell,
     runtime: tokio::runtime::Handle,
 }
 
@@ -186,7 +190,7 @@ impl HttpTransport {
     /// Starts one sender task per peer (`id -> peer URL`). `svc` is filled
     /// in once the member runs; failures are reported to its raft node.
     /// Must be called within the tokio runtime.
-    pub fn new(peers: &HashMap<u64, String>, client: PeerClient, svc: Arc<OnceLock<Svc>>) -> HttpTransport {
+    pub fn new(peers: &HashMap<u64, String>, client: PeerClient, svc: SvcCell) -> HttpTransport {
         let t = HttpTransport {
             queues: RwLock::new(HashMap::new()),
             forward: RwLock::new(HashMap::new()),
@@ -317,7 +321,7 @@ async fn send_loop(
     base: String,
     client: PeerClient,
     mut rx: mpsc::UnboundedReceiver<(Vec<u8>, bool)>,
-    svc: Arc<OnceLock<Svc>>,
+    svc: SvcCell,
 ) {
     let snapshots = PeerConn::new(&base, client.clone());
     let mut stream: Option<MessageStream> = None;
@@ -354,7 +358,8 @@ async fn send_loop(
                 stream = None;
             }
         }
-        let node = svc.get().map(|svc| svc.node());
+        let member = svc.get().and_then(Weak::upgrade);
+        let node = member.as_ref().map(|svc| svc.node());
         for snap in snaps {
             let mut body = Vec::with_capacity(snap.len() + 4);
             put_frame(&mut body, &snap);

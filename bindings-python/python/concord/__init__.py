@@ -34,6 +34,7 @@ from ._native import (
     TxnResult,
     Watch,
 )
+from .cluster import Cluster
 from .errors import (
     AuthenticationFailedError,
     CompactedError,
@@ -57,6 +58,7 @@ __all__ = [
     "AsyncLease",
     "Auth",
     "Client",
+    "Cluster",
     "Compare",
     "CompareTarget",
     "DeleteResult",
