@@ -11,6 +11,7 @@ use crate::dual::dual_methods;
 use crate::error::to_py;
 use crate::kv::{delete_options, put_options, txn, Compare, Get, Op, Range};
 use crate::lease::{Lease, PendingLease};
+use crate::lock::{AsyncElection, AsyncLock, Election, Lock};
 use crate::runtime::Core;
 use crate::runtime::Dual;
 use crate::types::{Bytes, DeleteResult, KeyValue, LeaseId, Member, PutResult, RangeResult, Status, TxnResult};
@@ -171,6 +172,22 @@ impl Client {
         Lease::grant_blocking(py, &self.core, ttl, keep_alive, id)
     }
 
+    /// A distributed lock on the server's Lock service:
+    /// `with c.lock("name", ttl=10) as lock:` (`lock.revision` is the
+    /// fencing token). Nothing is sent until it is entered or acquired.
+    #[pyo3(signature = (name, *, ttl=60))]
+    fn lock(&self, name: Bytes, ttl: i64) -> Lock {
+        Lock::new(self.core.clone(), name, ttl)
+    }
+
+    /// An election on the server's Election service: `campaign`,
+    /// `proclaim`, `resign`, `leader`, `observe`. A candidate lives on a
+    /// lease of `ttl` seconds kept alive until it resigns.
+    #[pyo3(signature = (name, *, ttl=60))]
+    fn election(&self, name: Bytes, ttl: i64) -> Election {
+        Election::new(self.core.clone(), name, ttl)
+    }
+
     /// Users, roles and permissions; `c.auth.enable()`.
     #[getter]
     fn auth(&self) -> Auth {
@@ -258,6 +275,18 @@ impl AsyncClient {
     #[pyo3(signature = (ttl, *, keep_alive=false, id=0))]
     fn lease(&self, ttl: i64, keep_alive: bool, id: i64) -> PendingLease {
         PendingLease::new(self.core.clone(), ttl, keep_alive, id)
+    }
+
+    /// A distributed lock: `async with c.lock("name", ttl=10) as lock:`.
+    #[pyo3(signature = (name, *, ttl=60))]
+    fn lock(&self, name: Bytes, ttl: i64) -> AsyncLock {
+        AsyncLock::new(self.core.clone(), name, ttl)
+    }
+
+    /// An election: `await e.campaign(v)`, `async for kv in e.observe()`.
+    #[pyo3(signature = (name, *, ttl=60))]
+    fn election(&self, name: Bytes, ttl: i64) -> AsyncElection {
+        AsyncElection::new(self.core.clone(), name, ttl)
     }
 
     /// Users, roles and permissions; `await c.auth.enable()`.

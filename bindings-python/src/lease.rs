@@ -16,13 +16,13 @@ use crate::runtime::{wait_on, Core, Dual};
 #[derive(Clone)]
 pub struct LeaseCore {
     core: Core,
-    id: i64,
+    pub(crate) id: i64,
     granted_ttl: i64,
     keep: Option<Arc<KeepAlive>>,
 }
 
 impl LeaseCore {
-    async fn grant(core: Core, ttl: i64, keep_alive: bool, id: i64) -> Result<LeaseCore, Error> {
+    pub(crate) async fn grant(core: Core, ttl: i64, keep_alive: bool, id: i64) -> Result<LeaseCore, Error> {
         let granted = core.client.lease_grant(ttl, id).await?;
         let keep = if keep_alive {
             let k = Arc::new(core.client.lease_keep_alive(granted.id).await?);
@@ -37,6 +37,18 @@ impl LeaseCore {
             granted_ttl: granted.ttl,
             keep,
         })
+    }
+
+    /// Stops refreshing and revokes the lease (gone already is fine).
+    pub(crate) async fn end(&self) -> Result<(), Error> {
+        if let Some(k) = &self.keep {
+            k.close();
+        }
+        match self.core.client.lease_revoke(self.id).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == core::ErrorKind::LeaseNotFound => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     fn lost_error(&self) -> Option<Error> {

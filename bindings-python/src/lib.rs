@@ -7,6 +7,7 @@
 //! - `kv`: `Compare`, `Op` and the options of reads and deletes.
 //! - `watch`: `Watch` (iterator and async iterator).
 //! - `lease`: `Lease`, `AsyncLease`, `PendingLease`.
+//! - `lock`: `Lock`, `AsyncLock`, `Election`, `AsyncElection`, `Observation`.
 //! - `auth`: `Auth`, `AsyncAuth`.
 //! - `server`: the embedded `Server`.
 //! - `types`: results, key-values, events; `error`: exceptions.
@@ -18,6 +19,7 @@ mod dual;
 mod error;
 mod kv;
 mod lease;
+mod lock;
 mod runtime;
 mod server;
 mod types;
@@ -36,6 +38,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<lease::Lease>()?;
     m.add_class::<lease::AsyncLease>()?;
     m.add_class::<lease::PendingLease>()?;
+    m.add_class::<lock::Lock>()?;
+    m.add_class::<lock::AsyncLock>()?;
+    m.add_class::<lock::Election>()?;
+    m.add_class::<lock::AsyncElection>()?;
+    m.add_class::<lock::Observation>()?;
     m.add_class::<auth::Auth>()?;
     m.add_class::<auth::AsyncAuth>()?;
     m.add_class::<server::Server>()?;

@@ -26,7 +26,7 @@ use concord_core::service::{Caller, EtcdService, WatchSession, ETCD_API_VERSION,
 use concord_core::watch::WatchReceiver;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt};
 
 use crate::peer::PeerInfo;
 
@@ -149,6 +149,13 @@ fn v3_routes() -> Router<Svc> {
             route!(|svc, _, _req: LeaseLeasesRequest| Ok(svc.lease_leases())),
         )
         .route("/lease/keepalive", post(keep_alive))
+        .route("/lock/lock", route!(lock))
+        .route("/lock/unlock", route!(unlock))
+        .route("/election/campaign", route!(campaign))
+        .route("/election/proclaim", route!(proclaim))
+        .route("/election/leader", route!(leader))
+        .route("/election/resign", route!(resign))
+        .route("/election/observe", post(observe))
         .route(
             "/auth/enable",
             route!(|svc, c, _req: AuthEnableRequest| svc.auth_enable(&c).await),
@@ -230,6 +237,45 @@ async fn keep_alive(State(svc): State<Svc>, req: axum::extract::Request) -> Resp
             };
             let one = chunk(&resp);
             streamed(Body::from_stream(tokio_stream::once(Ok::<_, Infallible>(one))))
+        }
+        Err(e) => error_response(&e),
+    }
+}
+
+/// One error line of a streamed answer, as grpc-gateway writes it.
+fn stream_error(e: &EtcdError) -> Bytes {
+    let code = e.code();
+    let body = serde_json::json!({ "error": {
+        "grpc_code": code as i32,
+        "http_code": code.http_status(),
+        "message": e.to_string(),
+        "http_status": StatusCode::from_u16(code.http_status()).ok().and_then(|s| s.canonical_reason()).unwrap_or(""),
+    }});
+    let mut out = body.to_string().into_bytes();
+    out.push(b'\n');
+    Bytes::from(out)
+}
+
+/// `POST /v3/election/observe`: the leader now and each change after,
+/// one `{"result": …}` per line, until the client goes away.
+async fn observe(State(svc): State<Svc>, req: axum::extract::Request) -> Response {
+    let (who, body) = match read_request(&svc, req).await {
+        Ok(x) => x,
+        Err(e) => return error_response(&e),
+    };
+    let req = match decode::<concord_core::api::v3electionpb::LeaderRequest>(&body) {
+        Ok(r) => r,
+        Err(e) => return error_response(&e),
+    };
+    match svc.observe(&who, req) {
+        Ok(rx) => {
+            let lines = tokio_stream::wrappers::ReceiverStream::new(rx).map(|r| {
+                Ok::<_, Infallible>(match r {
+                    Ok(resp) => chunk(&resp),
+                    Err(e) => stream_error(&e),
+                })
+            });
+            streamed(Body::from_stream(lines))
         }
         Err(e) => error_response(&e),
     }

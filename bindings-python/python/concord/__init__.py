@@ -13,6 +13,11 @@ leases are kept alive across member restarts, tokens are renewed.
 """
 
 from ._native import (
+    Observation,
+    Lock,
+    Election,
+    AsyncLock,
+    AsyncElection,
     AsyncAuth,
     AsyncClient,
     AsyncLease,
@@ -53,6 +58,11 @@ from .errors import (
 )
 
 __all__ = [
+    "Observation",
+    "Lock",
+    "Election",
+    "AsyncLock",
+    "AsyncElection",
     "AsyncAuth",
     "AsyncClient",
     "AsyncLease",

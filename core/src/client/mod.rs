@@ -31,10 +31,12 @@
 mod auth;
 #[cfg(not(target_arch = "wasm32"))]
 mod blocking;
+mod election;
 mod error;
 mod kv;
 mod lease;
 mod rt;
+mod stream;
 #[cfg(not(target_arch = "wasm32"))]
 mod tls;
 mod transport;
@@ -48,14 +50,16 @@ use bytes::Bytes;
 pub use auth::{permission_type, PermissionType};
 #[cfg(not(target_arch = "wasm32"))]
 pub use blocking::{BlockingClient, SharedRuntime};
+pub use election::Observer;
 pub use error::{Error, ErrorKind};
 pub use kv::{
     prefix_end, Compare, CompareOn, CompareWith, DeleteOptions, GetOptions, Op, PutOptions, SortOrder, SortTarget, Txn,
 };
 pub use lease::{KeepAlive, LeaseState};
+pub use stream::{Elapsed, Feed};
 #[cfg(not(target_arch = "wasm32"))]
 pub use tls::{Pem, TlsOptions};
-pub use watch::{Elapsed, WatchHandle, WatchOptions, Watcher};
+pub use watch::{WatchHandle, WatchOptions, Watcher};
 
 use crate::api::etcdserverpb::{
     AuthenticateRequest, AuthenticateResponse, CompactionRequest, CompactionResponse, DeleteRangeResponse,

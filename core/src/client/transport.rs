@@ -268,7 +268,11 @@ impl Transport {
                 if Instant::now() >= deadline {
                     return Err(Error::DeadlineExceeded(last));
                 }
-                let bounded = retry == Retry::Always || stream;
+                // Repeatable calls (and the opening of a watch) get an answer
+                // from each member in time or move on; a write, or a stream
+                // whose first answer may be long in coming (etcd's gateway
+                // sends nothing before an election has a leader), waits.
+                let bounded = retry == Retry::Always;
                 let attempt_deadline = if bounded {
                     deadline.min(Instant::now() + self.attempt_timeout)
                 } else {

@@ -9,25 +9,19 @@
 //! and a member never splits one revision over two answers (no
 //! fragmenting is asked for), so a revision's events are delivered together.
 
-use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 
 use super::kv::{key_range_options, KeyRange};
 use super::rt;
-use super::transport::StreamLine;
+use super::stream::{Feed, Lines};
 use super::{Client, Error};
 use crate::api::error::{Code, EtcdError};
 use crate::api::etcdserverpb::{
     watch_create_request::FilterType, watch_request, WatchCreateRequest, WatchRequest, WatchResponse,
 };
-
-#[cfg(not(target_arch = "wasm32"))]
-type BodyStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
-#[cfg(target_arch = "wasm32")]
-type BodyStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>>>>;
 
 /// The pause between attempts to reopen a broken watch, doubled up to a cap.
 const REOPEN_START: Duration = Duration::from_millis(50);
@@ -97,8 +91,7 @@ pub struct Watcher {
     /// The first revision not yet delivered; 0 until known (a from-now
     /// watch learns it when created).
     next_rev: i64,
-    body: Option<BodyStream>,
-    buf: Vec<u8>,
+    body: Option<Lines>,
     done: bool,
     reopened: u64,
 }
@@ -131,7 +124,6 @@ impl Client {
             next_rev: create.start_revision.max(0),
             create,
             body: None,
-            buf: Vec::new(),
             done: false,
             reopened: 0,
         };
@@ -161,8 +153,7 @@ impl Watcher {
         };
         let body = Bytes::from(serde_json::to_vec(&req).map_err(|e| Error::InvalidArgument(e.to_string()))?);
         let resp = self.client.open_stream("/v3/watch", &body, deadline).await?;
-        self.body = Some(Box::pin(resp.bytes_stream()));
-        self.buf.clear();
+        self.body = Some(Lines::new(resp));
         let first = match rt::until(deadline, self.read()).await {
             None => Err(Error::DeadlineExceeded("no watch creation answer".into())),
             Some(Ok(None)) => Err(Error::Unavailable("watch stream ended before creation".into())),
@@ -198,27 +189,9 @@ impl Watcher {
 
     /// The next streamed answer; `None` when the stream ended.
     async fn read(&mut self) -> Result<Option<WatchResponse>, Error> {
-        let Some(body) = self.body.as_mut() else {
-            return Ok(None);
-        };
-        loop {
-            if let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = self.buf.drain(..=i).collect();
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                let parsed: StreamLine<WatchResponse> =
-                    serde_json::from_slice(&line).map_err(|e| Error::Decode(format!("watch: {e}")))?;
-                if let Some(e) = parsed.error {
-                    return Err(Error::Etcd(e.into_etcd()));
-                }
-                return Ok(parsed.result);
-            }
-            match body.next().await {
-                Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
-                Some(Err(e)) => return Err(Error::Unavailable(format!("watch stream broke: {e}"))),
-                None => return Ok(None),
-            }
+        match self.body.as_mut() {
+            Some(body) => body.next("watch").await,
+            None => Ok(None),
         }
     }
 
@@ -314,86 +287,17 @@ impl Watcher {
     }
 }
 
-/// How many answers a [`WatchHandle`] holds for its reader before the
-/// background task stops reading the stream (the member then keeps the
-/// rest for it: a slow reader loses nothing).
-const HANDLE_BUFFER: usize = 16;
-
 /// A running watch as a handle usable from `&self` on any thread (or from
 /// the browser's event loop): a background task reads the stream, with
 /// [`Watcher`]'s resume, and hands the answers over in order.
-/// [`WatchHandle::cancel`], or dropping the handle, stops it.
-#[derive(Debug)]
-pub struct WatchHandle {
-    answers: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Result<WatchResponse, Error>>>,
-    /// Sent to (or dropped): the background task stops.
-    stop: tokio::sync::watch::Sender<bool>,
-}
-
-/// [`WatchHandle::next_timeout`] found no answer within the time given.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("no watch answer within the time given")]
-pub struct Elapsed;
+/// [`Feed::cancel`], or dropping the handle, stops it.
+pub type WatchHandle = Feed<WatchResponse>;
 
 impl Client {
     /// Starts a watch like [`Client::watch`] and returns it as a handle
     /// whose answers are read from `&self`. On native targets this must be
     /// called within a tokio runtime.
     pub async fn watch_handle(&self, key: impl Into<Vec<u8>>, opts: WatchOptions) -> Result<WatchHandle, Error> {
-        let mut watcher = self.watch(key, opts).await?;
-        let (tx, rx) = tokio::sync::mpsc::channel(HANDLE_BUFFER);
-        let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
-        rt::spawn(async move {
-            let forward = async {
-                while let Some(answer) = watcher.next().await {
-                    if tx.send(answer).await.is_err() {
-                        return;
-                    }
-                }
-            };
-            let stopped = async {
-                let _ = stop_rx.wait_for(|s| *s).await;
-            };
-            futures_util::future::select(std::pin::pin!(forward), std::pin::pin!(stopped)).await;
-        });
-        Ok(WatchHandle {
-            answers: tokio::sync::Mutex::new(rx),
-            stop,
-        })
-    }
-}
-
-impl WatchHandle {
-    /// The next answer with events, in revision order; `None` once the
-    /// watch is canceled or has ended (after an error, which comes first).
-    pub async fn next(&self) -> Option<Result<WatchResponse, Error>> {
-        if self.is_canceled() {
-            return None;
-        }
-        let answer = self.answers.lock().await.recv().await;
-        if self.is_canceled() {
-            return None;
-        }
-        answer
-    }
-
-    /// Like [`WatchHandle::next`], waiting at most `d`. Nothing is lost when
-    /// the time runs out: the answer is kept for the next call.
-    pub async fn next_timeout(&self, d: Duration) -> Result<Option<Result<WatchResponse, Error>>, Elapsed> {
-        rt::until(rt::Instant::now() + d, self.next()).await.ok_or(Elapsed)
-    }
-
-    /// Stops the watch: pending and later calls of `next` answer `None`.
-    /// Idempotent.
-    pub fn cancel(&self) {
-        self.stop.send_replace(true);
-        if let Ok(mut rx) = self.answers.try_lock() {
-            rx.close();
-        }
-    }
-
-    /// Whether [`WatchHandle::cancel`] was called.
-    pub fn is_canceled(&self) -> bool {
-        *self.stop.borrow()
+        Ok(Feed::spawn(self.watch(key, opts).await?.into_stream()))
     }
 }

@@ -6,6 +6,7 @@
 
 mod auth;
 mod cluster;
+mod election;
 mod kv;
 mod lease;
 mod watch;

@@ -4,8 +4,10 @@
 
 mod auth;
 mod cluster;
+mod election;
 mod kv;
 mod lease;
+mod lock;
 mod maintenance;
 mod watch;
 
@@ -21,6 +23,8 @@ use crate::pb::etcdserverpb::kv_server::KvServer;
 use crate::pb::etcdserverpb::lease_server::LeaseServer;
 use crate::pb::etcdserverpb::maintenance_server::MaintenanceServer;
 use crate::pb::etcdserverpb::watch_server::WatchServer;
+use crate::pb::v3electionpb::election_server::ElectionServer;
+use crate::pb::v3lockpb::lock_server::LockServer;
 use crate::peer::PeerInfo;
 
 /// The gRPC status etcd sends for `e`.
@@ -55,5 +59,7 @@ pub fn routes(svc: Arc<EtcdService>) -> Routes {
     .add_service(ClusterServer::new(cluster::Cluster(Arc::clone(&svc))).max_decoding_message_size(limit))
     .add_service(LeaseServer::new(lease::Lease(Arc::clone(&svc))).max_decoding_message_size(limit))
     .add_service(AuthServer::new(auth::Auth(Arc::clone(&svc))).max_decoding_message_size(limit))
+    .add_service(LockServer::new(lock::Lock(Arc::clone(&svc))).max_decoding_message_size(limit))
+    .add_service(ElectionServer::new(election::Election(Arc::clone(&svc))).max_decoding_message_size(limit))
     .add_service(WatchServer::new(watch::Watch(svc)).max_decoding_message_size(limit))
 }
