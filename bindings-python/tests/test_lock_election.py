@@ -128,3 +128,30 @@ def test_async_lock_and_election(endpoint: str) -> None:
         obs.cancel()
 
     asyncio.run(main())
+
+
+def test_pypi_etcd3_lock_works_beside_ours(endpoint: str) -> None:
+    """PyPI etcd3's Lock (its own recipe on KV, over gRPC) keeps mutual
+    exclusion on Concord as on etcd."""
+    import etcd3
+
+    host, port = endpoint.rsplit(":", 1)
+    inside: List[int] = []
+    bad: List[str] = []
+
+    def worker() -> None:
+        e = etcd3.client(host=host, port=int(port), timeout=20)
+        for _ in range(3):
+            with e.lock("pypi", ttl=10):
+                inside.append(1)
+                if len(inside) != 1:
+                    bad.append("two holders")
+                time.sleep(0.02)
+                inside.pop()
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not bad and not any(t.is_alive() for t in threads)

@@ -6,6 +6,7 @@
 #![allow(missing_docs, clippy::all, clippy::pedantic)]
 
 pub mod error;
+pub mod keys;
 
 /// `mvccpb`: key-values and watch events.
 pub mod mvccpb {

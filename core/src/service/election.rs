@@ -29,8 +29,9 @@ use crate::api::etcdserverpb::{
     Compare, DeleteRangeRequest, LeaseGrantRequest, PutRequest, RangeRequest, RequestOp, ResponseHeader, TxnRequest,
     WatchCreateRequest,
 };
+use crate::api::keys::prefix_end;
 use crate::api::mvccpb::event::EventType;
-use crate::api::mvccpb::KeyValue;
+use crate::api::mvccpb::{Event, KeyValue};
 use crate::api::v3electionpb::{
     CampaignRequest, CampaignResponse, LeaderKey, LeaderRequest, LeaderResponse, ProclaimRequest, ProclaimResponse,
     ResignRequest, ResignResponse,
@@ -60,18 +61,6 @@ fn not_leader() -> EtcdError {
 
 fn session_expired() -> EtcdError {
     election_error("concurrency: session expired")
-}
-
-/// The first key after every key starting with `prefix`.
-fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
 }
 
 /// `<name>/`, under which contenders' keys live.
@@ -194,23 +183,9 @@ impl EtcdService {
 
     /// Waits for a delete of `key` at `from` or later.
     async fn wait_deleted(&self, key: &[u8], from: i64) -> Result<(), EtcdError> {
-        let (stream, mut rx) = self.state.watch();
-        let req = WatchCreateRequest {
-            key: key.to_vec(),
-            start_revision: from,
-            filters: vec![FilterType::Noput as i32],
-            ..Default::default()
-        };
-        stream.create(&req, self.state.current_revision());
-        while let Some(resp) = rx.recv().await {
-            if resp.canceled {
-                return Err(EtcdError::Compacted);
-            }
-            if resp.events.iter().any(|e| e.r#type == EventType::Delete as i32) {
-                return Ok(());
-            }
-        }
-        Err(EtcdError::Stopped)
+        self.next_event(key, &[], from, Some(FilterType::Noput))
+            .await
+            .map(|_| ())
     }
 
     /// Whether `key` still exists with create revision `rev`.
@@ -425,7 +400,7 @@ impl EtcdService {
             let (leader, at) = self.leader_kv(caller, name).await?;
             let Some(mut kv) = leader else {
                 // No leader: wait for the first key under the prefix.
-                self.wait_event(&prefix, &prefix_end(&prefix), at + 1, EventType::Put)
+                self.next_event(&prefix, &prefix_end(&prefix), at + 1, Some(FilterType::Nodelete))
                     .await?;
                 continue;
             };
@@ -449,10 +424,29 @@ impl EtcdService {
     /// The next change of `key` from `from` on: `Some(kv)` for a put,
     /// `None` for a delete.
     async fn next_change(&self, key: &[u8], from: i64) -> Result<Option<KeyValue>, EtcdError> {
+        let e = self.next_event(key, &[], from, None).await?;
+        Ok(if e.r#type == EventType::Delete as i32 {
+            None
+        } else {
+            e.kv
+        })
+    }
+
+    /// The first event in `[key, range_end)` from revision `from` on, but
+    /// for those `filter` leaves out.
+    async fn next_event(
+        &self,
+        key: &[u8],
+        range_end: &[u8],
+        from: i64,
+        filter: Option<FilterType>,
+    ) -> Result<Event, EtcdError> {
         let (stream, mut rx) = self.state.watch();
         let req = WatchCreateRequest {
             key: key.to_vec(),
+            range_end: range_end.to_vec(),
             start_revision: from,
+            filters: filter.map(|f| vec![f as i32]).unwrap_or_default(),
             ..Default::default()
         };
         stream.create(&req, self.state.current_revision());
@@ -461,32 +455,7 @@ impl EtcdService {
                 return Err(EtcdError::Compacted);
             }
             if let Some(e) = resp.events.into_iter().next() {
-                return Ok(if e.r#type == EventType::Delete as i32 {
-                    None
-                } else {
-                    e.kv
-                });
-            }
-        }
-        Err(EtcdError::Stopped)
-    }
-
-    /// Waits for an event of `kind` in `[key, range_end)` from `from` on.
-    async fn wait_event(&self, key: &[u8], range_end: &[u8], from: i64, kind: EventType) -> Result<(), EtcdError> {
-        let (stream, mut rx) = self.state.watch();
-        let req = WatchCreateRequest {
-            key: key.to_vec(),
-            range_end: range_end.to_vec(),
-            start_revision: from,
-            ..Default::default()
-        };
-        stream.create(&req, self.state.current_revision());
-        while let Some(resp) = rx.recv().await {
-            if resp.canceled {
-                return Err(EtcdError::Compacted);
-            }
-            if resp.events.iter().any(|e| e.r#type == kind as i32) {
-                return Ok(());
+                return Ok(e);
             }
         }
         Err(EtcdError::Stopped)
