@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# libconcord's C tests: the test program built against the static and the
+# shared library, run against a real concord, then under valgrind
+# (definite leaks and memory errors fail). Prints "N passed, M failed".
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+cargo build --locked -q -p concord-c -p concord-server
+tmp=$(mktemp -d)
+port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+"$target/debug/concord" --data-dir "$tmp/data" --listen-client-urls "http://127.0.0.1:$port" \
+  --advertise-client-urls "http://127.0.0.1:$port" --log-level warn &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$tmp"' EXIT
+base=(-std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -g)
+cflags=("${base[@]}" -I bindings-c/include)
+gcc "${cflags[@]}" bindings-c/tests/test_concord.c -L "$target/debug" -Wl,-rpath,"$target/debug" -lconcord -lpthread \
+  -o "$tmp/test_shared"
+gcc "${cflags[@]}" bindings-c/tests/test_concord.c "$target/debug/libconcord.a" \
+  -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc -o "$tmp/test_static"
+python3 -c 'import sys,time,urllib.request as u
+for _ in range(200):
+    try: u.urlopen(sys.argv[1], timeout=1); break
+    except Exception: time.sleep(0.05)' "http://127.0.0.1:$port/health"
+passed=0 failed=0
+run() {
+  local name=$1; shift
+  local out rc=0
+  out=$(RUST_BACKTRACE=0 timeout 300 "$@" "127.0.0.1:$port" 2>"$tmp/$name.err") || rc=$?
+  echo "$out" | sed "s/^/[$name] /"
+  local line p f
+  line=$(echo "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -1 || true)
+  p=$(echo "$line" | awk '{print $1+0}'); f=$(echo "$line" | awk '{print $3+0}')
+  if [ -z "$line" ] || [ "$rc" != 0 ]; then
+    echo "[$name] exited $rc"; sed "s/^/[$name] /" "$tmp/$name.err" | grep -v "deliberate panic" | tail -30
+    f=$((f + 1))
+  fi
+  passed=$((passed + p)); failed=$((failed + f))
+}
+run static "$tmp/test_static"
+run shared "$tmp/test_shared"
+# Installed the make way (PREFIX), found by pkg-config.
+make -s -C bindings-c install PREFIX="$tmp/prefix" PROFILE=debug CARGO_TARGET_DIR="$target" >/dev/null
+export PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig"
+gcc "${base[@]}" bindings-c/tests/test_concord.c $(pkg-config --cflags --libs concord) \
+  -Wl,-rpath,"$tmp/prefix/lib" -lpthread -o "$tmp/test_pkgconfig"
+run pkg-config "$tmp/test_pkgconfig"
+if command -v valgrind >/dev/null 2>&1; then
+  run valgrind valgrind -q --error-exitcode=3 --leak-check=full --errors-for-leak-kinds=definite \
+    --show-leak-kinds=definite "$tmp/test_shared"
+else
+  echo "valgrind missing: skipped"; failed=$((failed + 1))
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

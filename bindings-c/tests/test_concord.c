@@ -1,0 +1,255 @@
+/* libconcord's C tests against a running server: every call, a watch
+ * callback receiving puts and deletes in order, cancel from another
+ * thread, a lease lost, errors with etcd's code and message, and a panic
+ * inside the library coming back as a status.
+ *
+ *   test_concord HOST:PORT        prints one line per check, then
+ *                                 "N passed, M failed"; exit 1 on failure. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "concord.h"
+
+static int passed, failed;
+
+#define CHECK(cond, ...)                                   \
+    do {                                                   \
+        if (cond) {                                        \
+            passed++;                                      \
+        } else {                                           \
+            failed++;                                      \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);    \
+            printf(__VA_ARGS__);                           \
+            printf("\n");                                  \
+        }                                                  \
+    } while (0)
+
+static concord_client *connect_to(const char *endpoint) {
+    const char *eps[] = {endpoint};
+    concord_options o = {0};
+    o.timeout_seconds = 10;
+    concord_client *c = NULL;
+    concord_error *err = NULL;
+    concord_status s = concord_client_new(eps, 1, &o, &c, &err);
+    CHECK(s == CONCORD_STATUS_OK && c != NULL, "connect: %s", concord_error_message(err));
+    concord_error_free(err);
+    return c;
+}
+
+static void test_kv(concord_client *c) {
+    concord_error *err = NULL;
+    int64_t rev = 0;
+    const uint8_t key[] = {'b', 'i', 'n', 0, 'k'};
+    const uint8_t val[] = {0, 0xff, 'v'};
+    CHECK(concord_put(c, key, sizeof key, val, sizeof val, 0, &rev, &err) == CONCORD_STATUS_OK && rev > 1,
+          "put: %s", concord_error_message(err));
+    concord_kvs *kvs = NULL;
+    CHECK(concord_range(c, key, sizeof key, NULL, 0, NULL, &kvs, &err) == CONCORD_STATUS_OK, "range");
+    CHECK(kvs->len == 1 && kvs->kvs[0].key_len == sizeof key && memcmp(kvs->kvs[0].key, key, sizeof key) == 0 &&
+              kvs->kvs[0].value_len == sizeof val && memcmp(kvs->kvs[0].value, val, sizeof val) == 0 &&
+              kvs->kvs[0].mod_revision == rev && kvs->kvs[0].version == 1,
+          "range answer holds the NUL-bearing key and value");
+    concord_kvs_free(kvs);
+
+    for (int i = 0; i < 5; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "p/%d", i);
+        concord_put(c, (const uint8_t *)k, strlen(k), (const uint8_t *)"x", 1, 0, NULL, NULL);
+    }
+    concord_range_options ro = {0};
+    ro.prefix = true;
+    ro.limit = 2;
+    CHECK(concord_range(c, (const uint8_t *)"p/", 2, NULL, 0, &ro, &kvs, &err) == CONCORD_STATUS_OK, "prefix");
+    CHECK(kvs->len == 2 && kvs->count == 5 && kvs->more && kvs->revision >= rev, "limit, count, more");
+    concord_kvs_free(kvs);
+    CHECK(concord_range(c, (const uint8_t *)"p/1", 3, (const uint8_t *)"p/3", 3, NULL, &kvs, &err) ==
+                  CONCORD_STATUS_OK &&
+              kvs->len == 2,
+          "range [p/1, p/3)");
+    concord_kvs_free(kvs);
+    int64_t deleted = 0;
+    CHECK(concord_delete(c, (const uint8_t *)"p/", 2, NULL, 0, true, &deleted, &err) == CONCORD_STATUS_OK &&
+              deleted == 5,
+          "delete prefix: %lld", (long long)deleted);
+    CHECK(concord_delete(c, key, sizeof key, NULL, 0, false, &deleted, NULL) == CONCORD_STATUS_OK && deleted == 1,
+          "delete key");
+    CHECK(concord_range(c, key, sizeof key, NULL, 0, NULL, &kvs, NULL) == CONCORD_STATUS_OK && kvs->len == 0,
+          "gone");
+    concord_kvs_free(kvs);
+}
+
+static void test_errors(concord_client *c) {
+    concord_error *err = NULL;
+    CHECK(concord_put(c, NULL, 0, (const uint8_t *)"v", 1, 0, NULL, &err) == CONCORD_STATUS_ERROR, "empty key");
+    CHECK(concord_error_code(err) == 3 && concord_error_get_kind(err) == CONCORD_ERROR_KIND_INVALID_ARGUMENT &&
+              strcmp(concord_error_message(err), "etcdserver: key is not provided") == 0,
+          "etcd's code and message: %d %s", concord_error_code(err), concord_error_message(err));
+    concord_error_free(err);
+    err = NULL;
+    CHECK(concord_put(NULL, (const uint8_t *)"k", 1, NULL, 0, 0, NULL, &err) == CONCORD_STATUS_NULL_ARGUMENT &&
+              strstr(concord_error_message(err), "client") != NULL,
+          "NULL client");
+    concord_error_free(err);
+    err = NULL;
+    CHECK(concord_put(c, (const uint8_t *)"k", 1, (const uint8_t *)"v", 1, 0x1234, NULL, &err) ==
+                  CONCORD_STATUS_ERROR &&
+              concord_error_get_kind(err) == CONCORD_ERROR_KIND_LEASE_NOT_FOUND,
+          "unknown lease");
+    concord_error_free(err);
+    err = NULL;
+    CHECK(concord_test_panic(&err) == CONCORD_STATUS_PANIC && concord_error_get_kind(err) == CONCORD_ERROR_KIND_PANIC &&
+              strstr(concord_error_message(err), "deliberate panic") != NULL,
+          "a panic comes back as a status");
+    concord_error_free(err);
+    concord_error_free(NULL);
+    concord_kvs_free(NULL);
+    concord_watch_free(NULL);
+    concord_keep_alive_free(NULL);
+}
+
+struct seen {
+    pthread_mutex_t mu;
+    char log[4096];
+    atomic_int events;
+    atomic_int errors;
+};
+
+static void on_event(void *user_data, const concord_event *ev, const concord_error *err) {
+    struct seen *s = user_data;
+    if (ev == NULL) {
+        atomic_fetch_add(&s->errors, 1);
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    size_t n = strlen(s->log);
+    snprintf(s->log + n, sizeof s->log - n, "%s %.*s=%.*s;", ev->is_delete ? "DEL" : "PUT", (int)ev->kv.key_len,
+             (const char *)ev->kv.key, (int)ev->kv.value_len, (const char *)ev->kv.value);
+    pthread_mutex_unlock(&s->mu);
+    atomic_fetch_add(&s->events, 1);
+    (void)err;
+}
+
+static void wait_events(struct seen *s, int n) {
+    for (int i = 0; i < 500 && atomic_load(&s->events) < n; i++) usleep(10000);
+}
+
+static void *cancel_later(void *w) {
+    usleep(50000);
+    concord_watch_cancel(w);
+    return NULL;
+}
+
+static void test_watch(concord_client *c) {
+    struct seen s = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    concord_watch *w = NULL;
+    concord_error *err = NULL;
+    CHECK(concord_watch_start(c, (const uint8_t *)"w/", 2, NULL, 0, true, 0, false, on_event, &s, &w, &err) ==
+              CONCORD_STATUS_OK,
+          "watch: %s", concord_error_message(err));
+    concord_put(c, (const uint8_t *)"w/a", 3, (const uint8_t *)"1", 1, 0, NULL, NULL);
+    concord_put(c, (const uint8_t *)"w/a", 3, (const uint8_t *)"2", 1, 0, NULL, NULL);
+    concord_delete(c, (const uint8_t *)"w/a", 3, NULL, 0, false, NULL, NULL);
+    concord_put(c, (const uint8_t *)"other", 5, (const uint8_t *)"x", 1, 0, NULL, NULL);
+    wait_events(&s, 3);
+    pthread_mutex_lock(&s.mu);
+    CHECK(strcmp(s.log, "PUT w/a=1;PUT w/a=2;DEL w/a=;") == 0, "events in order: %s", s.log);
+    pthread_mutex_unlock(&s.mu);
+
+    /* Cancel from another thread; after it returns, no more callbacks. */
+    pthread_t t;
+    pthread_create(&t, NULL, cancel_later, w);
+    pthread_join(t, NULL);
+    int before = atomic_load(&s.events);
+    concord_put(c, (const uint8_t *)"w/b", 3, (const uint8_t *)"3", 1, 0, NULL, NULL);
+    usleep(300000);
+    CHECK(atomic_load(&s.events) == before, "no callback after cancel");
+    concord_watch_free(w);
+
+}
+
+static void test_lease(concord_client *c) {
+    concord_error *err = NULL;
+    int64_t lease = 0, ttl = 0;
+    CHECK(concord_lease_grant(c, 5, 0, &lease, &err) == CONCORD_STATUS_OK && lease != 0, "grant");
+    CHECK(concord_put(c, (const uint8_t *)"l", 1, (const uint8_t *)"v", 1, lease, NULL, &err) == CONCORD_STATUS_OK,
+          "put with lease");
+    CHECK(concord_lease_ttl(c, lease, &ttl, &err) == CONCORD_STATUS_OK && ttl > 0 && ttl <= 5, "ttl %lld",
+          (long long)ttl);
+    concord_keep_alive *k = NULL;
+    CHECK(concord_keep_alive_start(c, lease, &k, &err) == CONCORD_STATUS_OK && concord_keep_alive_alive(k),
+          "keep-alive");
+    CHECK(!concord_keep_alive_wait_lost(k, 0.3, NULL), "not lost while refreshed");
+    /* Revoked elsewhere: the keep-alive reports the loss at its next refresh. */
+    CHECK(concord_lease_revoke(c, lease, &err) == CONCORD_STATUS_OK, "revoke");
+    concord_error *why = NULL;
+    CHECK(concord_keep_alive_wait_lost(k, 5, &why) && concord_error_get_kind(why) == CONCORD_ERROR_KIND_LEASE_LOST,
+          "loss reported: %s", concord_error_message(why));
+    CHECK(!concord_keep_alive_alive(k), "not alive after the loss");
+    concord_error_free(why);
+    concord_keep_alive_free(k);
+    CHECK(concord_lease_ttl(c, lease, &ttl, &err) == CONCORD_STATUS_OK && ttl == -1, "gone: %lld", (long long)ttl);
+    concord_kvs *kvs = NULL;
+    concord_range(c, (const uint8_t *)"l", 1, NULL, 0, NULL, &kvs, NULL);
+    CHECK(kvs != NULL && kvs->len == 0, "its key went with it");
+    concord_kvs_free(kvs);
+}
+
+struct shared {
+    concord_client *c;
+    int id;
+};
+
+static void *writer(void *arg) {
+    struct shared *sh = arg;
+    for (int i = 0; i < 20; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "t/%d/%d", sh->id, i);
+        if (concord_put(sh->c, (const uint8_t *)k, strlen(k), (const uint8_t *)"v", 1, 0, NULL, NULL) !=
+            CONCORD_STATUS_OK)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void test_threads(concord_client *c) {
+    pthread_t t[8];
+    struct shared sh[8];
+    for (int i = 0; i < 8; i++) {
+        sh[i] = (struct shared){c, i};
+        pthread_create(&t[i], NULL, writer, &sh[i]);
+    }
+    int bad = 0;
+    for (int i = 0; i < 8; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        bad += r != NULL;
+    }
+    concord_range_options ro = {0};
+    ro.prefix = true;
+    ro.count_only = true;
+    concord_kvs *kvs = NULL;
+    concord_range(c, (const uint8_t *)"t/", 2, NULL, 0, &ro, &kvs, NULL);
+    CHECK(bad == 0 && kvs && kvs->count == 160, "one client, eight threads");
+    concord_kvs_free(kvs);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s HOST:PORT\n", argv[0]);
+        return 2;
+    }
+    concord_client *c = connect_to(argv[1]);
+    if (c == NULL) return 1;
+    test_kv(c);
+    test_errors(c);
+    test_watch(c);
+    test_lease(c);
+    test_threads(c);
+    concord_client_free(c);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
