@@ -1,0 +1,404 @@
+/* Concord's Perl module: converts Perl values to libconcord calls and
+ * back; errors become Concord::Error exceptions. Watch events arrive on
+ * libconcord's thread: they are copied into a queue here and handed to
+ * Perl only from the Perl thread ($watch->wait, Concord::dispatch), with a
+ * pipe that becomes readable when events wait (for AnyEvent and friends). */
+#define PERL_NO_GET_CONTEXT
+#include "EXTERN.h"
+#include "perl.h"
+#include "XSUB.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "concord.h"
+
+/* Dies with a Concord::Error carrying code, kind and message; frees err. */
+static void die_with(pTHX_ concord_status s, concord_error *err) {
+    HV *hv = newHV();
+    hv_stores(hv, "code", newSViv(concord_error_code(err)));
+    hv_stores(hv, "kind", newSViv((IV)concord_error_get_kind(err)));
+    hv_stores(hv, "message", newSVpv(concord_error_message(err), 0));
+    hv_stores(hv, "status", newSViv((IV)s));
+    concord_error_free(err);
+    croak_sv(sv_bless(newRV_noinc((SV *)hv), gv_stashpv("Concord::Error", GV_ADD)));
+}
+
+static SV *kv_to_hv(pTHX_ const concord_kv *kv) {
+    HV *hv = newHV();
+    hv_stores(hv, "key", newSVpvn((const char *)kv->key, kv->key_len));
+    hv_stores(hv, "value", newSVpvn((const char *)kv->value, kv->value_len));
+    hv_stores(hv, "create_revision", newSViv(kv->create_revision));
+    hv_stores(hv, "mod_revision", newSViv(kv->mod_revision));
+    hv_stores(hv, "version", newSViv(kv->version));
+    hv_stores(hv, "lease", newSViv(kv->lease));
+    return newRV_noinc((SV *)hv);
+}
+
+/* One queued event (or the error that ended the watch). */
+struct item {
+    struct item *next;
+    int is_delete, has_prev;
+    char *key, *value, *prev_value;
+    size_t key_len, value_len, prev_len;
+    int64_t create_revision, mod_revision, version, lease;
+    int is_error, err_code, err_kind;
+    char *err_message;
+};
+
+struct pwatch {
+    concord_watch *watch;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    struct item *head, *tail;
+    int fds[2];
+};
+
+static char *dup_bytes(const uint8_t *p, size_t n) {
+    char *s = malloc(n ? n : 1);
+    if (s && n) memcpy(s, p, n);
+    return s;
+}
+
+static void on_event(void *user, const concord_event *ev, const concord_error *err) {
+    struct pwatch *w = user;
+    struct item *it = calloc(1, sizeof *it);
+    if (!it) return;
+    if (ev == NULL) {
+        it->is_error = 1;
+        it->err_code = concord_error_code(err);
+        it->err_kind = (int)concord_error_get_kind(err);
+        it->err_message = strdup(concord_error_message(err));
+    } else {
+        it->is_delete = ev->is_delete;
+        it->key = dup_bytes(ev->kv.key, ev->kv.key_len);
+        it->key_len = ev->kv.key_len;
+        it->value = dup_bytes(ev->kv.value, ev->kv.value_len);
+        it->value_len = ev->kv.value_len;
+        it->create_revision = ev->kv.create_revision;
+        it->mod_revision = ev->kv.mod_revision;
+        it->version = ev->kv.version;
+        it->lease = ev->kv.lease;
+        it->has_prev = ev->has_prev_kv;
+        if (ev->has_prev_kv) {
+            it->prev_value = dup_bytes(ev->prev_kv.value, ev->prev_kv.value_len);
+            it->prev_len = ev->prev_kv.value_len;
+        }
+    }
+    pthread_mutex_lock(&w->mu);
+    if (w->tail) w->tail->next = it; else w->head = it;
+    w->tail = it;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+    ssize_t r = write(w->fds[1], "x", 1);
+    (void)r;
+}
+
+static void free_item(struct item *it) {
+    free(it->key);
+    free(it->value);
+    free(it->prev_value);
+    free(it->err_message);
+    free(it);
+}
+
+/* Takes the next item, waiting up to `timeout` seconds (< 0: no limit). */
+static struct item *take(struct pwatch *w, double timeout) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    if (timeout >= 0) {
+        until.tv_sec += (time_t)timeout;
+        until.tv_nsec += (long)((timeout - (double)(time_t)timeout) * 1e9);
+        if (until.tv_nsec >= 1000000000L) { until.tv_sec++; until.tv_nsec -= 1000000000L; }
+    }
+    pthread_mutex_lock(&w->mu);
+    while (!w->head) {
+        int rc = timeout < 0 ? pthread_cond_wait(&w->cond, &w->mu) : pthread_cond_timedwait(&w->cond, &w->mu, &until);
+        if (rc != 0) break;
+    }
+    struct item *it = w->head;
+    if (it) {
+        w->head = it->next;
+        if (!w->head) w->tail = NULL;
+        char buf[64];
+        ssize_t r = read(w->fds[0], buf, 1);
+        (void)r;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return it;
+}
+
+MODULE = Concord    PACKAGE = Concord    PREFIX = cx_
+
+PROTOTYPES: DISABLE
+
+IV
+cx__new(endpoints, user, password, timeout)
+    AV *endpoints
+    SV *user
+    SV *password
+    double timeout
+  CODE:
+    SSize_t n = av_len(endpoints) + 1;
+    const char **eps = NULL;
+    Newx(eps, n > 0 ? n : 1, const char *);
+    for (SSize_t i = 0; i < n; i++) {
+        SV **e = av_fetch(endpoints, i, 0);
+        eps[i] = e ? SvPV_nolen(*e) : "";
+    }
+    concord_options o;
+    memset(&o, 0, sizeof o);
+    o.timeout_seconds = timeout;
+    o.user = SvOK(user) ? SvPV_nolen(user) : NULL;
+    o.password = SvOK(password) ? SvPV_nolen(password) : NULL;
+    concord_client *c = NULL;
+    concord_error *err = NULL;
+    concord_status s = concord_client_new(eps, (size_t)n, &o, &c, &err);
+    Safefree(eps);
+    if (s != CONCORD_STATUS_OK) die_with(aTHX_ s, err);
+    RETVAL = PTR2IV(c);
+  OUTPUT:
+    RETVAL
+
+void
+cx__free(c)
+    IV c
+  CODE:
+    concord_client_free(INT2PTR(concord_client *, c));
+
+IV
+cx__put(c, key, value, lease)
+    IV c
+    SV *key
+    SV *value
+    IV lease
+  CODE:
+    STRLEN kl, vl;
+    const char *k = SvPVbyte(key, kl), *v = SvPVbyte(value, vl);
+    int64_t rev = 0;
+    concord_error *err = NULL;
+    concord_status s = concord_put(INT2PTR(concord_client *, c), (const uint8_t *)k, kl, (const uint8_t *)v, vl,
+                                   lease, &rev, &err);
+    if (s != CONCORD_STATUS_OK) die_with(aTHX_ s, err);
+    RETVAL = rev;
+  OUTPUT:
+    RETVAL
+
+SV *
+cx__range(c, key, range_end, prefix, limit, revision, serializable, keys_only, count_only)
+    IV c
+    SV *key
+    SV *range_end
+    int prefix
+    IV limit
+    IV revision
+    int serializable
+    int keys_only
+    int count_only
+  CODE:
+    STRLEN kl, el = 0;
+    const char *k = SvPVbyte(key, kl);
+    const char *e = SvOK(range_end) ? SvPVbyte(range_end, el) : NULL;
+    concord_range_options o;
+    memset(&o, 0, sizeof o);
+    o.prefix = prefix; o.limit = limit; o.revision = revision;
+    o.serializable = serializable; o.keys_only = keys_only; o.count_only = count_only;
+    concord_kvs *kvs = NULL;
+    concord_error *err = NULL;
+    concord_status s = concord_range(INT2PTR(concord_client *, c), (const uint8_t *)k, kl, (const uint8_t *)e, el,
+                                     &o, &kvs, &err);
+    if (s != CONCORD_STATUS_OK) die_with(aTHX_ s, err);
+    AV *list = newAV();
+    for (size_t i = 0; i < kvs->len; i++) av_push(list, kv_to_hv(aTHX_ &kvs->kvs[i]));
+    HV *hv = newHV();
+    hv_stores(hv, "kvs", newRV_noinc((SV *)list));
+    hv_stores(hv, "count", newSViv(kvs->count));
+    hv_stores(hv, "more", newSViv(kvs->more ? 1 : 0));
+    hv_stores(hv, "revision", newSViv(kvs->revision));
+    concord_kvs_free(kvs);
+    RETVAL = newRV_noinc((SV *)hv);
+  OUTPUT:
+    RETVAL
+
+IV
+cx__delete(c, key, range_end, prefix)
+    IV c
+    SV *key
+    SV *range_end
+    int prefix
+  CODE:
+    STRLEN kl, el = 0;
+    const char *k = SvPVbyte(key, kl);
+    const char *e = SvOK(range_end) ? SvPVbyte(range_end, el) : NULL;
+    int64_t deleted = 0;
+    concord_error *err = NULL;
+    concord_status s = concord_delete(INT2PTR(concord_client *, c), (const uint8_t *)k, kl, (const uint8_t *)e, el,
+                                      prefix, &deleted, &err);
+    if (s != CONCORD_STATUS_OK) die_with(aTHX_ s, err);
+    RETVAL = deleted;
+  OUTPUT:
+    RETVAL
+
+IV
+cx__lease_grant(c, ttl, id)
+    IV c
+    IV ttl
+    IV id
+  CODE:
+    int64_t lease = 0;
+    concord_error *err = NULL;
+    concord_status s = concord_lease_grant(INT2PTR(concord_client *, c), ttl, id, &lease, &err);
+    if (s != CONCORD_STATUS_OK) die_with(aTHX_ s, err);
+    RETVAL = lease;
+  OUTPUT:
+    RETVAL
+
+void
+cx__lease_revoke(c, id)
+    IV c
+    IV id
+  CODE:
+    concord_error *err = NULL;
+    concord_status s = concord_lease_revoke(INT2PTR(concord_client *, c), id, &err);
+    if (s != CONCORD_STATUS_OK) die_with(aTHX_ s, err);
+
+IV
+cx__lease_ttl(c, id)
+    IV c
+    IV id
+  CODE:
+    int64_t ttl = 0;
+    concord_error *err = NULL;
+    concord_status s = concord_lease_ttl(INT2PTR(concord_client *, c), id, &ttl, &err);
+    if (s != CONCORD_STATUS_OK) die_with(aTHX_ s, err);
+    RETVAL = ttl;
+  OUTPUT:
+    RETVAL
+
+IV
+cx__keep_alive(c, id)
+    IV c
+    IV id
+  CODE:
+    concord_keep_alive *k = NULL;
+    concord_error *err = NULL;
+    concord_status s = concord_keep_alive_start(INT2PTR(concord_client *, c), id, &k, &err);
+    if (s != CONCORD_STATUS_OK) die_with(aTHX_ s, err);
+    RETVAL = PTR2IV(k);
+  OUTPUT:
+    RETVAL
+
+SV *
+cx__keep_alive_lost(k, timeout)
+    IV k
+    double timeout
+  CODE:
+    concord_error *err = NULL;
+    if (concord_keep_alive_wait_lost(INT2PTR(concord_keep_alive *, k), timeout, &err)) {
+        RETVAL = newSVpv(concord_error_message(err), 0);
+        concord_error_free(err);
+    } else {
+        RETVAL = &PL_sv_undef;
+    }
+  OUTPUT:
+    RETVAL
+
+void
+cx__keep_alive_free(k)
+    IV k
+  CODE:
+    concord_keep_alive_free(INT2PTR(concord_keep_alive *, k));
+
+IV
+cx__watch(c, key, range_end, prefix, start_revision, prev_kv)
+    IV c
+    SV *key
+    SV *range_end
+    int prefix
+    IV start_revision
+    int prev_kv
+  CODE:
+    STRLEN kl, el = 0;
+    const char *k = SvPVbyte(key, kl);
+    const char *e = SvOK(range_end) ? SvPVbyte(range_end, el) : NULL;
+    struct pwatch *w = calloc(1, sizeof *w);
+    if (!w) croak("out of memory");
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    if (pipe(w->fds) != 0) { free(w); croak("pipe failed"); }
+    fcntl(w->fds[0], F_SETFL, O_NONBLOCK);
+    fcntl(w->fds[1], F_SETFL, O_NONBLOCK);
+    concord_error *err = NULL;
+    concord_status s = concord_watch_start(INT2PTR(concord_client *, c), (const uint8_t *)k, kl, (const uint8_t *)e,
+                                           el, prefix, start_revision, prev_kv, on_event, w, &w->watch, &err);
+    if (s != CONCORD_STATUS_OK) {
+        close(w->fds[0]); close(w->fds[1]); free(w);
+        die_with(aTHX_ s, err);
+    }
+    RETVAL = PTR2IV(w);
+  OUTPUT:
+    RETVAL
+
+SV *
+cx__watch_next(wp, timeout)
+    IV wp
+    double timeout
+  CODE:
+    struct pwatch *w = INT2PTR(struct pwatch *, wp);
+    struct item *it = take(w, timeout);
+    if (!it) {
+        RETVAL = &PL_sv_undef;
+    } else if (it->is_error) {
+        HV *hv = newHV();
+        hv_stores(hv, "code", newSViv(it->err_code));
+        hv_stores(hv, "kind", newSViv(it->err_kind));
+        hv_stores(hv, "message", newSVpv(it->err_message ? it->err_message : "", 0));
+        free_item(it);
+        croak_sv(sv_bless(newRV_noinc((SV *)hv), gv_stashpv("Concord::Error", GV_ADD)));
+    } else {
+        HV *kv = newHV();
+        hv_stores(kv, "key", newSVpvn(it->key, it->key_len));
+        hv_stores(kv, "value", newSVpvn(it->value, it->value_len));
+        hv_stores(kv, "create_revision", newSViv(it->create_revision));
+        hv_stores(kv, "mod_revision", newSViv(it->mod_revision));
+        hv_stores(kv, "version", newSViv(it->version));
+        hv_stores(kv, "lease", newSViv(it->lease));
+        HV *ev = newHV();
+        hv_stores(ev, "type", newSVpv(it->is_delete ? "DELETE" : "PUT", 0));
+        hv_stores(ev, "kv", newRV_noinc((SV *)kv));
+        if (it->has_prev) hv_stores(ev, "prev_value", newSVpvn(it->prev_value, it->prev_len));
+        free_item(it);
+        RETVAL = newRV_noinc((SV *)ev);
+    }
+  OUTPUT:
+    RETVAL
+
+int
+cx__watch_fd(wp)
+    IV wp
+  CODE:
+    RETVAL = (INT2PTR(struct pwatch *, wp))->fds[0];
+  OUTPUT:
+    RETVAL
+
+void
+cx__watch_cancel(wp)
+    IV wp
+  CODE:
+    concord_watch_cancel((INT2PTR(struct pwatch *, wp))->watch);
+
+void
+cx__watch_free(wp)
+    IV wp
+  CODE:
+    struct pwatch *w = INT2PTR(struct pwatch *, wp);
+    concord_watch_free(w->watch);
+    struct item *it = w->head;
+    while (it) { struct item *n = it->next; free_item(it); it = n; }
+    close(w->fds[0]); close(w->fds[1]);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cond);
+    free(w);

@@ -1,0 +1,165 @@
+package Concord;
+# Concord: a client of Concord and etcd for Perl, on libconcord (the shared
+# Rust client: failover between members, watches resumed without loss,
+# lease keep-alive, token renewal).
+use strict;
+use warnings;
+
+our $VERSION = '0.1.0';
+
+require XSLoader;
+XSLoader::load('Concord', $VERSION);
+
+my %WATCHES;    # live watches, for Concord::dispatch (weak: see Scalar::Util)
+use Scalar::Util qw(weaken refaddr);
+
+sub new {
+    my ($class, %o) = @_;
+    my $eps = $o{endpoints} || ['127.0.0.1:2379'];
+    $eps = [$eps] unless ref $eps;
+    my $c = _new($eps, $o{user}, $o{password}, $o{timeout} || 5);
+    return bless { c => $c }, $class;
+}
+
+sub DESTROY { my $s = shift; _free($s->{c}) if $s->{c}; $s->{c} = 0 }
+
+sub put {
+    my ($s, $key, $value, %o) = @_;
+    my $lease = ref $o{lease} ? $o{lease}->id : ($o{lease} || 0);
+    return _put($s->{c}, $key, $value, $lease);
+}
+
+sub get {
+    my ($s, $key, %o) = @_;
+    my $r = _range($s->{c}, $key, undef, 0, 0, $o{revision} || 0, $o{serializable} ? 1 : 0, 0, 0);
+    return $r->{kvs}[0];
+}
+
+sub range {
+    my ($s, $key, %o) = @_;
+    return _range($s->{c}, $key, $o{range_end}, $o{prefix} ? 1 : 0, $o{limit} || 0, $o{revision} || 0,
+        $o{serializable} ? 1 : 0, $o{keys_only} ? 1 : 0, $o{count_only} ? 1 : 0);
+}
+
+sub delete {
+    my ($s, $key, %o) = @_;
+    return _delete($s->{c}, $key, $o{range_end}, $o{prefix} ? 1 : 0);
+}
+
+sub lease_grant {
+    my ($s, $ttl, %o) = @_;
+    return Concord::Lease->_new($s, _lease_grant($s->{c}, $ttl, $o{id} || 0));
+}
+
+sub watch {
+    my $cb = pop;
+    my ($s, $key, %o) = @_;
+    die "watch needs a callback\n" unless ref $cb eq 'CODE';
+    my $w = _watch($s->{c}, $key, $o{range_end}, $o{prefix} ? 1 : 0, $o{start_revision} || 0,
+        $o{prev_kv} ? 1 : 0);
+    my $watch = bless { w => $w, cb => $cb, client => $s }, 'Concord::Watch';
+    $WATCHES{ refaddr $watch } = $watch;
+    weaken $WATCHES{ refaddr $watch };
+    return $watch;
+}
+
+# Delivers the events waiting on every watch (waiting up to $timeout
+# seconds for the first); returns how many callbacks ran.
+sub dispatch {
+    my ($timeout) = @_;
+    my $n = 0;
+    for my $w (grep { defined } values %WATCHES) { $n += $w->wait(0) }
+    return $n if $n || !$timeout;
+    my $deadline = time + $timeout;
+    while (time < $deadline) {
+        for my $w (grep { defined } values %WATCHES) { $n += $w->wait(0.05) }
+        return $n if $n;
+    }
+    return $n;
+}
+
+package Concord::Watch;
+
+# Calls the callback for each waiting event (waiting up to $timeout
+# seconds, default 0, for the first; undef: until one comes). Returns how
+# many it delivered. Dies with Concord::Error if the watch ended in error.
+sub wait {
+    my ($s, $timeout) = @_;
+    return 0 unless $s->{w};
+    $timeout = -1 if @_ > 1 && !defined $timeout;
+    $timeout = 0 unless defined $timeout;
+    my $n = 0;
+    while (my $ev = Concord::_watch_next($s->{w}, $n ? 0 : $timeout)) {
+        $s->{cb}->($ev);
+        $n++;
+    }
+    return $n;
+}
+
+# A file descriptor that is readable while events wait (for AnyEvent->io).
+sub fd { Concord::_watch_fd($_[0]{w}) }
+
+sub cancel { my $s = shift; Concord::_watch_cancel($s->{w}) if $s->{w} }
+
+sub DESTROY { my $s = shift; Concord::_watch_free($s->{w}) if $s->{w}; $s->{w} = 0 }
+
+package Concord::Lease;
+
+sub _new { my ($class, $client, $id) = @_; bless { client => $client, id => $id }, $class }
+sub id { $_[0]{id} }
+sub ttl { my $s = shift; Concord::_lease_ttl($s->{client}{c}, $s->{id}) }
+sub revoke { my $s = shift; Concord::_lease_revoke($s->{client}{c}, $s->{id}) }
+
+# Keeps the lease alive in the background until the returned handle goes.
+sub keep_alive {
+    my $s = shift;
+    return bless { k => Concord::_keep_alive($s->{client}{c}, $s->{id}), lease => $s }, 'Concord::KeepAlive';
+}
+
+package Concord::KeepAlive;
+
+# Waits up to $timeout seconds for the lease to be lost: the reason, or
+# undef if it is still alive.
+sub lost { my ($s, $timeout) = @_; Concord::_keep_alive_lost($s->{k}, defined $timeout ? $timeout : 0) }
+sub DESTROY { my $s = shift; Concord::_keep_alive_free($s->{k}) if $s->{k}; $s->{k} = 0 }
+
+package Concord::Error;
+use overload '""' => sub { $_[0]{message} }, fallback => 1;
+sub code { $_[0]{code} }
+sub kind { $_[0]{kind} }
+sub message { $_[0]{message} }
+
+1;
+
+__END__
+
+=head1 NAME
+
+Concord - client of Concord and etcd: KV, watches, leases, with failover
+
+=head1 SYNOPSIS
+
+  use Concord;
+  my $c = Concord->new(endpoints => ['127.0.0.1:2379'], user => 'app', password => 's3cret', timeout => 5);
+  $c->put('app/mode', 'on');
+  my $kv = $c->get('app/mode');            # { key, value, create_revision, mod_revision, version, lease }
+  my $r  = $c->range('app/', prefix => 1, limit => 10);   # { kvs => [...], count, more, revision }
+  $c->delete('app/', prefix => 1);
+
+  my $w = $c->watch('app/', prefix => 1, sub { my ($ev) = @_; print "$ev->{type} $ev->{kv}{key}\n" });
+  $w->wait(1);                              # run callbacks in this thread; or Concord::dispatch(1)
+
+  my $lease = $c->lease_grant(10);
+  my $ka = $lease->keep_alive;              # refreshed in the background
+  warn "lost: " . $ka->lost(0) if $ka->lost(0);
+
+  eval { $c->put('', 'x') };                # dies with a Concord::Error
+  print $@->code, ' ', $@->message;         # 3 etcdserver: key is not provided
+
+=head1 DESCRIPTION
+
+Callbacks of watches run only in the Perl thread that calls
+C<< $watch->wait >> or C<Concord::dispatch>; C<< $watch->fd >> is readable
+while events wait, for event loops.
+
+=cut
