@@ -67,9 +67,17 @@ typedef struct concord_keep_alive concord_keep_alive;
 // The bytes behind a list of `ConcordKv`.
 typedef struct concord_kvs_storage concord_kvs_storage;
 
+// A leadership won by `concord_campaign`. Free with `concord_leader_free`.
+typedef struct concord_leader concord_leader;
+
+// The strings behind a `ConcordMembers` (not for the caller).
+typedef struct concord_members_storage concord_members_storage;
+
 // A running watch. `concord_watch_cancel` stops it; `concord_watch_free`
 // cancels and frees it.
 typedef struct concord_watch concord_watch;
+
+typedef struct Vec_u8 Vec_u8;
 
 // How to connect; every field may be NULL / 0 for the default.
 typedef struct concord_options {
@@ -85,21 +93,48 @@ typedef struct concord_options {
   const char *key_file;
 } concord_options;
 
-// Options of `concord_range`; zero them for a plain read.
-typedef struct concord_range_options {
-  // Every key starting with the key (range_end is then ignored).
-  bool prefix;
-  // At most this many keys (0: no limit).
-  int64_t limit;
-  // Read at this revision (0: the newest).
+// What `Maintenance.Status` says of the member that answered.
+typedef struct concord_status_info {
+  // The server's version, NUL-terminated.
+  char version[32];
+  int64_t db_size;
+  int64_t db_size_in_use;
+  // The leader's member ID (0: none).
+  uint64_t leader;
+  uint64_t member_id;
+  uint64_t cluster_id;
+  uint64_t raft_index;
+  uint64_t raft_term;
+  // The store's current revision.
   int64_t revision;
-  // Served by the member asked, without a round of consensus.
-  bool serializable;
-  // Keys only, no values.
-  bool keys_only;
-  // Only the count.
-  bool count_only;
-} concord_range_options;
+  bool is_learner;
+} concord_status_info;
+
+// A member. Strings are NUL-terminated and live as long as the list.
+typedef struct concord_member {
+  uint64_t id;
+  // Empty until the member has started.
+  const char *name;
+  const char *const *client_urls;
+  size_t client_urls_len;
+  const char *const *peer_urls;
+  size_t peer_urls_len;
+  bool is_learner;
+} concord_member;
+
+// The members of the cluster. Free with `concord_members_free`.
+typedef struct concord_members {
+  const struct concord_member *members;
+  size_t len;
+  struct concord_members_storage *storage;
+} concord_members;
+
+// Bytes the library owns: free with `concord_buf_free`.
+typedef struct concord_buf {
+  const uint8_t *data;
+  size_t len;
+  struct Vec_u8 *storage;
+} concord_buf;
 
 // A key-value. `key`/`value` point into memory the library owns; they
 // stay valid until the list or event holding it is freed.
@@ -127,6 +162,22 @@ typedef struct concord_kvs {
   // The storage `kvs` points into (not for the caller).
   struct concord_kvs_storage *owner;
 } concord_kvs;
+
+// Options of `concord_range`; zero them for a plain read.
+typedef struct concord_range_options {
+  // Every key starting with the key (range_end is then ignored).
+  bool prefix;
+  // At most this many keys (0: no limit).
+  int64_t limit;
+  // Read at this revision (0: the newest).
+  int64_t revision;
+  // Served by the member asked, without a round of consensus.
+  bool serializable;
+  // Keys only, no values.
+  bool keys_only;
+  // Only the count.
+  bool count_only;
+} concord_range_options;
 
 // One change. Valid during the callback only.
 typedef struct concord_event {
@@ -160,6 +211,78 @@ enum concord_status concord_client_new(const char *const *endpoints,
 // Frees a client (NULL is fine). Watches and keep-alives made from it
 // keep running until they are freed.
 void concord_client_free(struct concord_client *client);
+
+// Fills `info` with the status of the member that answers.
+enum concord_status concord_server_status(const struct concord_client *client,
+                                          struct concord_status_info *info,
+                                          struct concord_error **err);
+
+// Lists the cluster's members.
+enum concord_status concord_member_list(const struct concord_client *client,
+                                        struct concord_members **members,
+                                        struct concord_error **err);
+
+// Frees a member list (NULL is fine).
+void concord_members_free(struct concord_members *members);
+
+// Frees a buffer (NULL is fine).
+void concord_buf_free(struct concord_buf *b);
+
+// Waits (at most `timeout_seconds`; negative: no limit) until this client
+// holds the lock `name` under `lease` (0: the server grants a 60 s
+// lease). `key` receives the lock's key (for `concord_unlock`),
+// `revision` (may be NULL) its fencing token.
+enum concord_status concord_lock(const struct concord_client *client,
+                                 const uint8_t *name,
+                                 size_t name_len,
+                                 int64_t lease,
+                                 double timeout_seconds,
+                                 struct concord_buf **key,
+                                 int64_t *revision,
+                                 struct concord_error **err);
+
+// Releases a lock by its key.
+enum concord_status concord_unlock(const struct concord_client *client,
+                                   const uint8_t *key,
+                                   size_t key_len,
+                                   struct concord_error **err);
+
+// Waits (at most `timeout_seconds`; negative: no limit) until this client
+// leads the election `name` with `value`, under `lease` (0: a 60 s lease).
+enum concord_status concord_campaign(const struct concord_client *client,
+                                     const uint8_t *name,
+                                     size_t name_len,
+                                     int64_t lease,
+                                     const uint8_t *value,
+                                     size_t value_len,
+                                     double timeout_seconds,
+                                     struct concord_leader **leader,
+                                     struct concord_error **err);
+
+// The leadership's fencing token (its key's create revision).
+int64_t concord_leader_revision(const struct concord_leader *leader);
+
+// The leader announces a new value (fails once it no longer leads).
+enum concord_status concord_proclaim(const struct concord_client *client,
+                                     const struct concord_leader *leader,
+                                     const uint8_t *value,
+                                     size_t value_len,
+                                     struct concord_error **err);
+
+// Steps down.
+enum concord_status concord_resign(const struct concord_client *client,
+                                   const struct concord_leader *leader,
+                                   struct concord_error **err);
+
+// Frees a leadership handle (it does not resign; NULL is fine).
+void concord_leader_free(struct concord_leader *leader);
+
+// The current leader of `name` as a list of zero (no leader) or one key-value.
+enum concord_status concord_election_leader(const struct concord_client *client,
+                                            const uint8_t *name,
+                                            size_t name_len,
+                                            struct concord_kvs **result,
+                                            struct concord_error **err);
 
 // etcd's gRPC status code of the error (e.g. 11 for OUT_OF_RANGE).
 int32_t concord_error_code(const struct concord_error *err);

@@ -402,3 +402,85 @@ cx__watch_free(wp)
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cond);
     free(w);
+
+SV *
+cx__status(c)
+    IV c
+  CODE:
+    concord_status_info st;
+    concord_error *err = NULL;
+    concord_status s = concord_server_status(INT2PTR(concord_client *, c), &st, &err);
+    if (s != CONCORD_STATUS_OK) die_with(aTHX_ s, err);
+    HV *hv = newHV();
+    hv_stores(hv, "version", newSVpv(st.version, 0));
+    hv_stores(hv, "db_size", newSViv(st.db_size));
+    hv_stores(hv, "db_size_in_use", newSViv(st.db_size_in_use));
+    hv_stores(hv, "leader", newSVuv(st.leader));
+    hv_stores(hv, "member_id", newSVuv(st.member_id));
+    hv_stores(hv, "cluster_id", newSVuv(st.cluster_id));
+    hv_stores(hv, "raft_index", newSVuv(st.raft_index));
+    hv_stores(hv, "raft_term", newSVuv(st.raft_term));
+    hv_stores(hv, "revision", newSViv(st.revision));
+    hv_stores(hv, "is_learner", newSViv(st.is_learner ? 1 : 0));
+    RETVAL = newRV_noinc((SV *)hv);
+  OUTPUT:
+    RETVAL
+
+SV *
+cx__members(c)
+    IV c
+  CODE:
+    concord_members *ms = NULL;
+    concord_error *err = NULL;
+    concord_status s = concord_member_list(INT2PTR(concord_client *, c), &ms, &err);
+    if (s != CONCORD_STATUS_OK) die_with(aTHX_ s, err);
+    AV *list = newAV();
+    for (size_t i = 0; i < ms->len; i++) {
+        const concord_member *m = &ms->members[i];
+        HV *hv = newHV();
+        AV *cu = newAV(), *pu = newAV();
+        for (size_t j = 0; j < m->client_urls_len; j++) av_push(cu, newSVpv(m->client_urls[j], 0));
+        for (size_t j = 0; j < m->peer_urls_len; j++) av_push(pu, newSVpv(m->peer_urls[j], 0));
+        hv_stores(hv, "id", newSVuv(m->id));
+        hv_stores(hv, "name", newSVpv(m->name, 0));
+        hv_stores(hv, "client_urls", newRV_noinc((SV *)cu));
+        hv_stores(hv, "peer_urls", newRV_noinc((SV *)pu));
+        hv_stores(hv, "is_learner", newSViv(m->is_learner ? 1 : 0));
+        av_push(list, newRV_noinc((SV *)hv));
+    }
+    concord_members_free(ms);
+    RETVAL = newRV_noinc((SV *)list);
+  OUTPUT:
+    RETVAL
+
+void
+cx__lock(c, name, lease, timeout)
+    IV c
+    SV *name
+    IV lease
+    double timeout
+  PPCODE:
+    STRLEN nl;
+    const char *n = SvPVbyte(name, nl);
+    concord_buf *key = NULL;
+    int64_t rev = 0;
+    concord_error *err = NULL;
+    concord_status s = concord_lock(INT2PTR(concord_client *, c), (const uint8_t *)n, nl, lease, timeout, &key, &rev,
+                                    &err);
+    if (s != CONCORD_STATUS_OK) die_with(aTHX_ s, err);
+    SV *k = newSVpvn((const char *)key->data, key->len);
+    concord_buf_free(key);
+    EXTEND(SP, 2);
+    PUSHs(sv_2mortal(k));
+    PUSHs(sv_2mortal(newSViv(rev)));
+
+void
+cx__unlock(c, key)
+    IV c
+    SV *key
+  CODE:
+    STRLEN kl;
+    const char *k = SvPVbyte(key, kl);
+    concord_error *err = NULL;
+    concord_status s = concord_unlock(INT2PTR(concord_client *, c), (const uint8_t *)k, kl, &err);
+    if (s != CONCORD_STATUS_OK) die_with(aTHX_ s, err);

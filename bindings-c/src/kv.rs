@@ -52,6 +52,22 @@ impl ConcordKvsStorage {
     pub(crate) fn views(&self) -> &[ConcordKv] {
         &self.views
     }
+
+    /// A caller-owned list of `data`.
+    pub(crate) fn into_list(data: Vec<mvccpb::KeyValue>, count: i64, more: bool, revision: i64) -> *mut ConcordKvs {
+        let count = if count == 0 { data.len() as i64 } else { count };
+        let owner = Box::into_raw(ConcordKvsStorage::new(data));
+        // SAFETY: `owner` was just made from a Box and is not freed yet.
+        let views = unsafe { &*owner }.views();
+        Box::into_raw(Box::new(ConcordKvs {
+            kvs: views.as_ptr(),
+            len: views.len(),
+            count,
+            more,
+            revision,
+            owner,
+        }))
+    }
 }
 
 pub(crate) fn view(kv: &mvccpb::KeyValue) -> ConcordKv {
@@ -151,18 +167,12 @@ pub extern "C" fn concord_range(
             }
         }
         let r = c.block_on(c.client().get(k, g))?;
-        let owner = Box::into_raw(ConcordKvsStorage::new(r.kvs));
-        // SAFETY: `owner` was just made from a Box and is not freed yet.
-        let views = unsafe { &*owner }.views();
-        let list = ConcordKvs {
-            kvs: views.as_ptr(),
-            len: views.len(),
-            count: r.count,
-            more: r.more,
-            revision: r.header.map_or(0, |h| h.revision),
-            owner,
-        };
-        out(result, Box::into_raw(Box::new(list)), "result")
+        let revision = r.header.map_or(0, |h| h.revision);
+        out(
+            result,
+            ConcordKvsStorage::into_list(r.kvs, r.count, r.more, revision),
+            "result",
+        )
     })
 }
 

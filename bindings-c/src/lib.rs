@@ -7,11 +7,14 @@
 //! - `guard`: the panic boundary and pointer checks every function uses.
 //! - `error`: status codes and the caller-owned error object.
 //! - `client`: the client handle; `kv`: put, range, delete;
-//!   `watch`: callbacks on a background thread; `lease`: leases, keep-alive.
+//!   `watch`: callbacks on a background thread; `lease`: leases, keep-alive;
+//!   `election`: locks and elections; `cluster`: status and members.
 //!
 //! The header is `include/concord.h` (cbindgen, from these sources).
 
 pub mod client;
+pub mod cluster;
+pub mod election;
 pub mod error;
 pub mod guard;
 pub mod kv;

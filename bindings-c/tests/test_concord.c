@@ -237,6 +237,63 @@ static void test_threads(concord_client *c) {
     concord_kvs_free(kvs);
 }
 
+static void test_cluster(concord_client *c) {
+    concord_status_info st;
+    concord_error *err = NULL;
+    CHECK(concord_server_status(c, &st, &err) == CONCORD_STATUS_OK && st.leader != 0 && st.revision > 1 &&
+              strncmp(st.version, "3.", 2) == 0,
+          "status: %s", concord_error_message(err));
+    concord_members *ms = NULL;
+    CHECK(concord_member_list(c, &ms, &err) == CONCORD_STATUS_OK && ms->len == 1 &&
+              ms->members[0].id == st.member_id && ms->members[0].client_urls_len == 1 &&
+              strncmp(ms->members[0].client_urls[0], "http://127.0.0.1:", 17) == 0,
+          "members");
+    concord_members_free(ms);
+}
+
+static void test_lock_election(concord_client *c) {
+    concord_error *err = NULL;
+    int64_t lease = 0, other = 0, token = 0;
+    concord_lease_grant(c, 10, 0, &lease, NULL);
+    concord_lease_grant(c, 10, 0, &other, NULL);
+    concord_buf *key = NULL, *key2 = NULL;
+    CHECK(concord_lock(c, (const uint8_t *)"lk", 2, lease, -1, &key, &token, &err) == CONCORD_STATUS_OK &&
+              key->len > 3 && memcmp(key->data, "lk/", 3) == 0 && token > 0,
+          "lock: %s", concord_error_message(err));
+    CHECK(concord_lock(c, (const uint8_t *)"lk", 2, other, 0.3, &key2, NULL, &err) == CONCORD_STATUS_ERROR &&
+              concord_error_get_kind(err) == CONCORD_ERROR_KIND_TIMEOUT,
+          "a second holder waits, then times out");
+    concord_error_free(err);
+    err = NULL;
+    CHECK(concord_unlock(c, key->data, key->len, &err) == CONCORD_STATUS_OK, "unlock");
+    concord_buf_free(key);
+    CHECK(concord_lock(c, (const uint8_t *)"lk", 2, other, 5, &key2, NULL, &err) == CONCORD_STATUS_OK, "relock");
+    concord_unlock(c, key2->data, key2->len, NULL);
+    concord_buf_free(key2);
+
+    concord_leader *l = NULL;
+    concord_kvs *kvs = NULL;
+    CHECK(concord_election_leader(c, (const uint8_t *)"el", 2, &kvs, &err) == CONCORD_STATUS_OK && kvs->len == 0,
+          "no leader yet");
+    concord_kvs_free(kvs);
+    CHECK(concord_campaign(c, (const uint8_t *)"el", 2, lease, (const uint8_t *)"a", 1, -1, &l, &err) ==
+                  CONCORD_STATUS_OK &&
+              concord_leader_revision(l) > 0,
+          "campaign");
+    CHECK(concord_proclaim(c, l, (const uint8_t *)"b", 1, &err) == CONCORD_STATUS_OK, "proclaim");
+    concord_election_leader(c, (const uint8_t *)"el", 2, &kvs, NULL);
+    CHECK(kvs && kvs->len == 1 && kvs->kvs[0].value_len == 1 && kvs->kvs[0].value[0] == 'b', "leader's value");
+    concord_kvs_free(kvs);
+    CHECK(concord_resign(c, l, &err) == CONCORD_STATUS_OK, "resign");
+    CHECK(concord_proclaim(c, l, (const uint8_t *)"c", 1, &err) == CONCORD_STATUS_ERROR &&
+              strcmp(concord_error_message(err), "election: not leader") == 0,
+          "no longer leader");
+    concord_error_free(err);
+    concord_leader_free(l);
+    concord_lease_revoke(c, lease, NULL);
+    concord_lease_revoke(c, other, NULL);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s HOST:PORT\n", argv[0]);
@@ -249,6 +306,8 @@ int main(int argc, char **argv) {
     test_watch(c);
     test_lease(c);
     test_threads(c);
+    test_cluster(c);
+    test_lock_election(c);
     concord_client_free(c);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

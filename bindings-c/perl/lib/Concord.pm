@@ -46,6 +46,22 @@ sub delete {
     return _delete($s->{c}, $key, $o{range_end}, $o{prefix} ? 1 : 0);
 }
 
+sub status { _status($_[0]{c}) }
+
+sub members { _members($_[0]{c}) }
+
+# Takes the lock $name (waiting at most timeout => seconds; default: no
+# limit) on a lease of ttl => seconds (default 60) kept alive while held.
+# Returns a Concord::Lock: ->key, ->revision (the fencing token), ->unlock.
+sub lock {
+    my ($s, $name, %o) = @_;
+    my $lease = $s->lease_grant($o{ttl} || 60);
+    my $ka = $lease->keep_alive;
+    my ($key, $rev) = eval { _lock($s->{c}, $name, $lease->id, defined $o{timeout} ? $o{timeout} : -1) };
+    if (my $e = $@) { eval { $lease->revoke }; die $e }
+    return bless { client => $s, key => $key, revision => $rev, lease => $lease, ka => $ka }, 'Concord::Lock';
+}
+
 sub lease_grant {
     my ($s, $ttl, %o) = @_;
     return Concord::Lease->_new($s, _lease_grant($s->{c}, $ttl, $o{id} || 0));
@@ -103,6 +119,22 @@ sub cancel { my $s = shift; Concord::_watch_cancel($s->{w}) if $s->{w} }
 
 sub DESTROY { my $s = shift; Concord::_watch_free($s->{w}) if $s->{w}; $s->{w} = 0 }
 
+package Concord::Lock;
+
+sub key { $_[0]{key} }
+sub revision { $_[0]{revision} }
+
+# Releases the lock and revokes its lease.
+sub unlock {
+    my $s = shift;
+    return unless $s->{key};
+    Concord::_unlock($s->{client}{c}, delete $s->{key});
+    delete $s->{ka};
+    $s->{lease}->revoke;
+}
+
+sub DESTROY { my $s = shift; eval { $s->unlock } if $s->{key} }
+
 package Concord::Lease;
 
 sub _new { my ($class, $client, $id) = @_; bless { client => $client, id => $id }, $class }
@@ -152,6 +184,10 @@ Concord - client of Concord and etcd: KV, watches, leases, with failover
   my $lease = $c->lease_grant(10);
   my $ka = $lease->keep_alive;              # refreshed in the background
   warn "lost: " . $ka->lost(0) if $ka->lost(0);
+
+  my $lock = $c->lock('jobs', ttl => 10);  # ->key, ->revision (fencing token), ->unlock
+  my $st = $c->status;                      # { version, leader, revision, db_size, ... }
+  my $ms = $c->members;                     # [ { id, name, client_urls, peer_urls }, ... ]
 
   eval { $c->put('', 'x') };                # dies with a Concord::Error
   print $@->code, ' ', $@->message;         # 3 etcdserver: key is not provided

@@ -74,6 +74,22 @@ like($ka->lost(5) // '', qr/lease/, 'a revoked lease is reported lost');
 is($c->get('l'), undef, 'its key went with it');
 is($lease->ttl, -1, 'gone');
 
+# Status, members, locks.
+my $st = $c->status;
+ok($st->{leader} && $st->{revision} > 1, 'status');
+my $ms = $c->members;
+is(scalar @$ms, 1, 'one member');
+like($ms->[0]{client_urls}[0], qr/^http:\/\/127\.0\.0\.1:/, 'member client URL');
+my $lock = $c->lock('jobs', ttl => 10);
+like($lock->key, qr{^jobs/}, 'lock key');
+ok($lock->revision > 0, 'fencing token');
+eval { $c->lock('jobs', ttl => 10, timeout => 0.3) };
+ok($@ && $@->message =~ /deadline/, 'a second lock waits, then times out');
+$lock->unlock;
+my $again = $c->lock('jobs', ttl => 10, timeout => 5);
+ok($again->revision > $lock->revision, 'the next holder has a higher token');
+$again->unlock;
+
 # Errors: Concord::Error with etcd's code and message.
 eval { $c->put('', 'x') };
 isa_ok($@, 'Concord::Error');

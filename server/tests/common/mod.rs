@@ -93,32 +93,47 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
-fn wait_healthy(endpoint: &str, child: &mut Child) {
+fn wait_healthy(endpoint: &str, child: &mut Child) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if let Ok((200, _)) = http(endpoint, "GET", "/health", "") {
-            return;
+            return Ok(());
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("server at {endpoint} exited early: {status}");
+            return Err(format!("server at {endpoint} exited early: {status}"));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("server at {endpoint} did not become healthy");
 }
 
-fn wait_listening(endpoint: &str, child: &mut Child) {
+fn wait_listening(endpoint: &str, child: &mut Child) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if TcpStream::connect(endpoint).is_ok() {
-            return;
+            return Ok(());
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("server at {endpoint} exited early: {status}");
+            return Err(format!("server at {endpoint} exited early: {status}"));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("server at {endpoint} did not listen");
+}
+
+/// Starts a server built by `make` (fresh ports each time). A port picked
+/// free can be taken by someone else before the server binds it (another
+/// test's connection); the server then exits at once, and a new pick is tried.
+fn first_start(make: impl Fn() -> Server) -> Server {
+    for attempt in 1.. {
+        let mut s = make();
+        match s.try_start() {
+            Ok(()) => return s,
+            Err(e) if attempt < 3 => eprintln!("{e}; trying other ports"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    unreachable!("the loop returns or panics")
 }
 
 impl Server {
@@ -156,6 +171,10 @@ impl Server {
     }
 
     fn concord_scheme(data_dir: &Path, scheme: &str, extra: &[&str], envs: &[(&str, &str)]) -> Server {
+        first_start(|| Server::concord_on_free_port(data_dir, scheme, extra, envs))
+    }
+
+    fn concord_on_free_port(data_dir: &Path, scheme: &str, extra: &[&str], envs: &[(&str, &str)]) -> Server {
         let endpoint = format!("127.0.0.1:{}", free_port());
         let url = format!("{scheme}://{endpoint}");
         let mut args: Vec<String> = vec![
@@ -169,7 +188,7 @@ impl Server {
             "warn".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut s = Server {
+        Server {
             child: None,
             endpoint,
             data_dir: data_dir.to_path_buf(),
@@ -179,9 +198,7 @@ impl Server {
             quiet: false,
             tls_only: scheme == "https",
             _tmp: None,
-        };
-        s.start();
-        s
+        }
     }
 
     /// Starts Debian's etcd 3.4 with a fresh data directory.
@@ -191,6 +208,10 @@ impl Server {
 
     /// Starts Debian's etcd 3.4 with a fresh data directory and extra flags.
     pub fn etcd_with(extra: &[&str]) -> Server {
+        first_start(|| Server::etcd_on_free_ports(extra))
+    }
+
+    fn etcd_on_free_ports(extra: &[&str]) -> Server {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("etcd");
         let (c, p) = (free_port(), free_port());
@@ -216,7 +237,7 @@ impl Server {
             "error".into(),
         ]);
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut s = Server {
+        Server {
             child: None,
             endpoint,
             data_dir: dir,
@@ -226,13 +247,18 @@ impl Server {
             quiet: true,
             tls_only: false,
             _tmp: Some(tmp),
-        };
-        s.start();
-        s
+        }
     }
 
     /// Starts the process (again: same port, same data) and waits until it is healthy.
     pub fn start(&mut self) {
+        if let Err(e) = self.try_start() {
+            panic!("{e}");
+        }
+    }
+
+    /// [`Server::start`], reporting an early exit instead of panicking.
+    fn try_start(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "already running");
         let mut cmd = server_command(&self.program);
         cmd.args(&self.args)
@@ -242,12 +268,14 @@ impl Server {
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("{} runs (scripts/test installs etcd-server): {e}", self.program));
-        if self.tls_only {
-            wait_listening(&self.endpoint, &mut child);
+        let ready = if self.tls_only {
+            wait_listening(&self.endpoint, &mut child)
         } else {
-            wait_healthy(&self.endpoint, &mut child);
-        }
+            wait_healthy(&self.endpoint, &mut child)
+        };
+        ready?;
         self.child = Some(child);
+        Ok(())
     }
 
     /// `kill -9`, then start again on the same port and data.
