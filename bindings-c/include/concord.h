@@ -55,6 +55,30 @@ typedef enum concord_error_kind {
   CONCORD_ERROR_KIND_PANIC = 14,
 } concord_error_kind;
 
+// What a compare looks at.
+typedef enum concord_compare_target {
+  CONCORD_COMPARE_TARGET_VERSION = 0,
+  CONCORD_COMPARE_TARGET_CREATE_REVISION = 1,
+  CONCORD_COMPARE_TARGET_MOD_REVISION = 2,
+  CONCORD_COMPARE_TARGET_VALUE = 3,
+  CONCORD_COMPARE_TARGET_LEASE = 4,
+} concord_compare_target;
+
+// How it compares.
+typedef enum concord_compare_result {
+  CONCORD_COMPARE_RESULT_EQUAL = 0,
+  CONCORD_COMPARE_RESULT_GREATER = 1,
+  CONCORD_COMPARE_RESULT_LESS = 2,
+  CONCORD_COMPARE_RESULT_NOT_EQUAL = 3,
+} concord_compare_result;
+
+// The kind of an operation.
+typedef enum concord_op_type {
+  CONCORD_OP_TYPE_PUT = 0,
+  CONCORD_OP_TYPE_GET = 1,
+  CONCORD_OP_TYPE_DELETE = 2,
+} concord_op_type;
+
 // A client of a Concord or etcd cluster. Thread-safe.
 typedef struct concord_client concord_client;
 
@@ -76,6 +100,8 @@ typedef struct concord_members_storage concord_members_storage;
 // A running watch. `concord_watch_cancel` stops it; `concord_watch_free`
 // cancels and frees it.
 typedef struct concord_watch concord_watch;
+
+typedef struct Vec_ConcordOpResult Vec_ConcordOpResult;
 
 typedef struct Vec_u8 Vec_u8;
 
@@ -178,6 +204,56 @@ typedef struct concord_range_options {
   // Only the count.
   bool count_only;
 } concord_range_options;
+
+// One compare: `target(key) result (number | value)`; over
+// `[key, range_end)` when `range_end_len` > 0 (true only if true for each).
+typedef struct concord_compare {
+  enum concord_compare_target target;
+  enum concord_compare_result result;
+  const uint8_t *key;
+  size_t key_len;
+  const uint8_t *range_end;
+  size_t range_end_len;
+  // For every target but `VALUE`.
+  int64_t number;
+  // For `VALUE`.
+  const uint8_t *value;
+  size_t value_len;
+} concord_compare;
+
+// One operation: a put of `value` (under `lease`), a get or a delete of
+// `key`, `[key, range_end)`, or with `prefix` every key starting with `key`.
+typedef struct concord_op {
+  enum concord_op_type op_type;
+  const uint8_t *key;
+  size_t key_len;
+  const uint8_t *value;
+  size_t value_len;
+  const uint8_t *range_end;
+  size_t range_end_len;
+  bool prefix;
+  int64_t lease;
+} concord_op;
+
+// The answer of one operation that ran.
+typedef struct concord_op_result {
+  enum concord_op_type op_type;
+  // The revision of a put or delete.
+  int64_t revision;
+  // How many keys a delete removed.
+  int64_t deleted;
+  // A get's key-values (NULL for put and delete); freed with the result.
+  const struct concord_kvs *kvs;
+} concord_op_result;
+
+// A transaction's answer. Free with `concord_txn_result_free`.
+typedef struct concord_txn_result {
+  bool succeeded;
+  int64_t revision;
+  const struct concord_op_result *results;
+  size_t len;
+  struct Vec_ConcordOpResult *storage;
+} concord_txn_result;
 
 // One change. Valid during the callback only.
 typedef struct concord_event {
@@ -377,6 +453,22 @@ void concord_keep_alive_free(struct concord_keep_alive *keep_alive);
 // `CONCORD_STATUS_PANIC` and an error whose kind is `CONCORD_ERROR_KIND_PANIC`,
 // and the process must go on.
 enum concord_status concord_test_panic(struct concord_error **err);
+
+// Runs a transaction. `succeeded` (may be NULL) says whether the compares
+// held; `result` (may be NULL) receives the operations' answers.
+enum concord_status concord_txn(const struct concord_client *client,
+                                const struct concord_compare *compares,
+                                size_t compares_len,
+                                const struct concord_op *success,
+                                size_t success_len,
+                                const struct concord_op *failure,
+                                size_t failure_len,
+                                bool *succeeded,
+                                struct concord_txn_result **result,
+                                struct concord_error **err);
+
+// Frees a transaction's answer (NULL is fine).
+void concord_txn_result_free(struct concord_txn_result *result);
 
 // Watches `key` (or `[key, range_end)`, or with `prefix` every key
 // starting with it) from `start_revision` (0: from now), calling

@@ -8,7 +8,8 @@
 //! - `error`: status codes and the caller-owned error object.
 //! - `client`: the client handle; `kv`: put, range, delete;
 //!   `watch`: callbacks on a background thread; `lease`: leases, keep-alive;
-//!   `election`: locks and elections; `cluster`: status and members.
+//!   `election`: locks and elections; `cluster`: status and members;
+//!   `txn`: transactions.
 //!
 //! The header is `include/concord.h` (cbindgen, from these sources).
 
@@ -20,4 +21,5 @@ pub mod guard;
 pub mod kv;
 pub mod lease;
 pub mod test_hooks;
+pub mod txn;
 pub mod watch;

@@ -294,6 +294,49 @@ static void test_lock_election(concord_client *c) {
     concord_lease_revoke(c, other, NULL);
 }
 
+static void test_txn(concord_client *c) {
+    concord_error *err = NULL;
+    concord_put(c, (const uint8_t *)"tx", 2, (const uint8_t *)"on", 2, 0, NULL, NULL);
+    concord_compare cmp = {0};
+    cmp.target = CONCORD_COMPARE_TARGET_VALUE;
+    cmp.result = CONCORD_COMPARE_RESULT_EQUAL;
+    cmp.key = (const uint8_t *)"tx";
+    cmp.key_len = 2;
+    cmp.value = (const uint8_t *)"on";
+    cmp.value_len = 2;
+    concord_op ok[2] = {{0}, {0}};
+    ok[0].op_type = CONCORD_OP_TYPE_PUT;
+    ok[0].key = (const uint8_t *)"tx";
+    ok[0].key_len = 2;
+    ok[0].value = (const uint8_t *)"off";
+    ok[0].value_len = 3;
+    ok[1].op_type = CONCORD_OP_TYPE_GET;
+    ok[1].key = (const uint8_t *)"tx";
+    ok[1].key_len = 2;
+    concord_op ko = {0};
+    ko.op_type = CONCORD_OP_TYPE_DELETE;
+    ko.key = (const uint8_t *)"tx";
+    ko.key_len = 2;
+    bool succeeded = false;
+    concord_txn_result *r = NULL;
+    CHECK(concord_txn(c, &cmp, 1, ok, 2, &ko, 1, &succeeded, &r, &err) == CONCORD_STATUS_OK && succeeded &&
+              r->len == 2 && r->results[0].op_type == CONCORD_OP_TYPE_PUT && r->results[1].kvs != NULL &&
+              r->results[1].kvs->len == 1 && r->results[1].kvs->kvs[0].value_len == 3,
+          "txn: compare held, put then get: %s", concord_error_message(err));
+    concord_txn_result_free(r);
+    r = NULL;
+    CHECK(concord_txn(c, &cmp, 1, ok, 2, &ko, 1, &succeeded, &r, &err) == CONCORD_STATUS_OK && !succeeded &&
+              r->len == 1 && r->results[0].op_type == CONCORD_OP_TYPE_DELETE && r->results[0].deleted == 1,
+          "txn: compare failed, the failure branch ran");
+    concord_txn_result_free(r);
+    cmp.target = CONCORD_COMPARE_TARGET_VERSION;
+    cmp.number = 0;
+    CHECK(concord_txn(c, &cmp, 1, NULL, 0, NULL, 0, &succeeded, NULL, &err) == CONCORD_STATUS_OK && succeeded,
+          "txn: version 0 after the delete");
+    CHECK(concord_txn(c, NULL, 1, NULL, 0, NULL, 0, NULL, NULL, &err) == CONCORD_STATUS_NULL_ARGUMENT, "NULL compares");
+    concord_error_free(err);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s HOST:PORT\n", argv[0]);
@@ -308,6 +351,7 @@ int main(int argc, char **argv) {
     test_threads(c);
     test_cluster(c);
     test_lock_election(c);
+    test_txn(c);
     concord_client_free(c);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
