@@ -83,6 +83,23 @@ pub(crate) fn view(kv: &mvccpb::KeyValue) -> ConcordKv {
     }
 }
 
+/// `opts` (any of the client's option builders) over every key starting
+/// with the key when `prefix`, else over `[key, end)` when `end` is not
+/// empty, else over the key alone.
+macro_rules! key_range {
+    ($opts:expr, $prefix:expr, $end:expr) => {{
+        let (opts, end) = ($opts, $end);
+        if $prefix {
+            opts.prefix()
+        } else if end.is_empty() {
+            opts
+        } else {
+            opts.range_end(end)
+        }
+    }};
+}
+pub(crate) use key_range;
+
 /// Options of `concord_range`; zero them for a plain read.
 #[repr(C)]
 pub struct ConcordRangeOptions {
@@ -148,12 +165,7 @@ pub extern "C" fn concord_range(
         let end = bytes(range_end, range_end_len, "range_end")?;
         // SAFETY: NULL or a valid `concord_range_options` by contract.
         let o = unsafe { options.as_ref() };
-        let mut g = GetOptions::new();
-        if o.is_some_and(|o| o.prefix) {
-            g = g.prefix();
-        } else if !end.is_empty() {
-            g = g.range_end(end);
-        }
+        let mut g = key_range!(GetOptions::new(), o.is_some_and(|o| o.prefix), end);
         if let Some(o) = o {
             g = g.limit(o.limit).revision(o.revision);
             if o.serializable {
@@ -206,12 +218,7 @@ pub extern "C" fn concord_delete(
         let c = &handle(client, "client")?.inner;
         let k = bytes(key, key_len, "key")?;
         let end = bytes(range_end, range_end_len, "range_end")?;
-        let mut o = DeleteOptions::new();
-        if prefix {
-            o = o.prefix();
-        } else if !end.is_empty() {
-            o = o.range_end(end);
-        }
+        let o = key_range!(DeleteOptions::new(), prefix, end);
         let r = c.block_on(c.client().delete(k, o))?;
         if !deleted.is_null() {
             out(deleted, r.deleted, "deleted")?;

@@ -7,7 +7,7 @@ use concord_core::client::{Compare, CompareOn, DeleteOptions, GetOptions, Op, Pu
 use crate::client::ConcordClient;
 use crate::error::{ConcordError, ConcordStatus};
 use crate::guard::{bytes, guard, handle, out, Failure};
-use crate::kv::{ConcordKvs, ConcordKvsStorage};
+use crate::kv::{key_range, ConcordKvs, ConcordKvsStorage};
 
 /// What a compare looks at.
 #[repr(C)]
@@ -145,28 +145,8 @@ fn op(o: &ConcordOp) -> Result<Op, Failure> {
             }
             Op::put(key, bytes(o.value, o.value_len, "op value")?, p)
         }
-        ConcordOpType::Get => {
-            let g = GetOptions::new();
-            let g = if o.prefix {
-                g.prefix()
-            } else if end.is_empty() {
-                g
-            } else {
-                g.range_end(end)
-            };
-            Op::get(key, g)
-        }
-        ConcordOpType::Delete => {
-            let d = DeleteOptions::new();
-            let d = if o.prefix {
-                d.prefix()
-            } else if end.is_empty() {
-                d
-            } else {
-                d.range_end(end)
-            };
-            Op::delete(key, d)
-        }
+        ConcordOpType::Get => Op::get(key, key_range!(GetOptions::new(), o.prefix, end)),
+        ConcordOpType::Delete => Op::delete(key, key_range!(DeleteOptions::new(), o.prefix, end)),
     })
 }
 

@@ -13,7 +13,7 @@ use concord_core::client::WatchOptions;
 use crate::client::ConcordClient;
 use crate::error::{ConcordError, ConcordStatus};
 use crate::guard::{bytes, guard, handle, out};
-use crate::kv::{view, ConcordKv};
+use crate::kv::{key_range, view, ConcordKv};
 
 /// One change. Valid during the callback only.
 #[repr(C)]
@@ -70,12 +70,7 @@ pub extern "C" fn concord_watch_start(
         let cb = callback.ok_or(crate::guard::Failure::Null("callback"))?;
         let k = bytes(key, key_len, "key")?;
         let end = bytes(range_end, range_end_len, "range_end")?;
-        let mut o = WatchOptions::new().start_revision(start_revision);
-        if prefix {
-            o = o.prefix();
-        } else if !end.is_empty() {
-            o = o.range_end(end);
-        }
+        let mut o = key_range!(WatchOptions::new().start_revision(start_revision), prefix, end);
         if prev_kv {
             o = o.prev_kv();
         }
