@@ -56,6 +56,23 @@ class Cluster:
         if errors:
             self.stop()
             raise errors[0]
+        self._wait_published()
+
+    def _wait_published(self, timeout: float = 20.0) -> None:
+        """Waits until every member has published its name and client URLs
+        (a member serves before the others learn them)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                members = Client(self.endpoints, timeout=2).members()
+                if sorted(m.name for m in members) == sorted(self.names) and all(m.client_urls for m in members):
+                    return
+            except Exception:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError("the members did not publish their names")
+            time.sleep(0.05)
 
     def _start(self, name: str) -> None:
         initial = ",".join(f"{n}={u}" for n, u in self._peers.items())
