@@ -143,6 +143,17 @@ pub struct Config {
     )]
     pub experimental_watch_progress_notify_interval: String,
 
+    /// At start, compare this member's key-space hash with its peers' and
+    /// refuse to serve (raising the CORRUPT alarm) if they differ.
+    #[arg(long, env = "CONCORD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK", action = ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true", default_value_t = false)]
+    pub experimental_initial_corrupt_check: bool,
+
+    /// How often the leader compares every member's key-space hash with
+    /// its own (`0s`: never); a member that differs gets the CORRUPT alarm.
+    #[arg(long, env = "CONCORD_EXPERIMENTAL_CORRUPT_CHECK_TIME", default_value = "0s")]
+    pub experimental_corrupt_check_time: String,
+
     /// Comma-separated origins allowed by CORS on the HTTP API; `*` allows any.
     #[arg(long, env = "CONCORD_CORS", default_value = "*", value_delimiter = ',')]
     pub cors: Vec<String>,

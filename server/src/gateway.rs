@@ -19,8 +19,8 @@ use axum::Router;
 use concord_core::api::error::EtcdError;
 use concord_core::api::etcdserverpb::{
     AuthDisableRequest, AuthEnableRequest, AuthRoleGetRequest, AuthRoleListRequest, AuthStatusRequest,
-    AuthUserGetRequest, AuthUserListRequest, LeaseKeepAliveRequest, LeaseLeasesRequest, LeaseTimeToLiveRequest,
-    MemberListRequest, StatusRequest, WatchRequest,
+    AuthUserGetRequest, AuthUserListRequest, DefragmentRequest, HashRequest, LeaseKeepAliveRequest, LeaseLeasesRequest,
+    LeaseTimeToLiveRequest, MemberListRequest, StatusRequest, WatchRequest,
 };
 use concord_core::service::{Caller, EtcdService, WatchSession, ETCD_API_VERSION, ETCD_CLUSTER_VERSION};
 use concord_core::watch::WatchReceiver;
@@ -200,6 +200,18 @@ fn v3_routes() -> Router<Svc> {
             route!(|svc, _, _req: StatusRequest| Ok(svc.status())),
         )
         .route("/maintenance/transfer-leadership", route!(move_leader))
+        .route("/maintenance/alarm", route!(alarm))
+        .route(
+            "/maintenance/defragment",
+            route!(|svc, c, _req: DefragmentRequest| svc.defragment(&c).await),
+        )
+        // etcd 3.4's gateway serves Hash here; HashKV has no path of its own there.
+        .route(
+            "/maintenance/hash",
+            route!(|svc, c, _req: HashRequest| svc.hash(&c).await),
+        )
+        .route("/maintenance/hashkv", route!(hash_kv))
+        .route("/maintenance/snapshot", post(snapshot))
         .route("/cluster/member/add", route!(member_add))
         .route("/cluster/member/remove", route!(member_remove))
         .route("/cluster/member/update", route!(member_update))
@@ -268,6 +280,27 @@ async fn observe(State(svc): State<Svc>, req: axum::extract::Request) -> Respons
         Err(e) => return error_response(&e),
     };
     match svc.observe(&who, req) {
+        Ok(rx) => {
+            let lines = tokio_stream::wrappers::ReceiverStream::new(rx).map(|r| {
+                Ok::<_, Infallible>(match r {
+                    Ok(resp) => chunk(&resp),
+                    Err(e) => stream_error(&e),
+                })
+            });
+            streamed(Body::from_stream(lines))
+        }
+        Err(e) => error_response(&e),
+    }
+}
+
+/// `POST /v3/maintenance/snapshot`: the snapshot file's bytes, one
+/// `{"result": …}` per chunk, then the stream ends.
+async fn snapshot(State(svc): State<Svc>, req: axum::extract::Request) -> Response {
+    let (who, _) = match read_request(&svc, req).await {
+        Ok(x) => x,
+        Err(e) => return error_response(&e),
+    };
+    match svc.snapshot(&who) {
         Ok(rx) => {
             let lines = tokio_stream::wrappers::ReceiverStream::new(rx).map(|r| {
                 Ok::<_, Infallible>(match r {

@@ -19,6 +19,7 @@ mod h2fix;
 pub mod pb;
 pub mod peer;
 pub mod replication;
+pub mod snapshot;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -47,6 +48,10 @@ pub enum ServerError {
     /// A flag value is wrong.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The start-up corruption check found this member's data differs
+    /// from a peer's (the CORRUPT alarm is raised).
+    #[error("{0}")]
+    Inconsistent(concord_core::service::Mismatch),
     /// The auth token settings are wrong.
     #[error(transparent)]
     Token(#[from] TokenError),
@@ -218,6 +223,16 @@ async fn expire_leases(svc: Arc<EtcdService>) {
 /// resolves; then stops accepting, finishes queued writes and checkpoints.
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
     run_reporting(cfg, shutdown, |_| ()).await
+}
+
+/// Stops serving and stops the member (start-up failed after the
+/// servers started).
+async fn stop_after_failed_start(svc: &EtcdService, servers: &mut tokio::task::JoinSet<()>) {
+    let _ = tokio::time::timeout(Duration::from_secs(6), async {
+        while servers.join_next().await.is_some() {}
+    })
+    .await;
+    svc.node().stop().await;
 }
 
 /// [`run`], calling `ready` with the client addresses bound once the member
@@ -413,6 +428,25 @@ pub async fn run_reporting(
         servers.spawn(serve(listener, app.clone(), tls, stop_rx.clone()));
         bound.push(addr);
     }
+    if cfg.experimental_initial_corrupt_check && replicated {
+        if let Err(m) = svc.check_initial_hash().await {
+            let _ = stop_tx.send(true);
+            stop_after_failed_start(&svc, &mut servers).await;
+            return Err(ServerError::Inconsistent(m));
+        }
+    }
+    let corrupt_check = config::parse_duration(&cfg.experimental_corrupt_check_time)?;
+    let checker = (replicated && !corrupt_check.is_zero()).then(|| {
+        let svc = Arc::clone(&svc);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(corrupt_check);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                svc.check_peer_hashes().await;
+            }
+        })
+    });
     ready(bound);
     let compactor = retention.map(|r| tokio::spawn(compactor::run(Arc::clone(&svc), r)));
     let expiry = tokio::spawn(expire_leases(Arc::clone(&svc)));
@@ -425,6 +459,9 @@ pub async fn run_reporting(
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     if let Some(c) = compactor {
+        c.abort();
+    }
+    if let Some(c) = checker {
         c.abort();
     }
     expiry.abort();

@@ -5,6 +5,19 @@ use concord_server::config::Config;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    let mut args = std::env::args();
+    if std::env::args().nth(1).as_deref() == Some("snapshot") {
+        return match concord_server::snapshot::run(args.by_ref().skip(2)) {
+            Ok(out) => {
+                println!("{out}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("concord snapshot: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let cfg = Config::parse();
     concord_server::init_tracing(&cfg.log_level);
     match concord_server::run(cfg, concord_server::shutdown_signal()).await {

@@ -22,7 +22,8 @@ use axum::routing::post;
 use axum::Router;
 use concord_core::api::error::EtcdError;
 use concord_core::api::etcdserverpb::{
-    LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+    HashKvRequest, HashKvResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest,
+    LeaseTimeToLiveResponse,
 };
 use concord_core::raft::Transport;
 use concord_core::service::{EtcdService, Forwarder};
@@ -397,6 +398,30 @@ impl Forwarder for HttpTransport {
     ) -> Pin<Box<dyn Future<Output = Result<LeaseTimeToLiveResponse, EtcdError>> + Send + '_>> {
         Box::pin(async move { self.forward_json(leader, "/raft/timetolive", &req).await })
     }
+
+    fn hash_kv(
+        &self,
+        member: u64,
+        revision: i64,
+    ) -> Pin<Box<dyn Future<Output = Result<HashKvResponse, EtcdError>> + Send + '_>> {
+        Box::pin(async move {
+            let conn = self.conn_to(member)?;
+            let body =
+                serde_json::to_vec(&HashKvRequest { revision }).map_err(|e| EtcdError::Internal(e.to_string()))?;
+            let (status, bytes) = conn
+                .post("/members/hashkv", body, Duration::from_secs(30))
+                .await
+                .map_err(|_| EtcdError::Timeout)?;
+            if status != 200 {
+                // The peer's error, as the gateway writes errors.
+                let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+                let code = v["code"].as_i64().unwrap_or(2) as i32;
+                let msg = v["message"].as_str().unwrap_or("hashkv failed");
+                return Err(EtcdError::from_wire(code, msg));
+            }
+            serde_json::from_slice(&bytes).map_err(|e| EtcdError::Internal(e.to_string()))
+        })
+    }
 }
 
 /// Decodes a JSON request body, refuses unless this member leads, and
@@ -489,6 +514,18 @@ async fn join(State(svc): State<Svc>, body: Bytes) -> Response {
     }
 }
 
+/// `POST /members/hashkv` (etcd's peer path): this member's HashKV at a
+/// revision, for a peer's corruption check.
+async fn peer_hash_kv(State(svc): State<Svc>, body: Bytes) -> Response {
+    let Ok(req) = serde_json::from_slice::<HashKvRequest>(&body) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    match svc.local_hash_kv(req.revision).await {
+        Ok(r) => axum::Json(r).into_response(),
+        Err(e) => crate::gateway::error_response(&e),
+    }
+}
+
 /// Asks the members at `peers` (peer URLs) for what a member with
 /// `my_peer_urls` needs to join; the first that answers wins.
 pub async fn fetch_join(client: &PeerClient, peers: &[String], my_peer_urls: &[String]) -> Result<Vec<u8>, String> {
@@ -516,6 +553,7 @@ pub fn router(svc: Svc) -> Router {
         .route("/raft/keepalive", post(keep_alive))
         .route("/raft/join", post(join))
         .route("/raft/timetolive", post(time_to_live))
+        .route("/members/hashkv", post(peer_hash_kv))
         .layer(axum::extract::DefaultBodyLimit::max(512 * 1024 * 1024))
         .with_state(svc)
 }

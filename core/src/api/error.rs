@@ -99,6 +99,9 @@ pub enum EtcdError {
     FutureRev,
     #[error("etcdserver: mvcc: database space exceeded")]
     NoSpace,
+    /// The CORRUPT alarm is raised: a member's data disagrees with its peers'.
+    #[error("etcdserver: corrupt cluster")]
+    Corrupt,
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
     #[error("etcdserver: lease already exists")]
@@ -232,6 +235,7 @@ impl EtcdError {
                 Code::Unavailable
             }
             EtcdError::PermissionDenied => Code::PermissionDenied,
+            EtcdError::Corrupt => Code::DataLoss,
             EtcdError::InvalidAuthToken => Code::Unauthenticated,
             EtcdError::Unimplemented(_) => Code::Unimplemented,
             EtcdError::Internal(_) => Code::Internal,
@@ -250,7 +254,7 @@ impl EtcdError {
     /// assert_eq!(EtcdError::from_wire(2, "boom").code(), Code::Unknown);
     /// ```
     pub fn from_wire(code: i32, message: &str) -> EtcdError {
-        const FIXED: [EtcdError; 41] = [
+        const FIXED: [EtcdError; 42] = [
             EtcdError::EmptyKey,
             EtcdError::KeyNotFound,
             EtcdError::ValueProvided,
@@ -261,6 +265,7 @@ impl EtcdError {
             EtcdError::Compacted,
             EtcdError::FutureRev,
             EtcdError::NoSpace,
+            EtcdError::Corrupt,
             EtcdError::LeaseNotFound,
             EtcdError::LeaseExist,
             EtcdError::LeaseTtlTooLarge,

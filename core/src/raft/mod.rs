@@ -12,4 +12,4 @@ mod wal;
 
 pub use node::{Node, NodeConfig, NodeError, State};
 pub use replica::{MemberChange, RaftConfig, Transport};
-pub use state_machine::{ApplyError, AuthPersist, LeaseStore, StateMachine, WriteResponse};
+pub use state_machine::{txn_has_puts, ApplyError, AuthPersist, LeaseStore, StateMachine, WriteResponse};

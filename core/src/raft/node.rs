@@ -7,7 +7,7 @@
 //! batch: under concurrency many requests share one fsync.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
@@ -25,7 +25,7 @@ use super::wal::RaftWal;
 use super::{ApplyError, StateMachine, WriteResponse};
 use crate::api::concordpb::LogRequest;
 use crate::api::error::EtcdError;
-use crate::api::etcdserverpb::{RangeRequest, RangeResponse, ResponseHeader};
+use crate::api::etcdserverpb::{AlarmType, RangeRequest, RangeResponse, ResponseHeader};
 use crate::api::mvccpb::{Event, KeyValue};
 use crate::storage::{Storage, StorageError};
 use crate::watch::{History, Hub, HubConfig, WatchReceiver, WatchStream};
@@ -123,6 +123,8 @@ pub struct State {
     revision: AtomicI64,
     /// The database file's size, as of the last apply.
     db_size: AtomicU64,
+    /// The raised alarms' kinds as bits (`1 << AlarmType`), as last applied.
+    alarm_bits: AtomicU8,
 }
 
 impl State {
@@ -154,6 +156,69 @@ impl State {
         self.auth_gate.store(auth_gate(sm), Ordering::Release);
         self.revision.store(sm.mvcc.current_revision(), Ordering::Release);
         self.db_size.store(self.storage.size(), Ordering::Relaxed);
+        self.alarm_bits.store(alarm_bits(sm), Ordering::Release);
+    }
+
+    /// Whether an alarm of `kind` is raised on any member (as last applied;
+    /// no lock taken).
+    pub fn alarm_raised(&self, kind: AlarmType) -> bool {
+        self.alarm_bits.load(Ordering::Acquire) & (1 << kind as u8) != 0
+    }
+
+    /// Rewrites the database file without its free pages (etcd's
+    /// defragment). Writes and reads wait meanwhile, as etcd's do.
+    pub fn defragment(&self) -> Result<(), StorageError> {
+        let sm = self.sm.write();
+        let before = self.storage.size();
+        let started = Instant::now();
+        self.storage.defragment()?;
+        let after = self.storage.size();
+        self.db_size.store(after, Ordering::Relaxed);
+        self.db_in_use.store(self.storage.size_in_use()?, Ordering::Relaxed);
+        drop(sm);
+        tracing::info!(
+            before,
+            after,
+            ms = started.elapsed().as_millis() as u64,
+            "defragmented the backend"
+        );
+        Ok(())
+    }
+
+    /// Begins a consistent copy of the state machine for a snapshot file.
+    pub fn snapshot_source(&self) -> Result<crate::storage::SnapshotSource, StorageError> {
+        let sm = self.sm.read();
+        self.storage.snapshot_source(&sm)
+    }
+
+    /// The hash of the key space's history up to `rev` (0: the current
+    /// revision), the revision hashed, and the compaction revision; as
+    /// etcd's HashKV refuses, a compacted or future revision is an error.
+    pub fn hash_kv(&self, rev: i64) -> Result<(u32, i64, i64), EtcdError> {
+        let internal = |e: StorageError| EtcdError::Internal(e.to_string());
+        let (current, compacted, view) = {
+            let sm = self.sm.read();
+            let view = self.storage.hash_view().map_err(internal)?;
+            (sm.mvcc.current_revision(), sm.mvcc.compact_revision(), view)
+        };
+        let rev = if rev == 0 { current } else { rev };
+        if rev > current {
+            return Err(EtcdError::FutureRev);
+        }
+        if rev < compacted {
+            return Err(EtcdError::Compacted);
+        }
+        Ok((view.hash_kv(rev).map_err(internal)?, rev, compacted))
+    }
+
+    /// The hash of the whole replicated state.
+    pub fn hash(&self) -> Result<u32, EtcdError> {
+        let internal = |e: StorageError| EtcdError::Internal(e.to_string());
+        let view = {
+            let _sm = self.sm.read();
+            self.storage.hash_view().map_err(internal)?
+        };
+        view.hash().map_err(internal)
     }
 
     /// Reads the state machine (leases, counters) under its read lock.
@@ -595,7 +660,9 @@ impl State {
         let auth_gate = AtomicU64::new(auth_gate(&sm));
         let revision = AtomicI64::new(sm.mvcc.current_revision());
         let db_size = AtomicU64::new(storage.size());
+        let alarm_bits = AtomicU8::new(alarm_bits(&sm));
         Ok(Arc::new(State {
+            alarm_bits,
             db_size,
             auth_gate,
             revision,
@@ -610,6 +677,11 @@ impl State {
             leader: AtomicU64::new(id.leader),
         }))
     }
+}
+
+/// The raised alarms' kinds, one bit each.
+fn alarm_bits(sm: &StateMachine) -> u8 {
+    sm.alarms.iter().fold(0, |b, &(_, kind)| b | 1u8 << (kind as u8 & 7))
 }
 
 /// Auth's on/off state (bit 0) and revision (the other bits), as one word.

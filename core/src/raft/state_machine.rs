@@ -5,14 +5,17 @@
 use crate::api::concordpb::log_request::Request as LogOp;
 use crate::api::concordpb::{AuthState, Member};
 use crate::api::error::EtcdError;
+use crate::api::etcdserverpb::alarm_request::AlarmAction;
+use crate::api::etcdserverpb::request_op::Request as Op;
 use crate::api::etcdserverpb::{
-    CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse, ResponseHeader,
-    TxnResponse,
+    AlarmMember, AlarmRequest, AlarmType, CompactionResponse, DeleteRangeResponse, LeaseGrantResponse,
+    LeaseRevokeResponse, PutResponse, ResponseHeader, TxnRequest, TxnResponse,
 };
 use crate::api::mvccpb::Event;
 use crate::auth::AuthStore;
 use crate::lease::Lessor;
 use crate::mvcc::{self, BackendError, KvWrite, Mvcc};
+use std::collections::BTreeSet;
 
 /// Durable lease records, written in the same transaction as the changes.
 pub trait LeaseStore {
@@ -29,6 +32,8 @@ pub trait AuthPersist {
     fn put_auth(&mut self, state: &AuthState) -> Result<(), BackendError>;
     /// Stores the member list.
     fn put_members(&mut self, members: &[Member]) -> Result<(), BackendError>;
+    /// Stores the raised alarms.
+    fn put_alarms(&mut self, alarms: &[AlarmMember]) -> Result<(), BackendError>;
 }
 
 /// The answer to one applied write (header revision set; the cluster
@@ -45,6 +50,8 @@ pub enum WriteResponse {
     Auth(i64),
     /// A member's attributes recorded.
     Member,
+    /// The alarms an alarm request raised or cleared.
+    Alarm(Vec<AlarmMember>),
 }
 
 /// Why an entry was not applied. [`ApplyError::Fatal`] means the storage
@@ -86,6 +93,17 @@ pub struct StateMachine {
     pub auth: AuthStore,
     /// The members' published attributes, by ID.
     pub members: std::collections::BTreeMap<u64, Member>,
+    /// The raised alarms: (member ID, `AlarmType`).
+    pub alarms: BTreeSet<(u64, i32)>,
+}
+
+/// Whether a txn (or one nested in it) may put a key.
+pub fn txn_has_puts(t: &TxnRequest) -> bool {
+    t.success.iter().chain(&t.failure).any(|op| match &op.request {
+        Some(Op::RequestPut(_)) => true,
+        Some(Op::RequestTxn(n)) => txn_has_puts(n),
+        _ => false,
+    })
 }
 
 fn header(revision: i64) -> Option<ResponseHeader> {
@@ -137,6 +155,12 @@ impl StateMachine {
             w.put_members(&sm.members.values().cloned().collect::<Vec<_>>())?;
             return Ok(WriteResponse::Member);
         }
+        if let LogOp::Alarm(a) = op {
+            let changed = sm.apply_alarm(a);
+            w.put_alarms(&sm.alarm_list())?;
+            return Ok(WriteResponse::Alarm(changed));
+        }
+        sm.check_alarms(op).map_err(ApplyError::Refused)?;
         if let Some(r) = sm.apply_auth(op) {
             r.map_err(ApplyError::Refused)?;
             w.put_auth(&sm.auth.to_pb())?;
@@ -170,6 +194,72 @@ impl StateMachine {
             }
             _ => unreachable!("auth and member changes are applied above"),
         })
+    }
+
+    /// Raises or clears an alarm; the alarms it changed (raising one
+    /// already raised answers it too, as etcd does).
+    fn apply_alarm(&mut self, a: &AlarmRequest) -> Vec<AlarmMember> {
+        let key = (a.member_id, a.alarm);
+        let changed = match a.action() {
+            AlarmAction::Activate if a.alarm != AlarmType::None as i32 => {
+                self.alarms.insert(key);
+                true
+            }
+            AlarmAction::Deactivate => self.alarms.remove(&key),
+            _ => false,
+        };
+        if changed || (a.action() == AlarmAction::Activate && self.alarms.contains(&key)) {
+            vec![AlarmMember {
+                member_id: a.member_id,
+                alarm: a.alarm,
+            }]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The raised alarms, by member then type.
+    pub fn alarm_list(&self) -> Vec<AlarmMember> {
+        self.alarms
+            .iter()
+            .map(|&(member_id, alarm)| AlarmMember { member_id, alarm })
+            .collect()
+    }
+
+    /// Whether an alarm of `kind` is raised on any member.
+    pub fn alarm_raised(&self, kind: AlarmType) -> bool {
+        self.alarms.iter().any(|&(_, a)| a == kind as i32)
+    }
+
+    /// What raised alarms forbid, as etcd's appliers do: while CORRUPT is
+    /// raised no key-space or lease change is applied; while NOSPACE is,
+    /// nothing that can grow the store (puts, txns with puts, grants);
+    /// deletes, compaction and revokes still free space.
+    fn check_alarms(&self, op: &LogOp) -> Result<(), EtcdError> {
+        if self.alarms.is_empty() {
+            return Ok(());
+        }
+        let kv_or_lease = matches!(
+            op,
+            LogOp::Put(_)
+                | LogOp::DeleteRange(_)
+                | LogOp::Txn(_)
+                | LogOp::Compaction(_)
+                | LogOp::LeaseGrant(_)
+                | LogOp::LeaseRevoke(_)
+        );
+        if kv_or_lease && self.alarm_raised(AlarmType::Corrupt) {
+            return Err(EtcdError::Corrupt);
+        }
+        let grows = match op {
+            LogOp::Put(_) | LogOp::LeaseGrant(_) => true,
+            LogOp::Txn(t) => txn_has_puts(t),
+            _ => false,
+        };
+        if grows && self.alarm_raised(AlarmType::Nospace) {
+            return Err(EtcdError::NoSpace);
+        }
+        Ok(())
     }
 
     /// Applies an auth change; `None` if `op` is not one.

@@ -267,7 +267,7 @@ impl EtcdService {
         }
     }
 
-    async fn hash(&self, password: String) -> Result<String, EtcdError> {
+    async fn hash_password(&self, password: String) -> Result<String, EtcdError> {
         let cost = self.cfg.bcrypt_cost;
         tokio::task::spawn_blocking(move || bcrypt::hash(password, cost))
             .await
@@ -368,7 +368,7 @@ impl EtcdService {
         req.hashed_password = if no_password || !req.hashed_password.is_empty() {
             req.hashed_password
         } else {
-            self.hash(std::mem::take(&mut req.password)).await?
+            self.hash_password(std::mem::take(&mut req.password)).await?
         };
         req.password.clear();
         self.auth_write(caller, LogOp::UserAdd(req), |header| AuthUserAddResponse { header })
@@ -417,7 +417,7 @@ impl EtcdService {
             return Err(EtcdError::UserNotFound);
         }
         if req.hashed_password.is_empty() {
-            req.hashed_password = self.hash(std::mem::take(&mut req.password)).await?;
+            req.hashed_password = self.hash_password(std::mem::take(&mut req.password)).await?;
         }
         req.password.clear();
         self.auth_write(caller, LogOp::UserChangePassword(req), |header| {

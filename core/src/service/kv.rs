@@ -6,22 +6,13 @@ use super::auth::{checked_at, require, txn_access};
 use super::{Caller, EtcdService};
 use crate::api::concordpb::log_request::Request as LogOp;
 use crate::api::error::EtcdError;
-use crate::api::etcdserverpb::request_op::Request as Op;
 use crate::api::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
     RangeRequest, RangeResponse, TxnRequest, TxnResponse,
 };
 use crate::auth::Access;
 use crate::mvcc::validate;
-use crate::raft::WriteResponse;
-
-fn txn_has_puts(t: &TxnRequest) -> bool {
-    t.success.iter().chain(&t.failure).any(|op| match &op.request {
-        Some(Op::RequestPut(_)) => true,
-        Some(Op::RequestTxn(n)) => txn_has_puts(n),
-        _ => false,
-    })
-}
+use crate::raft::{txn_has_puts, WriteResponse};
 
 impl EtcdService {
     /// `KV.Range`.
@@ -52,7 +43,7 @@ impl EtcdService {
         if req.prev_kv {
             require(&self.state, &id, &req.key, &[], Access::Read)?;
         }
-        self.check_quota(len)?;
+        self.check_quota(len).await?;
         self.write(LogOp::Put(req), checked_at(&id), |r| match r {
             WriteResponse::Put(r) => Ok(r),
             other => Err(other),
@@ -91,7 +82,7 @@ impl EtcdService {
             require(&self.state, &id, key, end, access)?;
         }
         if txn_has_puts(&req) {
-            self.check_quota(len)?;
+            self.check_quota(len).await?;
         }
         self.write(LogOp::Txn(req), checked_at(&id), |r| match r {
             WriteResponse::Txn(r) => Ok(r),

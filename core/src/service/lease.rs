@@ -37,6 +37,7 @@ impl EtcdService {
             return Err(EtcdError::LeaseTtlTooLarge);
         }
         req.ttl = req.ttl.max(MIN_LEASE_TTL);
+        self.check_quota(prost::Message::encoded_len(&req)).await?;
         if req.id == 0 {
             req.id = loop {
                 let id = random_lease_id();

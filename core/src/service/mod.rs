@@ -9,6 +9,7 @@ mod cluster;
 mod election;
 mod kv;
 mod lease;
+mod maintenance;
 mod watch;
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ use crate::auth::token::Tokens;
 use crate::raft::{Node, State, WriteResponse};
 
 pub use auth::{AuthLimit, Caller, ADDR_LIMIT, USER_LIMIT};
+pub use maintenance::Mismatch;
 pub use watch::WatchSession;
 
 /// The etcd API version Concord implements, as `/version` and
@@ -106,6 +108,15 @@ pub trait Forwarder: Send + Sync {
                 + '_,
         >,
     >;
+
+    /// Asks member `member` for its HashKV at `revision` (corruption checks).
+    fn hash_kv(
+        &self,
+        member: u64,
+        revision: i64,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<crate::api::etcdserverpb::HashKvResponse, EtcdError>> + Send + '_>,
+    >;
 }
 
 impl EtcdService {
@@ -185,13 +196,6 @@ impl EtcdService {
         }
         if encoded_len > self.cfg.max_request_bytes {
             return Err(EtcdError::RequestTooLarge);
-        }
-        Ok(())
-    }
-
-    pub(crate) fn check_quota(&self, encoded_len: usize) -> Result<(), EtcdError> {
-        if self.state.db_size() + encoded_len as u64 > self.cfg.quota_backend_bytes {
-            return Err(EtcdError::NoSpace);
         }
         Ok(())
     }

@@ -12,12 +12,18 @@
 //! [`Storage::checkpoint`] makes everything applied so far durable, after
 //! which the log before it can be dropped.
 
+mod maintenance;
+
+pub use maintenance::{read_snapshot_file, HashView, SnapshotFileError, SnapshotSource, SNAPSHOT_FORMAT};
+
 use std::path::{Path, PathBuf};
 
+use parking_lot::RwLock;
 use prost::Message;
 use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, Table, TableDefinition};
 
 use crate::api::concordpb::{AuthState, KvRecord, LeaseRecord, Member, Snapshot as SnapshotData};
+use crate::api::etcdserverpb::AlarmMember;
 use crate::api::mvccpb::KeyValue;
 use crate::auth::AuthStore;
 use crate::mvcc::{BackendError, KvRead, KvWrite, Leases, Mvcc, Record, Revision, ScanBudget};
@@ -31,6 +37,8 @@ const AUTH: TableDefinition<&str, &[u8]> = TableDefinition::new("auth");
 const AUTH_STATE: &str = "state";
 /// The member list (`concordpb.Member` records, length-delimited) under [`AUTH_MEMBERS`].
 const AUTH_MEMBERS: &str = "members";
+/// The raised alarms (`etcdserverpb.AlarmMember` records, length-delimited).
+const AUTH_ALARMS: &str = "alarms";
 
 const APPLIED_INDEX: &str = "applied_index";
 const CURRENT_REV: &str = "current_rev";
@@ -112,7 +120,9 @@ pub struct Meta {
 
 /// The redb database of one member.
 pub struct Storage {
-    db: Database,
+    /// Shared by every transaction; taken exclusively only to defragment
+    /// (redb compacts a file nobody has a transaction open on).
+    db: RwLock<Database>,
     path: PathBuf,
 }
 
@@ -218,15 +228,36 @@ impl AuthPersist for WriteView<'_> {
     }
 
     fn put_members(&mut self, members: &[Member]) -> Result<(), BackendError> {
-        let mut buf = Vec::new();
-        for m in members {
-            m.encode_length_delimited(&mut buf)
-                .map_err(|e| StorageError::Io(std::io::Error::other(e)))?;
-        }
         let mut t = self.txn.open_table(AUTH).map_err(StorageError::from)?;
-        t.insert(AUTH_MEMBERS, buf.as_slice()).map_err(StorageError::from)?;
+        t.insert(AUTH_MEMBERS, encode_list(members).as_slice())
+            .map_err(StorageError::from)?;
         Ok(())
     }
+
+    fn put_alarms(&mut self, alarms: &[AlarmMember]) -> Result<(), BackendError> {
+        let mut t = self.txn.open_table(AUTH).map_err(StorageError::from)?;
+        t.insert(AUTH_ALARMS, encode_list(alarms).as_slice())
+            .map_err(StorageError::from)?;
+        Ok(())
+    }
+}
+
+/// Records one after another, each length-delimited.
+fn encode_list<M: Message>(items: &[M]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    for m in items {
+        m.encode_length_delimited(&mut buf).expect("a Vec grows as needed");
+    }
+    buf
+}
+
+/// The records [`encode_list`] wrote.
+fn decode_list<M: Message + Default>(mut buf: &[u8]) -> Result<Vec<M>, StorageError> {
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        out.push(M::decode_length_delimited(&mut buf).map_err(|_| StorageError::Corrupt(Revision::default()))?);
+    }
+    Ok(out)
 }
 
 impl WriteView<'_> {
@@ -247,6 +278,8 @@ impl WriteView<'_> {
         self.put_auth(&snap.auth.clone().unwrap_or_default())
             .map_err(|e| StorageError::Io(std::io::Error::other(e.to_string())))?;
         self.put_members(&snap.members)
+            .map_err(|e| StorageError::Io(std::io::Error::other(e.to_string())))?;
+        self.put_alarms(&snap.alarms)
             .map_err(|e| StorageError::Io(std::io::Error::other(e.to_string())))?;
         let mut t = self.txn.open_table(META)?;
         t.insert(APPLIED_INDEX, applied_index)?;
@@ -288,14 +321,14 @@ impl Storage {
         txn.open_table(AUTH)?;
         txn.commit()?;
         Ok(Storage {
-            db,
+            db: RwLock::new(db),
             path: path.to_path_buf(),
         })
     }
 
     /// Reads the stored metadata.
     pub fn meta(&self) -> Result<Meta, StorageError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db.read_recursive().begin_read()?;
         let t = txn.open_table(META)?;
         let get = |k: &str| -> Result<u64, StorageError> { Ok(t.get(k)?.map_or(0, |g| g.value())) };
         Ok(Meta {
@@ -308,7 +341,8 @@ impl Storage {
 
     /// Durably records the member's identity and term.
     pub fn set_identity(&self, member_id: u64, cluster_id: u64, term: u64) -> Result<(), StorageError> {
-        let txn = self.db.begin_write()?;
+        let db = self.db.read_recursive();
+        let txn = db.begin_write()?;
         {
             let mut t = txn.open_table(META)?;
             t.insert(MEMBER_ID, member_id)?;
@@ -323,7 +357,7 @@ impl Storage {
     /// the leases from their table, and each live key's attachment from
     /// its latest value.
     pub fn load(&self) -> Result<StateMachine, StorageError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db.read_recursive().begin_read()?;
         let meta = txn.open_table(META)?;
         let current = meta.get(CURRENT_REV)?.map_or(1, |g| g.value()) as i64;
         let compact = meta.get(COMPACT_REV)?.map_or(0, |g| g.value()) as i64;
@@ -358,11 +392,13 @@ impl Storage {
             sm.auth = AuthStore::from_pb(state);
         }
         if let Some(rec) = auth.get(AUTH_MEMBERS)? {
-            let mut buf = rec.value();
-            while !buf.is_empty() {
-                let m = Member::decode_length_delimited(&mut buf)
-                    .map_err(|_| StorageError::Corrupt(Revision::default()))?;
+            for m in decode_list::<Member>(rec.value())? {
                 sm.members.insert(m.id, m);
+            }
+        }
+        if let Some(rec) = auth.get(AUTH_ALARMS)? {
+            for a in decode_list::<AlarmMember>(rec.value())? {
+                sm.alarms.insert((a.member_id, a.alarm));
             }
         }
         Ok(sm)
@@ -370,7 +406,7 @@ impl Storage {
 
     /// The whole state machine as committed now (for a snapshot).
     pub fn dump(&self, sm: &StateMachine) -> Result<SnapshotData, StorageError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db.read_recursive().begin_read()?;
         let mut kvs = Vec::new();
         for entry in txn.open_table(KV)?.iter()? {
             let (k, v) = entry?;
@@ -394,13 +430,17 @@ impl Storage {
             leases,
             auth: Some(sm.auth.to_pb()),
             members: sm.members.values().cloned().collect(),
+            alarms: sm.alarm_list(),
+            format: String::new(),
+            padding: Vec::new(),
         })
     }
 
     /// Replaces the state machine's data with `snap` at `index`, durably
     /// (a member joining a running cluster).
     pub fn install(&self, snap: &SnapshotData, index: u64) -> Result<(), StorageError> {
-        let txn = self.db.begin_write()?;
+        let db = self.db.read_recursive();
+        let txn = db.begin_write()?;
         {
             let mut view = WriteView {
                 txn: &txn,
@@ -414,7 +454,7 @@ impl Storage {
 
     /// A read view of everything committed so far.
     pub fn read(&self) -> Result<ReadView, StorageError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db.read_recursive().begin_read()?;
         let table = match txn.open_table(KV) {
             Ok(t) => Some(t),
             Err(redb::TableError::TableDoesNotExist(_)) => None,
@@ -427,7 +467,8 @@ impl Storage {
     /// it without fsync (see [`Storage::checkpoint`]). An error from `f`
     /// aborts the transaction: nothing of it is stored.
     pub fn write<T>(&self, f: impl FnOnce(&mut WriteView<'_>) -> Result<T, StorageError>) -> Result<T, StorageError> {
-        let mut txn = self.db.begin_write()?;
+        let db = self.db.read_recursive();
+        let mut txn = db.begin_write()?;
         txn.set_durability(Durability::None)?;
         let out = {
             let mut view = WriteView {
@@ -442,7 +483,8 @@ impl Storage {
 
     /// Makes every commit so far durable (one fsync).
     pub fn checkpoint(&self) -> Result<(), StorageError> {
-        let mut txn = self.db.begin_write()?;
+        let db = self.db.read_recursive();
+        let mut txn = db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         txn.set_quick_repair(true);
         txn.commit()?;
@@ -452,7 +494,8 @@ impl Storage {
     /// Bytes of the file in use (allocated pages), as etcd's `dbSizeInUse`.
     /// It walks every table: call it rarely, never per request.
     pub fn size_in_use(&self) -> Result<u64, StorageError> {
-        let txn = self.db.begin_write()?;
+        let db = self.db.read_recursive();
+        let txn = db.begin_write()?;
         let stats = txn.stats()?;
         let in_use = stats.allocated_pages() * stats.page_size() as u64;
         txn.abort()?;

@@ -1,26 +1,17 @@
-//! `etcdserverpb.Maintenance`: Status today; the other calls answer
-//! Unimplemented until their issues land.
+//! `etcdserverpb.Maintenance`.
 
 use std::pin::Pin;
 use std::sync::Arc;
 
 use concord_core::api::etcdserverpb::*;
 use concord_core::service::EtcdService;
-use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::{caller, status};
 
 pub struct Maintenance(pub Arc<EtcdService>);
-
-/// Maintenance calls other than Status are root's (when auth is on).
-fn admin<T>(svc: &EtcdService, r: &Request<T>) -> Result<(), Status> {
-    svc.check_admin(&caller(r)).map(|_| ()).map_err(status)
-}
-
-fn unimplemented(method: &str) -> Status {
-    Status::unimplemented(format!("concord: Maintenance.{method} is not implemented yet"))
-}
 
 #[tonic::async_trait]
 impl crate::pb::etcdserverpb::maintenance_server::Maintenance for Maintenance {
@@ -31,28 +22,35 @@ impl crate::pb::etcdserverpb::maintenance_server::Maintenance for Maintenance {
     }
 
     async fn alarm(&self, r: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
-        admin(&self.0, &r)?;
-        Err(unimplemented("Alarm"))
+        let c = caller(&r);
+        self.0
+            .alarm(&c, r.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(status)
     }
 
     async fn defragment(&self, r: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
-        admin(&self.0, &r)?;
-        Err(unimplemented("Defragment"))
+        self.0.defragment(&caller(&r)).await.map(Response::new).map_err(status)
     }
 
     async fn hash(&self, r: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        admin(&self.0, &r)?;
-        Err(unimplemented("Hash"))
+        self.0.hash(&caller(&r)).await.map(Response::new).map_err(status)
     }
 
     async fn hash_kv(&self, r: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
-        admin(&self.0, &r)?;
-        Err(unimplemented("HashKV"))
+        let c = caller(&r);
+        self.0
+            .hash_kv(&c, r.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(status)
     }
 
     async fn snapshot(&self, r: Request<SnapshotRequest>) -> Result<Response<Self::SnapshotStream>, Status> {
-        admin(&self.0, &r)?;
-        Err(unimplemented("Snapshot"))
+        let rx = self.0.snapshot(&caller(&r)).map_err(status)?;
+        let stream = ReceiverStream::new(rx).map(|r| r.map_err(status));
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn move_leader(&self, r: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
@@ -65,7 +63,9 @@ impl crate::pb::etcdserverpb::maintenance_server::Maintenance for Maintenance {
     }
 
     async fn downgrade(&self, r: Request<DowngradeRequest>) -> Result<Response<DowngradeResponse>, Status> {
-        admin(&self.0, &r)?;
-        Err(unimplemented("Downgrade"))
+        self.0.check_admin(&caller(&r)).map_err(status)?;
+        Err(Status::unimplemented(
+            "concord: Maintenance.Downgrade is not implemented (Concord has one storage version)",
+        ))
     }
 }

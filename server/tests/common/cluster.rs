@@ -157,6 +157,29 @@ impl Member {
         }
     }
 
+    /// SIGTERM, then waits for a clean exit.
+    pub fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while c.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    panic!("member did not stop on SIGTERM");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Restarts a stopped member with `extra` flags added to its own.
+    pub fn start_with_flags(&mut self, extra: &[&str]) {
+        self.args.extend(extra.iter().map(|s| s.to_string()));
+        self.start();
+    }
+
     /// Waits up to `within` for the process to exit on its own.
     pub fn wait_exit(&mut self, within: Duration) -> bool {
         let deadline = Instant::now() + within;
@@ -208,6 +231,36 @@ impl Cluster {
     /// As [`Cluster::start`], with peer URLs of `scheme` (`https` needs the
     /// peer TLS flags in `extra`).
     pub fn start_with(n: usize, extra: &[&str], scheme: &str) -> Cluster {
+        Cluster::start_seeded(n, extra, scheme, |_, _, _| {})
+    }
+
+    /// As [`Cluster::start`], each member's data directory first seeded
+    /// from `snapshot` with `concord snapshot restore` (its name, data
+    /// directory, the cluster's member list and its peer URL).
+    pub fn start_restored(n: usize, snapshot: &std::path::Path, extra: &[&str]) -> Cluster {
+        Cluster::start_seeded(n, extra, "http", |name, dir, (initial, peer_url)| {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_concord"))
+                .args(["snapshot", "restore"])
+                .arg(snapshot)
+                .args(["--name", name, "--data-dir"])
+                .arg(dir)
+                .args(["--initial-cluster", initial, "--initial-advertise-peer-urls", peer_url])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "restore failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        })
+    }
+
+    fn start_seeded(
+        n: usize,
+        extra: &[&str],
+        scheme: &str,
+        seed: impl Fn(&str, &std::path::Path, (&str, &str)),
+    ) -> Cluster {
         let tmp = tempfile::tempdir().unwrap();
         let mut specs = Vec::new();
         for i in 1..=n {
@@ -223,12 +276,14 @@ impl Cluster {
         let mut members = Vec::new();
         for (name, client, peer, relay) in specs {
             let dir = tmp.path().join(&name);
+            let advertised = format!("{scheme}://127.0.0.1:{}", relay.port);
+            seed(&name, &dir, (&initial, &advertised));
             let args = member_args(
                 &name,
                 &dir,
                 client,
                 &format!("{scheme}://127.0.0.1:{peer}"),
-                &format!("{scheme}://127.0.0.1:{}", relay.port),
+                &advertised,
                 &initial,
                 extra,
             );
