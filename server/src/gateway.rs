@@ -352,7 +352,12 @@ async fn health(State(svc): State<Svc>) -> Response {
     let fatal = svc.node().fatal().borrow().clone();
     // A member of a cluster without a leader cannot serve (etcd says the same).
     let leaderless = svc.node().is_replicated() && svc.node().state().leader() == 0;
-    match fatal.or_else(|| leaderless.then(|| "no leader".to_string())) {
+    // As etcd 3.4: any raised alarm (NOSPACE, CORRUPT) makes the member unhealthy.
+    let alarmed = !svc.alarms().is_empty();
+    let problem = fatal
+        .or_else(|| leaderless.then(|| "no leader".to_string()))
+        .or_else(|| alarmed.then(|| "an alarm is raised".to_string()));
+    match problem {
         None => json_response(StatusCode::OK, br#"{"health":"true"}"#.to_vec()),
         Some(_) => json_response(StatusCode::SERVICE_UNAVAILABLE, br#"{"health":"false"}"#.to_vec()),
     }

@@ -94,6 +94,9 @@ async fn quota_raises_nospace_everywhere_and_defrag_with_disarm_restores_writes(
         let e = err(etcdctl(ep, &["put", "small", "x"]));
         assert!(e.contains("etcdserver: mvcc: database space exceeded"), "{e}");
     }
+    // As etcd 3.4, /health turns false while an alarm is raised.
+    let (code, body) = http(&eps[0], "GET", "/health", "").unwrap();
+    assert_eq!((code, body.as_str()), (503, r#"{"health":"false"}"#));
     // Deletes still go through; compaction and defragmentation shrink
     // every member's file; disarming then lets writes in again.
     ok(etcdctl(&eps[0], &["del", "--prefix", "big/"]));
@@ -115,6 +118,7 @@ async fn quota_raises_nospace_everywhere_and_defrag_with_disarm_restores_writes(
             ok(etcdctl(ep, &["alarm", "list"])).trim().is_empty()
         });
         ok(etcdctl(ep, &["put", "small", "x"]));
+        assert_eq!(http(ep, "GET", "/health", "").unwrap().0, 200);
     }
 }
 
