@@ -27,8 +27,18 @@ mod watch;
 
 use pyo3::prelude::*;
 
+/// Lets asyncio tasks that are finishing finish (at most 2 s): run by
+/// `atexit`, before the interpreter is finalized.
+#[pyfunction]
+fn _quiesce(py: Python<'_>) {
+    runtime::quiesce(py, std::time::Duration::from_secs(2));
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let quiesce = wrap_pyfunction!(_quiesce, m)?;
+    m.add_function(quiesce.clone())?;
+    m.py().import("atexit")?.call_method1("register", (quiesce,))?;
     m.add_class::<client::Client>()?;
     m.add_class::<client::AsyncClient>()?;
     m.add_class::<kv::Compare>()?;

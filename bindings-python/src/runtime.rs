@@ -5,8 +5,9 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use concord_core::client::{Client, Error, KeepAlive, SharedRuntime, WatchHandle};
 use pyo3::prelude::*;
@@ -134,6 +135,40 @@ where
 /// it is running.
 pub struct Shared;
 
+/// Tasks spawned for asyncio that have not finished. They touch Python
+/// as they finish (setting the awaitable's result), so the interpreter
+/// must not be finalized under them: see [`quiesce`].
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a task in [`IN_FLIGHT`] until it ends (or is dropped).
+struct InFlight;
+
+impl InFlight {
+    fn start() -> InFlight {
+        IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Waits, with the GIL released, until no asyncio task of this module is
+/// still finishing, for at most `limit`. Registered with `atexit`, so the
+/// interpreter is not finalized while a runtime thread is about to take
+/// the GIL (a thread that takes it during finalization aborts the process).
+pub fn quiesce(py: Python<'_>, limit: Duration) {
+    py.detach(|| {
+        let deadline = Instant::now() + limit;
+        while IN_FLIGHT.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+}
+
 /// A spawned task's failure.
 pub struct TaskError(tokio::task::JoinError);
 
@@ -165,7 +200,11 @@ impl Runtime for Shared {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let task = handle().spawn(fut);
+        let counted = InFlight::start();
+        let task = handle().spawn(async move {
+            let _counted = counted;
+            fut.await
+        });
         Box::pin(async move { task.await.map_err(TaskError) })
     }
 
@@ -173,7 +212,11 @@ impl Runtime for Shared {
     where
         F: FnOnce() + Send + 'static,
     {
-        let task = handle().spawn_blocking(f);
+        let counted = InFlight::start();
+        let task = handle().spawn_blocking(move || {
+            let _counted = counted;
+            f()
+        });
         Box::pin(async move { task.await.map_err(TaskError) })
     }
 }

