@@ -36,6 +36,13 @@ typedef enum concord_status {
   CONCORD_STATUS_PANIC = 3,
 } concord_status;
 
+// A permission's kind, as etcd numbers them.
+typedef enum concord_permission {
+  CONCORD_PERMISSION_READ = 0,
+  CONCORD_PERMISSION_WRITE = 1,
+  CONCORD_PERMISSION_READWRITE = 2,
+} concord_permission;
+
 // The kind of an error, for callers that branch on it.
 typedef enum concord_error_kind {
   CONCORD_ERROR_KIND_OTHER = 0,
@@ -97,6 +104,12 @@ typedef struct concord_leader concord_leader;
 // The strings behind a `ConcordMembers` (not for the caller).
 typedef struct concord_members_storage concord_members_storage;
 
+// The bytes behind a `ConcordPermissions` (not for the caller).
+typedef struct concord_permissions_storage concord_permissions_storage;
+
+// The strings behind a `ConcordStrings` (not for the caller).
+typedef struct concord_strings_storage concord_strings_storage;
+
 // A running watch. `concord_watch_cancel` stops it; `concord_watch_free`
 // cancels and frees it.
 typedef struct concord_watch concord_watch;
@@ -104,6 +117,29 @@ typedef struct concord_watch concord_watch;
 typedef struct Vec_ConcordOpResult Vec_ConcordOpResult;
 
 typedef struct Vec_u8 Vec_u8;
+
+// A list of NUL-terminated strings (names). Free with `concord_strings_free`.
+typedef struct concord_strings {
+  const char *const *items;
+  size_t len;
+  struct concord_strings_storage *storage;
+} concord_strings;
+
+// One permission of a role: `[key, range_end)` (`range_end_len` 0: the key alone).
+typedef struct concord_permission_entry {
+  enum concord_permission permission;
+  const uint8_t *key;
+  size_t key_len;
+  const uint8_t *range_end;
+  size_t range_end_len;
+} concord_permission_entry;
+
+// A role's permissions. Free with `concord_permissions_free`.
+typedef struct concord_permissions {
+  const struct concord_permission_entry *items;
+  size_t len;
+  struct concord_permissions_storage *storage;
+} concord_permissions;
 
 // How to connect; every field may be NULL / 0 for the default.
 typedef struct concord_options {
@@ -275,6 +311,101 @@ typedef void (*concord_watch_callback)(void *user_data,
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Turns authentication on (a `root` user with the `root` role must exist).
+enum concord_status concord_auth_enable(const struct concord_client *client,
+                                        struct concord_error **err);
+
+// Turns authentication off.
+enum concord_status concord_auth_disable(const struct concord_client *client,
+                                         struct concord_error **err);
+
+// Adds user `name` with `password`.
+enum concord_status concord_user_add(const struct concord_client *client,
+                                     const char *name,
+                                     const char *password,
+                                     struct concord_error **err);
+
+// Deletes user `name`.
+enum concord_status concord_user_delete(const struct concord_client *client,
+                                        const char *name,
+                                        struct concord_error **err);
+
+// Sets user `name`'s password.
+enum concord_status concord_user_change_password(const struct concord_client *client,
+                                                 const char *name,
+                                                 const char *password,
+                                                 struct concord_error **err);
+
+// Grants `role` to `user`.
+enum concord_status concord_user_grant_role(const struct concord_client *client,
+                                            const char *user,
+                                            const char *role,
+                                            struct concord_error **err);
+
+// Takes `role` from `user`.
+enum concord_status concord_user_revoke_role(const struct concord_client *client,
+                                             const char *user,
+                                             const char *role,
+                                             struct concord_error **err);
+
+// Adds role `name`.
+enum concord_status concord_role_add(const struct concord_client *client,
+                                     const char *name,
+                                     struct concord_error **err);
+
+// Deletes role `name`.
+enum concord_status concord_role_delete(const struct concord_client *client,
+                                        const char *name,
+                                        struct concord_error **err);
+
+// Grants `role` `permission` on `key` (with a `range_end`, on `[key,
+// range_end)`; `range_end_len` 0: the key alone).
+enum concord_status concord_role_grant_permission(const struct concord_client *client,
+                                                  const char *role,
+                                                  enum concord_permission permission,
+                                                  const uint8_t *key,
+                                                  size_t key_len,
+                                                  const uint8_t *range_end,
+                                                  size_t range_end_len,
+                                                  struct concord_error **err);
+
+// Takes back the permission `role` has on `key` / `[key, range_end)`.
+enum concord_status concord_role_revoke_permission(const struct concord_client *client,
+                                                   const char *role,
+                                                   const uint8_t *key,
+                                                   size_t key_len,
+                                                   const uint8_t *range_end,
+                                                   size_t range_end_len,
+                                                   struct concord_error **err);
+
+// The users' names.
+enum concord_status concord_user_list(const struct concord_client *client,
+                                      struct concord_strings **users,
+                                      struct concord_error **err);
+
+// The roles user `name` has.
+enum concord_status concord_user_get(const struct concord_client *client,
+                                     const char *name,
+                                     struct concord_strings **roles,
+                                     struct concord_error **err);
+
+// The roles' names.
+enum concord_status concord_role_list(const struct concord_client *client,
+                                      struct concord_strings **roles,
+                                      struct concord_error **err);
+
+// The permissions of role `name`.
+enum concord_status concord_role_get(const struct concord_client *client,
+                                     const char *name,
+                                     struct concord_permissions **permissions,
+                                     struct concord_error **err);
+
+// Frees a list of strings (NULL is fine).
+void concord_strings_free(struct concord_strings *list);
+
+// Frees a list of permissions (NULL is fine).
+void concord_permissions_free(struct concord_permissions *list);
 
 // Connects to the members in `endpoints` (`n` of them, each `host:port`
 // or a URL); with a user, authenticates now. `options` may be NULL.

@@ -104,14 +104,16 @@ pub fn set_error(err: *mut *mut ConcordError, e: ConcordError) {
 #[no_mangle]
 pub extern "C" fn concord_error_code(err: *const ConcordError) -> i32 {
     // SAFETY: NULL or an error from this library, alive until freed.
-    unsafe { err.as_ref() }.map_or(0, |e| e.code)
+    crate::guard::shielded(0, || unsafe { err.as_ref() }.map_or(0, |e| e.code))
 }
 
 /// The kind of the error.
 #[no_mangle]
 pub extern "C" fn concord_error_get_kind(err: *const ConcordError) -> ConcordErrorKind {
     // SAFETY: as above.
-    unsafe { err.as_ref() }.map_or(ConcordErrorKind::Other, |e| e.kind)
+    crate::guard::shielded(ConcordErrorKind::Other, || {
+        unsafe { err.as_ref() }.map_or(ConcordErrorKind::Other, |e| e.kind)
+    })
 }
 
 /// The message (etcd's where the server sent one); valid until the error
@@ -119,11 +121,13 @@ pub extern "C" fn concord_error_get_kind(err: *const ConcordError) -> ConcordErr
 #[no_mangle]
 pub extern "C" fn concord_error_message(err: *const ConcordError) -> *const c_char {
     // SAFETY: as above.
-    unsafe { err.as_ref() }.map_or(c"".as_ptr(), |e| e.message.as_ptr())
+    crate::guard::shielded(c"".as_ptr(), || {
+        unsafe { err.as_ref() }.map_or(c"".as_ptr(), |e| e.message.as_ptr())
+    })
 }
 
 /// Frees an error (NULL is fine).
 #[no_mangle]
 pub extern "C" fn concord_error_free(err: *mut ConcordError) {
-    crate::guard::free(err);
+    crate::guard::shielded((), || crate::guard::free(err));
 }

@@ -31,6 +31,12 @@ pub fn guard(err: *mut *mut ConcordError, f: impl FnOnce() -> Result<(), Failure
     }
 }
 
+/// Runs `f` for a call that reports no status (accessors, frees): a
+/// panic gives `fallback` instead of crossing the boundary.
+pub fn shielded<T>(fallback: T, f: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(fallback)
+}
+
 /// Why a call failed before or while it ran.
 pub enum Failure {
     /// A required pointer was NULL (its name).

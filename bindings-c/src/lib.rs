@@ -13,6 +13,7 @@
 //!
 //! The header is `include/concord.h` (cbindgen, from these sources).
 
+pub mod auth;
 pub mod client;
 pub mod cluster;
 pub mod election;

@@ -51,6 +51,31 @@ if command -v valgrind >/dev/null 2>&1; then
 else
   echo "valgrind missing: skipped"; failed=$((failed + 1))
 fi
+# A keep-alive reports its lease lost while the server stays down.
+gcc "${cflags[@]}" bindings-c/tests/lease_lost.c -L "$target/debug" -Wl,-rpath,"$target/debug" -lconcord -lpthread \
+  -o "$tmp/lease_lost"
+lport=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+"$target/debug/concord" --data-dir "$tmp/ll-data" --listen-client-urls "http://127.0.0.1:$lport" \
+  --advertise-client-urls "http://127.0.0.1:$lport" --log-level warn &
+ll_server=$!
+python3 -c 'import sys,time,urllib.request as u
+for _ in range(200):
+    try: u.urlopen(sys.argv[1], timeout=1); break
+    except Exception: time.sleep(0.05)' "http://127.0.0.1:$lport/health"
+mkfifo "$tmp/ll.in"
+timeout 60 "$tmp/lease_lost" "127.0.0.1:$lport" <"$tmp/ll.in" >"$tmp/ll.out" 2>&1 &
+ll=$!
+exec 7>"$tmp/ll.in"
+for _ in $(seq 200); do grep -q ready "$tmp/ll.out" 2>/dev/null && break; sleep 0.05; done
+kill -9 "$ll_server"; wait "$ll_server" 2>/dev/null || true
+echo down >&7; exec 7>&-
+ll_rc=0; wait "$ll" || ll_rc=$?
+sed "s/^/[lease-lost] /" "$tmp/ll.out"
+line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$tmp/ll.out" | tail -1 || true)
+p=$(echo "$line" | awk '{print $1+0}'); f=$(echo "$line" | awk '{print $3+0}')
+if [ -z "$line" ] || [ "$ll_rc" != 0 ]; then echo "[lease-lost] exited $ll_rc"; f=$((f + 1)); fi
+passed=$((passed + p)); failed=$((failed + f))
+
 # The exec-watch example: the command sees the change in its environment,
 # and a kill -9 + restart of the server in the middle loses and repeats nothing.
 gcc "${cflags[@]}" examples/c/exec-watch.c -L "$target/debug" \

@@ -337,6 +337,108 @@ static void test_txn(concord_client *c) {
     concord_error_free(err);
 }
 
+static concord_client *connect_as(const char *endpoint, const char *user, const char *password,
+                                  concord_error **err) {
+    const char *eps[] = {endpoint};
+    concord_options o = {0};
+    o.timeout_seconds = 10;
+    o.user = user;
+    o.password = password;
+    concord_client *c = NULL;
+    if (concord_client_new(eps, 1, &o, &c, err) != CONCORD_STATUS_OK) return NULL;
+    return c;
+}
+
+static int has_name(const concord_strings *l, const char *name) {
+    for (size_t i = 0; l != NULL && i < l->len; i++)
+        if (strcmp(l->items[i], name) == 0) return 1;
+    return 0;
+}
+
+#define OK(call) ((call) == CONCORD_STATUS_OK)
+
+/* Users, roles, permissions, enable/disable; leaves auth off and nothing behind. */
+static void test_auth(concord_client *c, const char *endpoint) {
+    concord_error *err = NULL;
+    CHECK(OK(concord_user_add(c, "root", "rootpw", &err)) && OK(concord_role_add(c, "root", &err)) &&
+              OK(concord_user_grant_role(c, "root", "root", &err)),
+          "root user and role: %s", concord_error_message(err));
+    CHECK(OK(concord_user_add(c, "alice", "alicepw", &err)) && OK(concord_role_add(c, "app", &err)) &&
+              OK(concord_role_grant_permission(c, "app", CONCORD_PERMISSION_READWRITE, (const uint8_t *)"app/", 4,
+                                               (const uint8_t *)"app0", 4, &err)) &&
+              OK(concord_user_grant_role(c, "alice", "app", &err)),
+          "alice may read and write app/: %s", concord_error_message(err));
+    concord_strings *users = NULL, *roles = NULL, *alice_roles = NULL;
+    concord_permissions *perms = NULL;
+    CHECK(OK(concord_user_list(c, &users, &err)) && has_name(users, "alice") && has_name(users, "root"),
+          "user list");
+    CHECK(OK(concord_role_list(c, &roles, &err)) && has_name(roles, "app") && has_name(roles, "root"), "role list");
+    CHECK(OK(concord_user_get(c, "alice", &alice_roles, &err)) && alice_roles->len == 1 &&
+              strcmp(alice_roles->items[0], "app") == 0,
+          "alice's roles");
+    CHECK(OK(concord_role_get(c, "app", &perms, &err)) && perms->len == 1 &&
+              perms->items[0].permission == CONCORD_PERMISSION_READWRITE && perms->items[0].key_len == 4 &&
+              memcmp(perms->items[0].key, "app/", 4) == 0 && perms->items[0].range_end_len == 4 &&
+              memcmp(perms->items[0].range_end, "app0", 4) == 0,
+          "app's permission");
+    concord_strings_free(users);
+    concord_strings_free(roles);
+    concord_strings_free(alice_roles);
+    concord_permissions_free(perms);
+    CHECK(concord_user_add(c, NULL, "x", &err) == CONCORD_STATUS_NULL_ARGUMENT, "NULL user name");
+    concord_error_free(err);
+    err = NULL;
+
+    CHECK(OK(concord_auth_enable(c, &err)), "auth enable: %s", concord_error_message(err));
+    CHECK(concord_put(c, (const uint8_t *)"app/x", 5, (const uint8_t *)"1", 1, 0, NULL, &err) != CONCORD_STATUS_OK,
+          "no credentials, no write");
+    concord_error_free(err);
+    err = NULL;
+    CHECK(connect_as(endpoint, "alice", "wrong", &err) == NULL &&
+              concord_error_get_kind(err) == CONCORD_ERROR_KIND_AUTH_FAILED &&
+              strcmp(concord_error_message(err), "etcdserver: authentication failed, invalid user ID or password") == 0,
+          "a wrong password: %s", concord_error_message(err));
+    concord_error_free(err);
+    err = NULL;
+    concord_client *alice = connect_as(endpoint, "alice", "alicepw", &err);
+    concord_client *root = connect_as(endpoint, "root", "rootpw", &err);
+    CHECK(alice != NULL && root != NULL, "users connect: %s", concord_error_message(err));
+    if (alice == NULL || root == NULL) return;
+    CHECK(OK(concord_put(alice, (const uint8_t *)"app/x", 5, (const uint8_t *)"1", 1, 0, NULL, &err)),
+          "alice writes app/x: %s", concord_error_message(err));
+    CHECK(concord_put(alice, (const uint8_t *)"other", 5, (const uint8_t *)"1", 1, 0, NULL, &err) ==
+                  CONCORD_STATUS_ERROR &&
+              concord_error_get_kind(err) == CONCORD_ERROR_KIND_PERMISSION_DENIED &&
+              strcmp(concord_error_message(err), "etcdserver: permission denied") == 0,
+          "alice may not write elsewhere: %s", concord_error_message(err));
+    concord_error_free(err);
+    err = NULL;
+    CHECK(concord_role_add(alice, "mine", &err) == CONCORD_STATUS_ERROR &&
+              concord_error_get_kind(err) == CONCORD_ERROR_KIND_PERMISSION_DENIED,
+          "only root administers");
+    concord_error_free(err);
+    err = NULL;
+    CHECK(OK(concord_role_revoke_permission(root, "app", (const uint8_t *)"app/", 4, (const uint8_t *)"app0", 4,
+                                            &err)),
+          "revoke: %s", concord_error_message(err));
+    CHECK(concord_put(alice, (const uint8_t *)"app/x", 5, (const uint8_t *)"2", 1, 0, NULL, &err) ==
+                  CONCORD_STATUS_ERROR &&
+              concord_error_get_kind(err) == CONCORD_ERROR_KIND_PERMISSION_DENIED,
+          "after the revoke alice may not write: %s", concord_error_message(err));
+    concord_error_free(err);
+    err = NULL;
+    CHECK(OK(concord_user_change_password(root, "alice", "newpw", &err)) &&
+              OK(concord_user_revoke_role(root, "alice", "app", &err)),
+          "change password, revoke role: %s", concord_error_message(err));
+    CHECK(OK(concord_auth_disable(root, &err)), "auth disable: %s", concord_error_message(err));
+    CHECK(OK(concord_user_delete(c, "alice", &err)) && OK(concord_role_delete(c, "app", &err)) &&
+              OK(concord_user_delete(c, "root", &err)) && OK(concord_role_delete(c, "root", &err)),
+          "clean up: %s", concord_error_message(err));
+    concord_error_free(err);
+    concord_client_free(alice);
+    concord_client_free(root);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s HOST:PORT\n", argv[0]);
@@ -352,6 +454,7 @@ int main(int argc, char **argv) {
     test_cluster(c);
     test_lock_election(c);
     test_txn(c);
+    test_auth(c, argv[1]);
     concord_client_free(c);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
