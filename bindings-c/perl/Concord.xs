@@ -484,3 +484,178 @@ cx__unlock(c, key)
     concord_error *err = NULL;
     concord_status s = concord_unlock(INT2PTR(concord_client *, c), (const uint8_t *)k, kl, &err);
     if (s != CONCORD_STATUS_OK) die_with(aTHX_ s, err);
+
+void
+cx__admin(c, op, a, b)
+    IV c
+    int op
+    SV *a
+    SV *b
+  CODE:
+    /* The auth calls that take names only; `op` numbers them as
+     * Concord.pm's %ADMIN does. */
+    concord_client *cl = INT2PTR(concord_client *, c);
+    const char *x = SvOK(a) ? SvPVutf8_nolen(a) : NULL;
+    const char *y = SvOK(b) ? SvPVutf8_nolen(b) : NULL;
+    concord_error *err = NULL;
+    concord_status s;
+    switch (op) {
+    case 0: s = concord_auth_enable(cl, &err); break;
+    case 1: s = concord_auth_disable(cl, &err); break;
+    case 2: s = concord_user_add(cl, x, y, &err); break;
+    case 3: s = concord_user_delete(cl, x, &err); break;
+    case 4: s = concord_user_change_password(cl, x, y, &err); break;
+    case 5: s = concord_user_grant_role(cl, x, y, &err); break;
+    case 6: s = concord_user_revoke_role(cl, x, y, &err); break;
+    case 7: s = concord_role_add(cl, x, &err); break;
+    case 8: s = concord_role_delete(cl, x, &err); break;
+    default: croak("Concord: unknown admin call %d", op);
+    }
+    if (s != CONCORD_STATUS_OK) die_with(aTHX_ s, err);
+
+void
+cx__role_permission(c, grant, role, perm, key, range_end)
+    IV c
+    int grant
+    SV *role
+    int perm
+    SV *key
+    SV *range_end
+  CODE:
+    STRLEN kl, el = 0;
+    const char *k = SvPVbyte(key, kl);
+    const char *e = SvOK(range_end) ? SvPVbyte(range_end, el) : NULL;
+    const char *r = SvOK(role) ? SvPVutf8_nolen(role) : NULL;
+    concord_error *err = NULL;
+    concord_status s = grant
+        ? concord_role_grant_permission(INT2PTR(concord_client *, c), r, (concord_permission)perm,
+                                        (const uint8_t *)k, kl, (const uint8_t *)e, el, &err)
+        : concord_role_revoke_permission(INT2PTR(concord_client *, c), r, (const uint8_t *)k, kl,
+                                         (const uint8_t *)e, el, &err);
+    if (s != CONCORD_STATUS_OK) die_with(aTHX_ s, err);
+
+SV *
+cx__names(c, which, name)
+    IV c
+    int which
+    SV *name
+  CODE:
+    /* 0: users, 1: roles, 2: the roles of user `name`. */
+    concord_client *cl = INT2PTR(concord_client *, c);
+    const char *n = SvOK(name) ? SvPVutf8_nolen(name) : NULL;
+    concord_strings *l = NULL;
+    concord_error *err = NULL;
+    concord_status s = which == 0 ? concord_user_list(cl, &l, &err)
+                     : which == 1 ? concord_role_list(cl, &l, &err)
+                                  : concord_user_get(cl, n, &l, &err);
+    if (s != CONCORD_STATUS_OK) die_with(aTHX_ s, err);
+    AV *av = newAV();
+    for (size_t i = 0; i < l->len; i++) {
+        SV *sv = newSVpv(l->items[i], 0);
+        SvUTF8_on(sv);
+        av_push(av, sv);
+    }
+    concord_strings_free(l);
+    RETVAL = newRV_noinc((SV *)av);
+  OUTPUT:
+    RETVAL
+
+SV *
+cx__role_get(c, name)
+    IV c
+    SV *name
+  CODE:
+    concord_permissions *l = NULL;
+    concord_error *err = NULL;
+    const char *n = SvOK(name) ? SvPVutf8_nolen(name) : NULL;
+    concord_status s = concord_role_get(INT2PTR(concord_client *, c), n, &l, &err);
+    if (s != CONCORD_STATUS_OK) die_with(aTHX_ s, err);
+    static const char *names[] = {"read", "write", "readwrite"};
+    AV *av = newAV();
+    for (size_t i = 0; i < l->len; i++) {
+        const concord_permission_entry *p = &l->items[i];
+        HV *hv = newHV();
+        hv_stores(hv, "type", newSVpv(names[p->permission <= 2 ? p->permission : 2], 0));
+        hv_stores(hv, "key", newSVpvn((const char *)p->key, p->key_len));
+        hv_stores(hv, "range_end", newSVpvn((const char *)p->range_end, p->range_end_len));
+        av_push(av, newRV_noinc((SV *)hv));
+    }
+    concord_permissions_free(l);
+    RETVAL = newRV_noinc((SV *)av);
+  OUTPUT:
+    RETVAL
+
+SV *
+cx__txn(c, compares, success, failure)
+    IV c
+    AV *compares
+    AV *success
+    AV *failure
+  CODE:
+    /* compares: [target, result, key, range_end|undef, number, value|undef];
+     * ops: [type, key, value|undef, range_end|undef, prefix, lease]. The
+     * byte pointers point into the Perl strings, alive during the call. */
+    SSize_t nc = av_len(compares) + 1, ns = av_len(success) + 1, nf = av_len(failure) + 1;
+    concord_compare *cmp = NULL;
+    concord_op *ops = NULL;
+    Newxz(cmp, nc > 0 ? nc : 1, concord_compare);
+    SAVEFREEPV(cmp);
+    Newxz(ops, (ns + nf) > 0 ? ns + nf : 1, concord_op);
+    SAVEFREEPV(ops);
+    for (SSize_t i = 0; i < nc; i++) {
+        AV *a = (AV *)SvRV(*av_fetch(compares, i, 0));
+        STRLEN l;
+        cmp[i].target = (concord_compare_target)SvIV(*av_fetch(a, 0, 0));
+        cmp[i].result = (concord_compare_result)SvIV(*av_fetch(a, 1, 0));
+        cmp[i].key = (const uint8_t *)SvPVbyte(*av_fetch(a, 2, 0), l);
+        cmp[i].key_len = l;
+        SV *e = *av_fetch(a, 3, 0);
+        if (SvOK(e)) { cmp[i].range_end = (const uint8_t *)SvPVbyte(e, l); cmp[i].range_end_len = l; }
+        cmp[i].number = SvIV(*av_fetch(a, 4, 0));
+        SV *v = *av_fetch(a, 5, 0);
+        if (SvOK(v)) { cmp[i].value = (const uint8_t *)SvPVbyte(v, l); cmp[i].value_len = l; }
+    }
+    for (SSize_t i = 0; i < ns + nf; i++) {
+        AV *a = (AV *)SvRV(*av_fetch(i < ns ? success : failure, i < ns ? i : i - ns, 0));
+        STRLEN l;
+        ops[i].op_type = (concord_op_type)SvIV(*av_fetch(a, 0, 0));
+        ops[i].key = (const uint8_t *)SvPVbyte(*av_fetch(a, 1, 0), l);
+        ops[i].key_len = l;
+        SV *v = *av_fetch(a, 2, 0);
+        if (SvOK(v)) { ops[i].value = (const uint8_t *)SvPVbyte(v, l); ops[i].value_len = l; }
+        SV *e = *av_fetch(a, 3, 0);
+        if (SvOK(e)) { ops[i].range_end = (const uint8_t *)SvPVbyte(e, l); ops[i].range_end_len = l; }
+        ops[i].prefix = SvTRUE(*av_fetch(a, 4, 0));
+        ops[i].lease = SvIV(*av_fetch(a, 5, 0));
+    }
+    concord_txn_result *r = NULL;
+    concord_error *err = NULL;
+    concord_status s = concord_txn(INT2PTR(concord_client *, c), cmp, nc, ops, ns, ops + ns, nf, NULL, &r, &err);
+    if (s != CONCORD_STATUS_OK) die_with(aTHX_ s, err);
+    static const char *types[] = {"put", "get", "delete"};
+    AV *responses = newAV();
+    for (size_t i = 0; i < r->len; i++) {
+        const concord_op_result *o = &r->results[i];
+        HV *hv = newHV();
+        hv_stores(hv, "type", newSVpv(types[o->op_type <= 2 ? o->op_type : 0], 0));
+        if (o->op_type == CONCORD_OP_TYPE_GET && o->kvs != NULL) {
+            AV *list = newAV();
+            for (size_t j = 0; j < o->kvs->len; j++) av_push(list, kv_to_hv(aTHX_ &o->kvs->kvs[j]));
+            hv_stores(hv, "kvs", newRV_noinc((SV *)list));
+            hv_stores(hv, "count", newSViv(o->kvs->count));
+        } else if (o->op_type == CONCORD_OP_TYPE_DELETE) {
+            hv_stores(hv, "deleted", newSViv(o->deleted));
+            hv_stores(hv, "revision", newSViv(o->revision));
+        } else {
+            hv_stores(hv, "revision", newSViv(o->revision));
+        }
+        av_push(responses, newRV_noinc((SV *)hv));
+    }
+    HV *out = newHV();
+    hv_stores(out, "succeeded", newSViv(r->succeeded ? 1 : 0));
+    hv_stores(out, "revision", newSViv(r->revision));
+    hv_stores(out, "responses", newRV_noinc((SV *)responses));
+    concord_txn_result_free(r);
+    RETVAL = newRV_noinc((SV *)out);
+  OUTPUT:
+    RETVAL

@@ -48,6 +48,89 @@ sub delete {
 
 sub status { _status($_[0]{c}) }
 
+# The key range a `prefix => 1` option stands for: [key, _prefix_end(key)).
+sub _prefix_end {
+    my @b = unpack 'C*', shift;
+    while (@b) {
+        if ($b[-1] < 0xff) { $b[-1]++; return pack 'C*', @b }
+        pop @b;
+    }
+    return "\0";    # every key
+}
+
+sub _range_end { my ($key, %o) = @_; $o{prefix} ? _prefix_end($key) : $o{range_end} }
+
+my %TARGET = (version => 0, create => 1, create_revision => 1, mod => 2, mod_revision => 2, value => 3, lease => 4);
+my %RESULT = ('==' => 0, '=' => 0, '>' => 1, '<' => 2, '!=' => 3);
+my %OP = (put => 0, get => 1, delete => 2);
+
+sub _txn_op {
+    my ($op) = @_;
+    my ($type) = grep { exists $op->{$_} } qw(put get delete);
+    die "txn: an operation needs put, get or delete\n" unless defined $type;
+    my $key = $op->{$type};
+    my $lease = ref $op->{lease} ? $op->{lease}->id : ($op->{lease} || 0);
+    return [ $OP{$type}, $key, $op->{value}, $op->{prefix} ? undef : $op->{range_end}, $op->{prefix} ? 1 : 0,
+        $lease ];
+}
+
+# Runs a transaction:
+#   compare => [ { key => 'k', target => 'value'|'version'|'create'|'mod'|'lease',
+#                  result => '=='|'!='|'<'|'>', value => ... , range_end|prefix => ... }, ... ],
+#   success => [ { put => 'k', value => 'v', lease => ... }, { get => 'k', prefix => 1 },
+#                { delete => 'k', range_end => 'z' }, ... ],
+#   failure => [ ... ]
+# Returns { succeeded, revision, responses => [ { type => 'put'|'get'|'delete', ... } ] }.
+sub txn {
+    my ($s, %t) = @_;
+    my @cmp;
+    for my $c (@{ $t{compare} || [] }) {
+        my $target = $TARGET{ $c->{target} || 'value' };
+        my $result = $RESULT{ $c->{result} || '==' };
+        die "txn: unknown compare target $c->{target}\n" unless defined $target;
+        die "txn: unknown compare result $c->{result}\n" unless defined $result;
+        my $v = $c->{value};
+        push @cmp, [ $target, $result, $c->{key}, _range_end($c->{key}, %$c),
+            $target == 3 ? 0 : ($v || 0), $target == 3 ? (defined $v ? $v : '') : undef ];
+    }
+    return _txn($s->{c}, \@cmp, [ map { _txn_op($_) } @{ $t{success} || [] } ],
+        [ map { _txn_op($_) } @{ $t{failure} || [] } ]);
+}
+
+# The seconds lease $id has left (-1: it does not exist).
+sub time_to_live { my ($s, $id) = @_; _lease_ttl($s->{c}, ref $id ? $id->id : $id) }
+
+# Auth administration (root's, while auth is on).
+my %ADMIN = (auth_enable => 0, auth_disable => 1, user_add => 2, user_delete => 3, user_change_password => 4,
+    user_grant_role => 5, user_revoke_role => 6, role_add => 7, role_delete => 8);
+for my $name (keys %ADMIN) {
+    no strict 'refs';
+    my $op = $ADMIN{$name};
+    *{"Concord::$name"} = sub { my ($s, $a, $b) = @_; _admin($s->{c}, $op, $a, $b); return 1 };
+}
+
+my %PERM = (read => 0, write => 1, readwrite => 2);
+
+# Grants $role 'read', 'write' or 'readwrite' on $key (range_end => or prefix => 1).
+sub role_grant_permission {
+    my ($s, $role, $perm, $key, %o) = @_;
+    my $p = $PERM{ lc $perm };
+    die "unknown permission $perm (read, write, readwrite)\n" unless defined $p;
+    _role_permission($s->{c}, 1, $role, $p, $key, _range_end($key, %o));
+    return 1;
+}
+
+sub role_revoke_permission {
+    my ($s, $role, $key, %o) = @_;
+    _role_permission($s->{c}, 0, $role, 0, $key, _range_end($key, %o));
+    return 1;
+}
+
+sub user_list { _names($_[0]{c}, 0, undef) }
+sub role_list { _names($_[0]{c}, 1, undef) }
+sub user_get { my ($s, $name) = @_; return { name => $name, roles => _names($s->{c}, 2, $name) } }
+sub role_get { my ($s, $name) = @_; return { name => $name, permissions => _role_get($s->{c}, $name) } }
+
 sub members { _members($_[0]{c}) }
 
 # Takes the lock $name (waiting at most timeout => seconds; default: no
@@ -140,6 +223,7 @@ package Concord::Lease;
 sub _new { my ($class, $client, $id) = @_; bless { client => $client, id => $id }, $class }
 sub id { $_[0]{id} }
 sub ttl { my $s = shift; Concord::_lease_ttl($s->{client}{c}, $s->{id}) }
+sub time_to_live { $_[0]->ttl }
 sub revoke { my $s = shift; Concord::_lease_revoke($s->{client}{c}, $s->{id}) }
 
 # Keeps the lease alive in the background until the returned handle goes.
@@ -185,9 +269,17 @@ Concord - client of Concord and etcd: KV, watches, leases, with failover
   my $ka = $lease->keep_alive;              # refreshed in the background
   warn "lost: " . $ka->lost(0) if $ka->lost(0);
 
+  my $r = $c->txn(compare => [ { key => 'app/mode', target => 'value', result => '==', value => 'on' } ],
+                  success => [ { put => 'app/mode', value => 'off' } ],
+                  failure => [ { get => 'app/mode' } ]);   # { succeeded, revision, responses }
+
   my $lock = $c->lock('jobs', ttl => 10);  # ->key, ->revision (fencing token), ->unlock
   my $st = $c->status;                      # { version, leader, revision, db_size, ... }
   my $ms = $c->members;                     # [ { id, name, client_urls, peer_urls }, ... ]
+
+  $c->user_add('root', 'pw'); $c->role_add('root'); $c->user_grant_role('root', 'root');
+  $c->role_add('app'); $c->role_grant_permission('app', 'readwrite', 'app/', prefix => 1);
+  $c->auth_enable;                          # also: user_*/role_* delete, list, get; auth_disable
 
   eval { $c->put('', 'x') };                # dies with a Concord::Error
   print $@->code, ' ', $@->message;         # 3 etcdserver: key is not provided

@@ -1,5 +1,5 @@
-# Against a real concord: every call, watch order, a lease lost,
-# exceptions with etcd's messages, and a user with a password.
+# Against a real concord: every call, watch order, a lease lost and one
+# expiring, transactions, exceptions with etcd's messages, and auth.
 use strict;
 use warnings;
 use Test::More;
@@ -98,14 +98,66 @@ is($@->message, 'etcdserver: key is not provided', 'error message');
 eval { $c->put('k', 'v', lease => 0x1234) };
 is("$@", 'etcdserver: requested lease not found', 'error stringifies to the message');
 
-# Auth: a user with a password; a wrong password dies.
-system('etcdctl', "--endpoints=127.0.0.1:$port", @$_) for
-    ['user', 'add', 'root:rootpw'], ['user', 'grant-role', 'root', 'root'], ['auth', 'enable'];
+# Transactions: compares, both branches, every operation.
+$c->put('t/a', '1');
+my $t = $c->txn(
+    compare => [ { key => 't/a', target => 'value', result => '==', value => '1' } ],
+    success => [ { put => 't/b', value => '2' }, { get => 't/', prefix => 1 }, { delete => 't/a' } ],
+    failure => [ { put => 't/failed', value => 'x' } ],
+);
+ok($t->{succeeded}, 'txn: the compare held');
+is_deeply([ map { $_->{type} } @{ $t->{responses} } ], [qw(put get delete)], 'txn: one answer per operation');
+is_deeply([ map { "$_->{key}=$_->{value}" } @{ $t->{responses}[1]{kvs} } ], [ 't/a=1', 't/b=2' ],
+    'txn: the get sees the put before it');
+is($t->{responses}[2]{deleted}, 1, 'txn: the delete');
+$t = $c->txn(
+    compare => [ { key => 't/a', target => 'version', result => '>', value => 0 } ],
+    success => [ { put => 't/never', value => 'x' } ],
+    failure => [ { get => 't/b' } ],
+);
+ok(!$t->{succeeded}, 'txn: version 0 after the delete, the failure branch ran');
+is($t->{responses}[0]{kvs}[0]{value}, '2', 'txn: failure get');
+is($c->get('t/never'), undef, 'txn: the success branch did not run');
+eval { $c->txn(success => [ { put => 't/x', value => '1' }, { put => 't/x', value => '2' } ]) };
+is("$@", 'etcdserver: duplicate key given in txn request', 'txn: etcd\'s error');
+$c->delete('t/', prefix => 1);
+
+# A lease nobody keeps alive expires, taking its key along.
+my $short = $c->lease_grant(2);
+$c->put('expiring', 'soon', lease => $short);
+ok($c->time_to_live($short->id) > 0, 'time_to_live');
+$deadline = time + 15;
+sleep 0.2 while $short->time_to_live != -1 && time < $deadline;
+is($short->time_to_live, -1, 'the lease expired');
+is($c->get('expiring'), undef, 'its key went with it');
+
+# Auth, administered from Perl: users, roles, permissions, enable/disable.
+ok($c->user_add('root', 'rootpw') && $c->role_add('root') && $c->user_grant_role('root', 'root'), 'root');
+ok($c->user_add('alice', 'alicepw') && $c->role_add('app'), 'alice and app');
+$c->role_grant_permission('app', 'readwrite', 'app/', prefix => 1);
+$c->user_grant_role('alice', 'app');
+is_deeply([ sort @{ $c->user_list } ], [qw(alice root)], 'user_list');
+is_deeply([ sort @{ $c->role_list } ], [qw(app root)], 'role_list');
+is_deeply($c->user_get('alice')->{roles}, ['app'], 'user_get');
+is_deeply($c->role_get('app')->{permissions}, [ { type => 'readwrite', key => 'app/', range_end => 'app0' } ],
+    'role_get');
+$c->auth_enable;
 my $root = Concord->new(endpoints => ["127.0.0.1:$port"], user => 'root', password => 'rootpw');
-ok($root->put('secret', 's'), 'put as root');
+my $alice = Concord->new(endpoints => ["127.0.0.1:$port"], user => 'alice', password => 'alicepw');
+ok($alice->put('app/x', '1'), 'alice writes under app/');
+eval { $alice->put('other', '1') };
+is("$@", 'etcdserver: permission denied', 'alice may not write elsewhere');
 eval { Concord->new(endpoints => ["127.0.0.1:$port"], user => 'root', password => 'wrong') };
 like("$@", qr/authentication failed/, 'wrong password');
-eval { $c->get('secret') };
+eval { $c->get('app/x') };
 ok($@, 'no token while auth is on');
+$root->role_revoke_permission('app', 'app/', prefix => 1);
+eval { $alice->get('app/x') };
+is("$@", 'etcdserver: permission denied', 'after the revoke alice may not read');
+$root->user_change_password('alice', 'newpw');
+ok(Concord->new(endpoints => ["127.0.0.1:$port"], user => 'alice', password => 'newpw'),
+    'the new password works');
+$root->auth_disable;
+ok($c->user_delete('alice') && $c->role_delete('app'), 'auth off: clean up');
 
 done_testing;
