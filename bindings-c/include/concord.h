@@ -62,6 +62,22 @@ typedef enum concord_error_kind {
   CONCORD_ERROR_KIND_PANIC = 14,
 } concord_error_kind;
 
+// What a range is sorted by (etcd's numbering).
+typedef enum concord_sort_target {
+  CONCORD_SORT_TARGET_KEY = 0,
+  CONCORD_SORT_TARGET_VERSION = 1,
+  CONCORD_SORT_TARGET_CREATE = 2,
+  CONCORD_SORT_TARGET_MOD = 3,
+  CONCORD_SORT_TARGET_VALUE = 4,
+} concord_sort_target;
+
+// The order of a sorted range (etcd's numbering).
+typedef enum concord_sort_order {
+  CONCORD_SORT_ORDER_NONE = 0,
+  CONCORD_SORT_ORDER_ASCEND = 1,
+  CONCORD_SORT_ORDER_DESCEND = 2,
+} concord_sort_order;
+
 // What a compare looks at.
 typedef enum concord_compare_target {
   CONCORD_COMPARE_TARGET_VERSION = 0,
@@ -84,6 +100,8 @@ typedef enum concord_op_type {
   CONCORD_OP_TYPE_PUT = 0,
   CONCORD_OP_TYPE_GET = 1,
   CONCORD_OP_TYPE_DELETE = 2,
+  // A nested transaction (`txn`).
+  CONCORD_OP_TYPE_TXN = 3,
 } concord_op_type;
 
 // A client of a Concord or etcd cluster. Thread-safe.
@@ -239,6 +257,17 @@ typedef struct concord_range_options {
   bool keys_only;
   // Only the count.
   bool count_only;
+  // Every key from the key on (range_end and prefix are then ignored).
+  bool from_key;
+  // What to sort by, and in which order (`NONE`: by key, ascending).
+  enum concord_sort_target sort_target;
+  enum concord_sort_order sort_order;
+  // Only keys last modified at or after / at or before these revisions (0: any).
+  int64_t min_mod_revision;
+  int64_t max_mod_revision;
+  // Only keys created at or after / at or before these revisions (0: any).
+  int64_t min_create_revision;
+  int64_t max_create_revision;
 } concord_range_options;
 
 // One compare: `target(key) result (number | value)`; over
@@ -257,8 +286,20 @@ typedef struct concord_compare {
   size_t value_len;
 } concord_compare;
 
+// A transaction: compares, then the `success` or the `failure` operations
+// (for a nested one, `concord_op.txn`).
+typedef struct concord_txn_request {
+  const struct concord_compare *compares;
+  size_t compares_len;
+  const struct concord_op *success;
+  size_t success_len;
+  const struct concord_op *failure;
+  size_t failure_len;
+} concord_txn_request;
+
 // One operation: a put of `value` (under `lease`), a get or a delete of
-// `key`, `[key, range_end)`, or with `prefix` every key starting with `key`.
+// `key`, `[key, range_end)`, or with `prefix` every key starting with
+// `key`; or a nested transaction (`txn`, the other fields unused).
 typedef struct concord_op {
   enum concord_op_type op_type;
   const uint8_t *key;
@@ -269,6 +310,8 @@ typedef struct concord_op {
   size_t range_end_len;
   bool prefix;
   int64_t lease;
+  // For `CONCORD_OP_TYPE_TXN`.
+  const struct concord_txn_request *txn;
 } concord_op;
 
 // The answer of one operation that ran.
@@ -280,6 +323,8 @@ typedef struct concord_op_result {
   int64_t deleted;
   // A get's key-values (NULL for put and delete); freed with the result.
   const struct concord_kvs *kvs;
+  // A nested transaction's answer (NULL otherwise); freed with the result.
+  const struct concord_txn_result *txn;
 } concord_op_result;
 
 // A transaction's answer. Free with `concord_txn_result_free`.

@@ -131,6 +131,102 @@ static struct item *take(struct pwatch *w, double timeout) {
     return it;
 }
 
+
+/* Transactions from Concord.pm's normalized arrays:
+ *   compare: [target, result, key, range_end|undef, number, value|undef]
+ *   op:      [type, key, value|undef, range_end|undef, prefix, lease, txn]
+ *            where txn (type 3) is [compares, success, failure].
+ * Everything is allocated on Perl's save stack (freed when the call's
+ * scope ends, also when it dies); byte pointers point into the Perl
+ * strings, alive during the call. */
+static concord_txn_request *build_txn(pTHX_ AV *compares, AV *success, AV *failure, int depth);
+
+static void build_ops(pTHX_ AV *src, concord_op *ops, int depth) {
+    for (SSize_t i = 0; i <= av_len(src); i++) {
+        AV *a = (AV *)SvRV(*av_fetch(src, i, 0));
+        STRLEN l;
+        ops[i].op_type = (concord_op_type)SvIV(*av_fetch(a, 0, 0));
+        if (ops[i].op_type == CONCORD_OP_TYPE_TXN) {
+            AV *t = (AV *)SvRV(*av_fetch(a, 6, 0));
+            ops[i].txn = build_txn(aTHX_ (AV *)SvRV(*av_fetch(t, 0, 0)), (AV *)SvRV(*av_fetch(t, 1, 0)),
+                                   (AV *)SvRV(*av_fetch(t, 2, 0)), depth + 1);
+            continue;
+        }
+        ops[i].key = (const uint8_t *)SvPVbyte(*av_fetch(a, 1, 0), l);
+        ops[i].key_len = l;
+        SV *v = *av_fetch(a, 2, 0);
+        if (SvOK(v)) { ops[i].value = (const uint8_t *)SvPVbyte(v, l); ops[i].value_len = l; }
+        SV *e = *av_fetch(a, 3, 0);
+        if (SvOK(e)) { ops[i].range_end = (const uint8_t *)SvPVbyte(e, l); ops[i].range_end_len = l; }
+        ops[i].prefix = SvTRUE(*av_fetch(a, 4, 0));
+        ops[i].lease = SvIV(*av_fetch(a, 5, 0));
+    }
+}
+
+static concord_txn_request *build_txn(pTHX_ AV *compares, AV *success, AV *failure, int depth) {
+    if (depth > 32) croak("Concord: transactions nest deeper than 32");
+    SSize_t nc = av_len(compares) + 1, ns = av_len(success) + 1, nf = av_len(failure) + 1;
+    concord_txn_request *t;
+    concord_compare *cmp;
+    concord_op *ok, *ko;
+    Newxz(t, 1, concord_txn_request);
+    SAVEFREEPV(t);
+    Newxz(cmp, nc + 1, concord_compare);
+    SAVEFREEPV(cmp);
+    Newxz(ok, ns + 1, concord_op);
+    SAVEFREEPV(ok);
+    Newxz(ko, nf + 1, concord_op);
+    SAVEFREEPV(ko);
+    for (SSize_t i = 0; i < nc; i++) {
+        AV *a = (AV *)SvRV(*av_fetch(compares, i, 0));
+        STRLEN l;
+        cmp[i].target = (concord_compare_target)SvIV(*av_fetch(a, 0, 0));
+        cmp[i].result = (concord_compare_result)SvIV(*av_fetch(a, 1, 0));
+        cmp[i].key = (const uint8_t *)SvPVbyte(*av_fetch(a, 2, 0), l);
+        cmp[i].key_len = l;
+        SV *e = *av_fetch(a, 3, 0);
+        if (SvOK(e)) { cmp[i].range_end = (const uint8_t *)SvPVbyte(e, l); cmp[i].range_end_len = l; }
+        cmp[i].number = SvIV(*av_fetch(a, 4, 0));
+        SV *v = *av_fetch(a, 5, 0);
+        if (SvOK(v)) { cmp[i].value = (const uint8_t *)SvPVbyte(v, l); cmp[i].value_len = l; }
+    }
+    build_ops(aTHX_ success, ok, depth);
+    build_ops(aTHX_ failure, ko, depth);
+    t->compares = cmp; t->compares_len = nc;
+    t->success = ok; t->success_len = ns;
+    t->failure = ko; t->failure_len = nf;
+    return t;
+}
+
+static SV *txn_to_hv(pTHX_ const concord_txn_result *r) {
+    static const char *types[] = {"put", "get", "delete", "txn"};
+    AV *responses = newAV();
+    for (size_t i = 0; i < r->len; i++) {
+        const concord_op_result *o = &r->results[i];
+        HV *hv = newHV();
+        hv_stores(hv, "type", newSVpv(types[o->op_type <= 3 ? o->op_type : 0], 0));
+        if (o->op_type == CONCORD_OP_TYPE_GET && o->kvs != NULL) {
+            AV *list = newAV();
+            for (size_t j = 0; j < o->kvs->len; j++) av_push(list, kv_to_hv(aTHX_ &o->kvs->kvs[j]));
+            hv_stores(hv, "kvs", newRV_noinc((SV *)list));
+            hv_stores(hv, "count", newSViv(o->kvs->count));
+        } else if (o->op_type == CONCORD_OP_TYPE_TXN && o->txn != NULL) {
+            hv_stores(hv, "txn", txn_to_hv(aTHX_ o->txn));
+        } else if (o->op_type == CONCORD_OP_TYPE_DELETE) {
+            hv_stores(hv, "deleted", newSViv(o->deleted));
+            hv_stores(hv, "revision", newSViv(o->revision));
+        } else {
+            hv_stores(hv, "revision", newSViv(o->revision));
+        }
+        av_push(responses, newRV_noinc((SV *)hv));
+    }
+    HV *out = newHV();
+    hv_stores(out, "succeeded", newSViv(r->succeeded ? 1 : 0));
+    hv_stores(out, "revision", newSViv(r->revision));
+    hv_stores(out, "responses", newRV_noinc((SV *)responses));
+    return newRV_noinc((SV *)out);
+}
+
 MODULE = Concord    PACKAGE = Concord    PREFIX = cx_
 
 PROTOTYPES: DISABLE
@@ -188,24 +284,26 @@ cx__put(c, key, value, lease)
     RETVAL
 
 SV *
-cx__range(c, key, range_end, prefix, limit, revision, serializable, keys_only, count_only)
+cx__range(c, key, range_end, opts)
     IV c
     SV *key
     SV *range_end
-    int prefix
-    IV limit
-    IV revision
-    int serializable
-    int keys_only
-    int count_only
+    HV *opts
   CODE:
+    /* opts: Concord.pm's normalized options (numbers; missing: 0). */
     STRLEN kl, el = 0;
     const char *k = SvPVbyte(key, kl);
     const char *e = SvOK(range_end) ? SvPVbyte(range_end, el) : NULL;
     concord_range_options o;
     memset(&o, 0, sizeof o);
-    o.prefix = prefix; o.limit = limit; o.revision = revision;
-    o.serializable = serializable; o.keys_only = keys_only; o.count_only = count_only;
+#define OPT(name) (hv_fetchs(opts, #name, 0) ? SvIV(*hv_fetchs(opts, #name, 0)) : 0)
+    o.prefix = OPT(prefix) != 0; o.limit = OPT(limit); o.revision = OPT(revision);
+    o.serializable = OPT(serializable) != 0; o.keys_only = OPT(keys_only) != 0;
+    o.count_only = OPT(count_only) != 0; o.from_key = OPT(from_key) != 0;
+    o.sort_target = (concord_sort_target)OPT(sort_target); o.sort_order = (concord_sort_order)OPT(sort_order);
+    o.min_mod_revision = OPT(min_mod_revision); o.max_mod_revision = OPT(max_mod_revision);
+    o.min_create_revision = OPT(min_create_revision); o.max_create_revision = OPT(max_create_revision);
+#undef OPT
     concord_kvs *kvs = NULL;
     concord_error *err = NULL;
     concord_status s = concord_range(INT2PTR(concord_client *, c), (const uint8_t *)k, kl, (const uint8_t *)e, el,
@@ -592,70 +690,13 @@ cx__txn(c, compares, success, failure)
     AV *success
     AV *failure
   CODE:
-    /* compares: [target, result, key, range_end|undef, number, value|undef];
-     * ops: [type, key, value|undef, range_end|undef, prefix, lease]. The
-     * byte pointers point into the Perl strings, alive during the call. */
-    SSize_t nc = av_len(compares) + 1, ns = av_len(success) + 1, nf = av_len(failure) + 1;
-    concord_compare *cmp = NULL;
-    concord_op *ops = NULL;
-    Newxz(cmp, nc > 0 ? nc : 1, concord_compare);
-    SAVEFREEPV(cmp);
-    Newxz(ops, (ns + nf) > 0 ? ns + nf : 1, concord_op);
-    SAVEFREEPV(ops);
-    for (SSize_t i = 0; i < nc; i++) {
-        AV *a = (AV *)SvRV(*av_fetch(compares, i, 0));
-        STRLEN l;
-        cmp[i].target = (concord_compare_target)SvIV(*av_fetch(a, 0, 0));
-        cmp[i].result = (concord_compare_result)SvIV(*av_fetch(a, 1, 0));
-        cmp[i].key = (const uint8_t *)SvPVbyte(*av_fetch(a, 2, 0), l);
-        cmp[i].key_len = l;
-        SV *e = *av_fetch(a, 3, 0);
-        if (SvOK(e)) { cmp[i].range_end = (const uint8_t *)SvPVbyte(e, l); cmp[i].range_end_len = l; }
-        cmp[i].number = SvIV(*av_fetch(a, 4, 0));
-        SV *v = *av_fetch(a, 5, 0);
-        if (SvOK(v)) { cmp[i].value = (const uint8_t *)SvPVbyte(v, l); cmp[i].value_len = l; }
-    }
-    for (SSize_t i = 0; i < ns + nf; i++) {
-        AV *a = (AV *)SvRV(*av_fetch(i < ns ? success : failure, i < ns ? i : i - ns, 0));
-        STRLEN l;
-        ops[i].op_type = (concord_op_type)SvIV(*av_fetch(a, 0, 0));
-        ops[i].key = (const uint8_t *)SvPVbyte(*av_fetch(a, 1, 0), l);
-        ops[i].key_len = l;
-        SV *v = *av_fetch(a, 2, 0);
-        if (SvOK(v)) { ops[i].value = (const uint8_t *)SvPVbyte(v, l); ops[i].value_len = l; }
-        SV *e = *av_fetch(a, 3, 0);
-        if (SvOK(e)) { ops[i].range_end = (const uint8_t *)SvPVbyte(e, l); ops[i].range_end_len = l; }
-        ops[i].prefix = SvTRUE(*av_fetch(a, 4, 0));
-        ops[i].lease = SvIV(*av_fetch(a, 5, 0));
-    }
+    concord_txn_request *t = build_txn(aTHX_ compares, success, failure, 0);
     concord_txn_result *r = NULL;
     concord_error *err = NULL;
-    concord_status s = concord_txn(INT2PTR(concord_client *, c), cmp, nc, ops, ns, ops + ns, nf, NULL, &r, &err);
+    concord_status s = concord_txn(INT2PTR(concord_client *, c), t->compares, t->compares_len, t->success,
+                                   t->success_len, t->failure, t->failure_len, NULL, &r, &err);
     if (s != CONCORD_STATUS_OK) die_with(aTHX_ s, err);
-    static const char *types[] = {"put", "get", "delete"};
-    AV *responses = newAV();
-    for (size_t i = 0; i < r->len; i++) {
-        const concord_op_result *o = &r->results[i];
-        HV *hv = newHV();
-        hv_stores(hv, "type", newSVpv(types[o->op_type <= 2 ? o->op_type : 0], 0));
-        if (o->op_type == CONCORD_OP_TYPE_GET && o->kvs != NULL) {
-            AV *list = newAV();
-            for (size_t j = 0; j < o->kvs->len; j++) av_push(list, kv_to_hv(aTHX_ &o->kvs->kvs[j]));
-            hv_stores(hv, "kvs", newRV_noinc((SV *)list));
-            hv_stores(hv, "count", newSViv(o->kvs->count));
-        } else if (o->op_type == CONCORD_OP_TYPE_DELETE) {
-            hv_stores(hv, "deleted", newSViv(o->deleted));
-            hv_stores(hv, "revision", newSViv(o->revision));
-        } else {
-            hv_stores(hv, "revision", newSViv(o->revision));
-        }
-        av_push(responses, newRV_noinc((SV *)hv));
-    }
-    HV *out = newHV();
-    hv_stores(out, "succeeded", newSViv(r->succeeded ? 1 : 0));
-    hv_stores(out, "revision", newSViv(r->revision));
-    hv_stores(out, "responses", newRV_noinc((SV *)responses));
+    RETVAL = txn_to_hv(aTHX_ r);
     concord_txn_result_free(r);
-    RETVAL = newRV_noinc((SV *)out);
   OUTPUT:
     RETVAL

@@ -115,6 +115,74 @@ pub struct ConcordRangeOptions {
     pub keys_only: bool,
     /// Only the count.
     pub count_only: bool,
+    /// Every key from the key on (range_end and prefix are then ignored).
+    pub from_key: bool,
+    /// What to sort by, and in which order (`NONE`: by key, ascending).
+    pub sort_target: ConcordSortTarget,
+    pub sort_order: ConcordSortOrder,
+    /// Only keys last modified at or after / at or before these revisions (0: any).
+    pub min_mod_revision: i64,
+    pub max_mod_revision: i64,
+    /// Only keys created at or after / at or before these revisions (0: any).
+    pub min_create_revision: i64,
+    pub max_create_revision: i64,
+}
+
+/// What a range is sorted by (etcd's numbering).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConcordSortTarget {
+    Key = 0,
+    Version = 1,
+    Create = 2,
+    Mod = 3,
+    Value = 4,
+}
+
+/// The order of a sorted range (etcd's numbering).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConcordSortOrder {
+    None = 0,
+    Ascend = 1,
+    Descend = 2,
+}
+
+/// The range options of `o` applied to `g` (the key range aside).
+pub(crate) fn range_options(mut g: GetOptions, o: &ConcordRangeOptions) -> GetOptions {
+    use concord_core::client::{SortOrder, SortTarget};
+    g = g.limit(o.limit).revision(o.revision);
+    if o.from_key {
+        g = g.from_key();
+    }
+    if o.serializable {
+        g = g.serializable();
+    }
+    if o.keys_only {
+        g = g.keys_only();
+    }
+    if o.count_only {
+        g = g.count_only();
+    }
+    if o.sort_order != ConcordSortOrder::None {
+        let target = match o.sort_target {
+            ConcordSortTarget::Key => SortTarget::Key,
+            ConcordSortTarget::Version => SortTarget::Version,
+            ConcordSortTarget::Create => SortTarget::Create,
+            ConcordSortTarget::Mod => SortTarget::Mod,
+            ConcordSortTarget::Value => SortTarget::Value,
+        };
+        let order = if o.sort_order == ConcordSortOrder::Descend {
+            SortOrder::Descend
+        } else {
+            SortOrder::Ascend
+        };
+        g = g.sort(target, order);
+    }
+    g.min_mod_revision(o.min_mod_revision)
+        .max_mod_revision(o.max_mod_revision)
+        .min_create_revision(o.min_create_revision)
+        .max_create_revision(o.max_create_revision)
 }
 
 /// Writes `key` = `value`, attached to `lease` (0: none). `revision` (may
@@ -167,16 +235,7 @@ pub extern "C" fn concord_range(
         let o = unsafe { options.as_ref() };
         let mut g = key_range!(GetOptions::new(), o.is_some_and(|o| o.prefix), end);
         if let Some(o) = o {
-            g = g.limit(o.limit).revision(o.revision);
-            if o.serializable {
-                g = g.serializable();
-            }
-            if o.keys_only {
-                g = g.keys_only();
-            }
-            if o.count_only {
-                g = g.count_only();
-            }
+            g = range_options(g, o);
         }
         let r = c.block_on(c.client().get(k, g))?;
         let revision = r.header.map_or(0, |h| h.revision);

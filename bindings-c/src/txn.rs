@@ -2,6 +2,7 @@
 //! all at one revision.
 
 use concord_core::api::etcdserverpb::response_op::Response;
+use concord_core::api::etcdserverpb::TxnResponse;
 use concord_core::client::{Compare, CompareOn, DeleteOptions, GetOptions, Op, PutOptions, Txn};
 
 use crate::client::ConcordClient;
@@ -54,10 +55,28 @@ pub enum ConcordOpType {
     Put = 0,
     Get = 1,
     Delete = 2,
+    /// A nested transaction (`txn`).
+    Txn = 3,
 }
 
+/// A transaction: compares, then the `success` or the `failure` operations
+/// (for a nested one, `concord_op.txn`).
+#[repr(C)]
+pub struct ConcordTxnRequest {
+    pub compares: *const ConcordCompare,
+    pub compares_len: usize,
+    pub success: *const ConcordOp,
+    pub success_len: usize,
+    pub failure: *const ConcordOp,
+    pub failure_len: usize,
+}
+
+/// Transactions nest at most this deep (a loop of pointers is refused, not followed).
+const MAX_DEPTH: usize = 32;
+
 /// One operation: a put of `value` (under `lease`), a get or a delete of
-/// `key`, `[key, range_end)`, or with `prefix` every key starting with `key`.
+/// `key`, `[key, range_end)`, or with `prefix` every key starting with
+/// `key`; or a nested transaction (`txn`, the other fields unused).
 #[repr(C)]
 pub struct ConcordOp {
     pub op_type: ConcordOpType,
@@ -69,6 +88,8 @@ pub struct ConcordOp {
     pub range_end_len: usize,
     pub prefix: bool,
     pub lease: i64,
+    /// For `CONCORD_OP_TYPE_TXN`.
+    pub txn: *const ConcordTxnRequest,
 }
 
 /// The answer of one operation that ran.
@@ -81,6 +102,8 @@ pub struct ConcordOpResult {
     pub deleted: i64,
     /// A get's key-values (NULL for put and delete); freed with the result.
     pub kvs: *const ConcordKvs,
+    /// A nested transaction's answer (NULL otherwise); freed with the result.
+    pub txn: *const ConcordTxnResult,
 }
 
 /// A transaction's answer. Free with `concord_txn_result_free`.
@@ -134,7 +157,12 @@ fn compare(c: &ConcordCompare) -> Result<Compare, Failure> {
     }
 }
 
-fn op(o: &ConcordOp) -> Result<Op, Failure> {
+fn op(o: &ConcordOp, depth: usize) -> Result<Op, Failure> {
+    if o.op_type == ConcordOpType::Txn {
+        // SAFETY: NULL or a valid `concord_txn_request` by contract.
+        let t = unsafe { o.txn.as_ref() }.ok_or(Failure::Null("op txn"))?;
+        return Ok(Op::txn(build(t, depth + 1)?));
+    }
     let key = bytes(o.key, o.key_len, "op key")?;
     let end = bytes(o.range_end, o.range_end_len, "op range_end")?;
     Ok(match o.op_type {
@@ -147,7 +175,76 @@ fn op(o: &ConcordOp) -> Result<Op, Failure> {
         }
         ConcordOpType::Get => Op::get(key, key_range!(GetOptions::new(), o.prefix, end)),
         ConcordOpType::Delete => Op::delete(key, key_range!(DeleteOptions::new(), o.prefix, end)),
+        ConcordOpType::Txn => unreachable!("handled above"),
     })
+}
+
+/// The transaction `t` describes, nested `depth` deep.
+fn build(t: &ConcordTxnRequest, depth: usize) -> Result<Txn, Failure> {
+    if depth > MAX_DEPTH {
+        return Err(Failure::Client(concord_core::client::Error::InvalidArgument(format!(
+            "transactions nest deeper than {MAX_DEPTH}"
+        ))));
+    }
+    let ops =
+        |ptr, n, what| -> Result<Vec<Op>, Failure> { slice(ptr, n, what)?.iter().map(|o| op(o, depth)).collect() };
+    let cmps = slice(t.compares, t.compares_len, "compares")?
+        .iter()
+        .map(compare)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Txn::new()
+        .when(cmps)
+        .and_then(ops(t.success, t.success_len, "success")?)
+        .or_else(ops(t.failure, t.failure_len, "failure")?))
+}
+
+/// A transaction's answer for C, at `revision` (nested answers included).
+fn answer(r: TxnResponse, revision: i64) -> *mut ConcordTxnResult {
+    let answers: Vec<ConcordOpResult> = r
+        .responses
+        .into_iter()
+        .filter_map(|o| o.response)
+        .map(|resp| match resp {
+            Response::ResponsePut(p) => ConcordOpResult {
+                op_type: ConcordOpType::Put,
+                revision: p.header.map_or(revision, |h| h.revision),
+                deleted: 0,
+                kvs: std::ptr::null(),
+                txn: std::ptr::null(),
+            },
+            Response::ResponseRange(g) => ConcordOpResult {
+                op_type: ConcordOpType::Get,
+                revision,
+                deleted: 0,
+                kvs: ConcordKvsStorage::into_list(g.kvs, g.count, g.more, revision),
+                txn: std::ptr::null(),
+            },
+            Response::ResponseDeleteRange(d) => ConcordOpResult {
+                op_type: ConcordOpType::Delete,
+                revision,
+                deleted: d.deleted,
+                kvs: std::ptr::null(),
+                txn: std::ptr::null(),
+            },
+            Response::ResponseTxn(t) => ConcordOpResult {
+                op_type: ConcordOpType::Txn,
+                revision,
+                deleted: 0,
+                kvs: std::ptr::null(),
+                txn: answer(t, revision),
+            },
+        })
+        .collect();
+    let storage = Box::into_raw(Box::new(answers));
+    // SAFETY: just made from a Box; freed only by concord_txn_result_free.
+    let list = unsafe { &*storage };
+    Box::into_raw(Box::new(ConcordTxnResult {
+        succeeded: r.succeeded,
+        revision,
+        results: list.as_ptr(),
+        len: list.len(),
+        storage,
+    }))
 }
 
 /// Runs a transaction. `succeeded` (may be NULL) says whether the compares
@@ -167,19 +264,18 @@ pub extern "C" fn concord_txn(
 ) -> ConcordStatus {
     guard(err, || {
         let c = &handle(client, "client")?.inner;
-        let cmps = slice(compares, compares_len, "compares")?
-            .iter()
-            .map(compare)
-            .collect::<Result<Vec<_>, _>>()?;
-        let ok = slice(success, success_len, "success")?
-            .iter()
-            .map(op)
-            .collect::<Result<Vec<_>, _>>()?;
-        let ko = slice(failure, failure_len, "failure")?
-            .iter()
-            .map(op)
-            .collect::<Result<Vec<_>, _>>()?;
-        let r = c.block_on(c.client().txn(Txn::new().when(cmps).and_then(ok).or_else(ko)))?;
+        let t = build(
+            &ConcordTxnRequest {
+                compares,
+                compares_len,
+                success,
+                success_len,
+                failure,
+                failure_len,
+            },
+            0,
+        )?;
+        let r = c.block_on(c.client().txn(t))?;
         if !succeeded.is_null() {
             out(succeeded, r.succeeded, "succeeded")?;
         }
@@ -187,44 +283,7 @@ pub extern "C" fn concord_txn(
             return Ok(());
         }
         let revision = r.header.as_ref().map_or(0, |h| h.revision);
-        let answers: Vec<ConcordOpResult> = r
-            .responses
-            .into_iter()
-            .filter_map(|o| o.response)
-            .filter_map(|resp| match resp {
-                Response::ResponsePut(p) => Some(ConcordOpResult {
-                    op_type: ConcordOpType::Put,
-                    revision: p.header.map_or(revision, |h| h.revision),
-                    deleted: 0,
-                    kvs: std::ptr::null(),
-                }),
-                Response::ResponseRange(g) => Some(ConcordOpResult {
-                    op_type: ConcordOpType::Get,
-                    revision,
-                    deleted: 0,
-                    kvs: ConcordKvsStorage::into_list(g.kvs, g.count, g.more, revision),
-                }),
-                Response::ResponseDeleteRange(d) => Some(ConcordOpResult {
-                    op_type: ConcordOpType::Delete,
-                    revision,
-                    deleted: d.deleted,
-                    kvs: std::ptr::null(),
-                }),
-                // The C API builds no nested transactions, so none answers.
-                Response::ResponseTxn(_) => None,
-            })
-            .collect();
-        let storage = Box::into_raw(Box::new(answers));
-        // SAFETY: just made from a Box; freed only by concord_txn_result_free.
-        let list = unsafe { &*storage };
-        let res = ConcordTxnResult {
-            succeeded: r.succeeded,
-            revision,
-            results: list.as_ptr(),
-            len: list.len(),
-            storage,
-        };
-        out(result, Box::into_raw(Box::new(res)), "result")
+        out(result, answer(r, revision), "result")
     })
 }
 
@@ -239,6 +298,7 @@ pub extern "C" fn concord_txn_result_free(result: *mut ConcordTxnResult) {
             let answers = unsafe { Box::from_raw(r.storage) };
             for a in answers.iter() {
                 crate::kv::concord_kvs_free(a.kvs.cast_mut());
+                concord_txn_result_free(a.txn.cast_mut());
             }
         }
         Ok(())

@@ -335,6 +335,78 @@ static void test_txn(concord_client *c) {
           "txn: version 0 after the delete");
     CHECK(concord_txn(c, NULL, 1, NULL, 0, NULL, 0, NULL, NULL, &err) == CONCORD_STATUS_NULL_ARGUMENT, "NULL compares");
     concord_error_free(err);
+    err = NULL;
+
+    /* A nested transaction: the outer compare holds, the inner one fails. */
+    concord_put(c, (const uint8_t *)"tx", 2, (const uint8_t *)"a", 1, 0, NULL, NULL);
+    concord_compare inner_cmp = cmp; /* version("tx") == 0: false now */
+    concord_op inner_ko = {0};
+    inner_ko.op_type = CONCORD_OP_TYPE_PUT;
+    inner_ko.key = (const uint8_t *)"tx-nested";
+    inner_ko.key_len = 9;
+    inner_ko.value = (const uint8_t *)"yes";
+    inner_ko.value_len = 3;
+    concord_txn_request inner = {&inner_cmp, 1, NULL, 0, &inner_ko, 1};
+    concord_op nested = {0};
+    nested.op_type = CONCORD_OP_TYPE_TXN;
+    nested.txn = &inner;
+    r = NULL;
+    CHECK(concord_txn(c, NULL, 0, &nested, 1, NULL, 0, &succeeded, &r, &err) == CONCORD_STATUS_OK && succeeded &&
+              r->len == 1 && r->results[0].op_type == CONCORD_OP_TYPE_TXN && r->results[0].txn != NULL &&
+              !r->results[0].txn->succeeded && r->results[0].txn->len == 1 &&
+              r->results[0].txn->results[0].op_type == CONCORD_OP_TYPE_PUT,
+          "nested txn: its own branch and answers: %s", concord_error_message(err));
+    concord_txn_result_free(r);
+    concord_kvs *kvs = NULL;
+    concord_range(c, (const uint8_t *)"tx-nested", 9, NULL, 0, NULL, &kvs, NULL);
+    CHECK(kvs != NULL && kvs->len == 1, "nested txn: its put happened");
+    concord_kvs_free(kvs);
+    nested.txn = NULL;
+    CHECK(concord_txn(c, NULL, 0, &nested, 1, NULL, 0, NULL, NULL, &err) == CONCORD_STATUS_NULL_ARGUMENT,
+          "nested txn without its request");
+    concord_error_free(err);
+    err = NULL;
+    /* A loop of pointers is refused, not followed. */
+    concord_op loop = {0};
+    concord_txn_request self = {NULL, 0, &loop, 1, NULL, 0};
+    loop.op_type = CONCORD_OP_TYPE_TXN;
+    loop.txn = &self;
+    CHECK(concord_txn(c, NULL, 0, &loop, 1, NULL, 0, NULL, NULL, &err) == CONCORD_STATUS_ERROR &&
+              concord_error_get_kind(err) == CONCORD_ERROR_KIND_INVALID_ARGUMENT,
+          "a txn that contains itself: %s", concord_error_message(err));
+    concord_error_free(err);
+    concord_delete(c, (const uint8_t *)"tx", 2, NULL, 0, true, NULL, NULL);
+
+    /* Range options: sort, from_key, revision bounds. */
+    int64_t first = 0;
+    concord_put(c, (const uint8_t *)"s/a", 3, (const uint8_t *)"3", 1, 0, &first, NULL);
+    concord_put(c, (const uint8_t *)"s/b", 3, (const uint8_t *)"1", 1, 0, NULL, NULL);
+    concord_put(c, (const uint8_t *)"s/c", 3, (const uint8_t *)"2", 1, 0, NULL, NULL);
+    concord_range_options o = {0};
+    o.prefix = true;
+    o.sort_target = CONCORD_SORT_TARGET_VALUE;
+    o.sort_order = CONCORD_SORT_ORDER_DESCEND;
+    kvs = NULL;
+    CHECK(concord_range(c, (const uint8_t *)"s/", 2, NULL, 0, &o, &kvs, &err) == CONCORD_STATUS_OK && kvs->len == 3 &&
+              kvs->kvs[0].value[0] == '3' && kvs->kvs[1].value[0] == '2' && kvs->kvs[2].value[0] == '1',
+          "range sorted by value, descending");
+    concord_kvs_free(kvs);
+    memset(&o, 0, sizeof o);
+    o.prefix = true;
+    o.min_mod_revision = first + 1;
+    kvs = NULL;
+    CHECK(concord_range(c, (const uint8_t *)"s/", 2, NULL, 0, &o, &kvs, &err) == CONCORD_STATUS_OK && kvs->len == 2,
+          "range with min_mod_revision");
+    concord_kvs_free(kvs);
+    memset(&o, 0, sizeof o);
+    o.from_key = true;
+    o.keys_only = true;
+    kvs = NULL;
+    CHECK(concord_range(c, (const uint8_t *)"s/b", 3, NULL, 0, &o, &kvs, &err) == CONCORD_STATUS_OK && kvs->len >= 2 &&
+              memcmp(kvs->kvs[0].key, "s/b", 3) == 0 && kvs->kvs[0].value_len == 0,
+          "range from_key, keys only");
+    concord_kvs_free(kvs);
+    concord_delete(c, (const uint8_t *)"s/", 2, NULL, 0, true, NULL, NULL);
 }
 
 static concord_client *connect_as(const char *endpoint, const char *user, const char *password,

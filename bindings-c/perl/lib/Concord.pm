@@ -31,14 +31,30 @@ sub put {
 
 sub get {
     my ($s, $key, %o) = @_;
-    my $r = _range($s->{c}, $key, undef, 0, 0, $o{revision} || 0, $o{serializable} ? 1 : 0, 0, 0);
+    my $r = _range($s->{c}, $key, undef, { revision => $o{revision} || 0, serializable => $o{serializable} ? 1 : 0 });
     return $r->{kvs}[0];
 }
 
+my %SORT_TARGET = (key => 0, version => 1, create => 2, create_revision => 2, mod => 3, mod_revision => 3,
+    value => 4);
+my %SORT_ORDER = (none => 0, asc => 1, ascend => 1, desc => 2, descend => 2);
+
+# Options: prefix, range_end, from_key, limit, revision, serializable,
+# keys_only, count_only, sort_target (key, version, create, mod, value),
+# sort_order (asc, desc), min_mod_revision, max_mod_revision,
+# min_create_revision, max_create_revision.
 sub range {
     my ($s, $key, %o) = @_;
-    return _range($s->{c}, $key, $o{range_end}, $o{prefix} ? 1 : 0, $o{limit} || 0, $o{revision} || 0,
-        $o{serializable} ? 1 : 0, $o{keys_only} ? 1 : 0, $o{count_only} ? 1 : 0);
+    my %n = map { $_ => ($o{$_} ? 1 : 0) } qw(prefix serializable keys_only count_only from_key);
+    $n{$_} = $o{$_} || 0 for qw(limit revision min_mod_revision max_mod_revision min_create_revision
+        max_create_revision);
+    if (defined $o{sort_order} || defined $o{sort_target}) {
+        $n{sort_target} = $SORT_TARGET{ lc($o{sort_target} // 'key') };
+        $n{sort_order} = $SORT_ORDER{ lc($o{sort_order} // 'asc') };
+        die "range: unknown sort_target $o{sort_target}\n" unless defined $n{sort_target};
+        die "range: unknown sort_order $o{sort_order}\n" unless defined $n{sort_order};
+    }
+    return _range($s->{c}, $key, $o{range_end}, \%n);
 }
 
 sub delete {
@@ -66,8 +82,11 @@ my %OP = (put => 0, get => 1, delete => 2);
 
 sub _txn_op {
     my ($op) = @_;
+    if (my $t = $op->{txn}) {
+        return [ 3, '', undef, undef, 0, 0, _txn_parts(%$t) ];
+    }
     my ($type) = grep { exists $op->{$_} } qw(put get delete);
-    die "txn: an operation needs put, get or delete\n" unless defined $type;
+    die "txn: an operation needs put, get, delete or txn\n" unless defined $type;
     my $key = $op->{$type};
     my $lease = ref $op->{lease} ? $op->{lease}->id : ($op->{lease} || 0);
     return [ $OP{$type}, $key, $op->{value}, $op->{prefix} ? undef : $op->{range_end}, $op->{prefix} ? 1 : 0,
@@ -78,11 +97,18 @@ sub _txn_op {
 #   compare => [ { key => 'k', target => 'value'|'version'|'create'|'mod'|'lease',
 #                  result => '=='|'!='|'<'|'>', value => ... , range_end|prefix => ... }, ... ],
 #   success => [ { put => 'k', value => 'v', lease => ... }, { get => 'k', prefix => 1 },
-#                { delete => 'k', range_end => 'z' }, ... ],
+#                { delete => 'k', range_end => 'z' }, { txn => { compare => ..., success => ... } }, ... ],
 #   failure => [ ... ]
-# Returns { succeeded, revision, responses => [ { type => 'put'|'get'|'delete', ... } ] }.
+# Returns { succeeded, revision, responses => [ { type => 'put'|'get'|'delete'|'txn', ... } ] }
+# (a nested transaction's answer under `txn`).
 sub txn {
     my ($s, %t) = @_;
+    return _txn($s->{c}, @{ _txn_parts(%t) });
+}
+
+# [compares, success, failure] as the XS code takes them.
+sub _txn_parts {
+    my (%t) = @_;
     my @cmp;
     for my $c (@{ $t{compare} || [] }) {
         my $target = $TARGET{ $c->{target} || 'value' };
@@ -93,8 +119,7 @@ sub txn {
         push @cmp, [ $target, $result, $c->{key}, _range_end($c->{key}, %$c),
             $target == 3 ? 0 : ($v || 0), $target == 3 ? (defined $v ? $v : '') : undef ];
     }
-    return _txn($s->{c}, \@cmp, [ map { _txn_op($_) } @{ $t{success} || [] } ],
-        [ map { _txn_op($_) } @{ $t{failure} || [] } ]);
+    return [ \@cmp, [ map { _txn_op($_) } @{ $t{success} || [] } ], [ map { _txn_op($_) } @{ $t{failure} || [] } ] ];
 }
 
 # The seconds lease $id has left (-1: it does not exist).

@@ -120,7 +120,29 @@ is($t->{responses}[0]{kvs}[0]{value}, '2', 'txn: failure get');
 is($c->get('t/never'), undef, 'txn: the success branch did not run');
 eval { $c->txn(success => [ { put => 't/x', value => '1' }, { put => 't/x', value => '2' } ]) };
 is("$@", 'etcdserver: duplicate key given in txn request', 'txn: etcd\'s error');
+$t = $c->txn(success => [ { txn => {
+    compare => [ { key => 't/b', target => 'value', result => '==', value => 'nope' } ],
+    success => [ { put => 't/inner', value => 'wrong' } ],
+    failure => [ { put => 't/inner', value => 'right' }, { get => 't/b' } ],
+} } ]);
+ok($t->{succeeded} && !$t->{responses}[0]{txn}{succeeded}, 'nested txn: its own compare');
+is_deeply([ map { $_->{type} } @{ $t->{responses}[0]{txn}{responses} } ], [qw(put get)], 'nested txn: answers');
+is($c->get('t/inner')->{value}, 'right', 'nested txn: its branch ran');
 $c->delete('t/', prefix => 1);
+
+# Every range option.
+my $first = $c->put('s/a', '3');
+$c->put('s/b', '1');
+$c->put('s/c', '2');
+is_deeply([ map { $_->{value} } @{ $c->range('s/', prefix => 1, sort_target => 'value', sort_order => 'desc')->{kvs} } ],
+    [ 3, 2, 1 ], 'range: sorted by value, descending');
+is(scalar @{ $c->range('s/', prefix => 1, min_mod_revision => $first + 1)->{kvs} }, 2, 'range: min_mod_revision (count is before the filter, as etcd)');
+is(scalar @{ $c->range('s/', prefix => 1, max_create_revision => $first)->{kvs} }, 1, 'range: max_create_revision');
+my $fk = $c->range('s/b', from_key => 1, keys_only => 1);
+is($fk->{kvs}[0]{key}, 's/b', 'range: from_key');
+is($fk->{kvs}[0]{value}, '', 'range: keys_only');
+is($c->range('s/', prefix => 1, revision => $first)->{count}, 1, 'range: at a revision');
+$c->delete('s/', prefix => 1);
 
 # A lease nobody keeps alive expires, taking its key along.
 my $short = $c->lease_grant(2);
