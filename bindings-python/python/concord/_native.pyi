@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Generator, List, Literal, NoReturn, Optional, Sequence, Tuple, Union, final
 
-__all__ = ["KeyValue", "PutResult", "RangeResult", "DeleteResult", "TxnResult", "Event", "Status", "Member", "CompareTarget", "Compare", "Op", "Watch", "Lease", "AsyncLease", "PendingLease", "Lock", "AsyncLock", "Observation", "Election", "AsyncElection", "Auth", "AsyncAuth", "Client", "AsyncClient", "Server"]
+__all__ = ["KeyValue", "PutResult", "RangeResult", "DeleteResult", "TxnResult", "Event", "Status", "Member", "CompareTarget", "Compare", "Op", "Watch", "Lease", "AsyncLease", "PendingLease", "Lock", "AsyncLock", "Observation", "Election", "AsyncElection", "Auth", "AsyncAuth", "Client", "AsyncClient", "Server", "_quiesce"]
 
 _Bytes = Union[str, bytes, bytearray]
 _LeaseRef = Union[int, "Lease", "AsyncLease"]
@@ -505,3 +505,7 @@ class Server:
     def __enter__(self) -> Server: ...
     def __exit__(self, *exc: object) -> bool: ...
 
+
+def _quiesce() -> None:
+    """Lets asyncio tasks that are finishing finish (run by `atexit`)."""
+    ...

@@ -23,12 +23,23 @@ pub trait MaybeSend {}
 #[cfg(target_arch = "wasm32")]
 impl<T> MaybeSend for T {}
 
-/// Waits for `d`.
+/// Waits for `d` (any length: "no limit" is a very long sleep).
 pub async fn sleep(d: Duration) {
     #[cfg(not(target_arch = "wasm32"))]
     tokio::time::sleep(d).await;
     #[cfg(target_arch = "wasm32")]
-    gloo_timers::future::sleep(d).await;
+    {
+        // The browser's timers take at most u32::MAX ms (about 49 days);
+        // gloo throws a JavaScript exception past that, which unwinds
+        // through the task without running its drops.
+        const MAX_TIMER: Duration = Duration::from_millis(u32::MAX as u64);
+        let mut left = d;
+        while left > MAX_TIMER {
+            gloo_timers::future::sleep(MAX_TIMER).await;
+            left -= MAX_TIMER;
+        }
+        gloo_timers::future::sleep(left).await;
+    }
 }
 
 /// Runs `task` in the background (a tokio task; a microtask in the browser).

@@ -1,0 +1,372 @@
+//! `concord-kv` for JavaScript: the shared client (`concord_core::client`)
+//! compiled to WebAssembly, for browsers and Node 18+ (both over `fetch`).
+//!
+//! This layer converts JavaScript values to the client's types and back,
+//! and the client's errors to JavaScript errors, nothing more: failover,
+//! watch resume, keep-alive and token renewal are the shared client's.
+//! `js/index.js` shapes it as JavaScript users expect (async iterators,
+//! classes, `ConcordError` subclasses) and `js/index.d.ts` types it.
+//!
+//! Conventions at this boundary: keys and values are `string` (UTF-8) or
+//! `Uint8Array`; revisions and counts are numbers; lease IDs are decimal
+//! strings (they use all 64 bits, more than a JavaScript number holds).
+
+mod convert;
+mod error;
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use concord_core::client::{Client, ClientOptions, KeepAlive, Observer, WatchHandle, WatchOptions};
+use js_sys::Promise;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use convert::{bytes, get, get_bool, get_f64, get_str, lease_id, obj, set};
+use error::to_js;
+
+/// A client of a Concord or etcd cluster (`Client.connect` in `index.js`).
+#[wasm_bindgen]
+pub struct NativeClient {
+    c: Client,
+}
+
+fn promise<F>(f: F) -> Promise
+where
+    F: std::future::Future<Output = Result<JsValue, JsValue>> + 'static,
+{
+    future_to_promise(f)
+}
+
+#[wasm_bindgen]
+impl NativeClient {
+    /// `{ endpoints, user, password, timeoutMs }`; resolves once
+    /// authenticated (with a user).
+    pub fn connect(opts: JsValue) -> Promise {
+        promise(async move {
+            let eps = get(&opts, "endpoints");
+            let endpoints: Vec<String> = if eps.is_undefined() {
+                vec!["http://127.0.0.1:2379".into()]
+            } else {
+                js_sys::Array::from(&eps)
+                    .iter()
+                    .map(|e| {
+                        e.as_string()
+                            .ok_or_else(|| error::type_error("endpoints must be strings"))
+                    })
+                    .collect::<Result<_, _>>()?
+            };
+            let mut o = ClientOptions::new(endpoints);
+            if let Some(ms) = get_f64(&opts, "timeoutMs") {
+                o = o.timeout(Duration::from_secs_f64(ms.max(1.0) / 1000.0));
+            }
+            if let Some(user) = get_str(&opts, "user") {
+                o = o.user(user, get_str(&opts, "password").unwrap_or_default());
+            }
+            let c = Client::connect(o).await.map_err(to_js)?;
+            Ok(NativeClient { c }.into())
+        })
+    }
+
+    /// Put `key` = `value`; opts `{ lease, prevKv }`.
+    pub fn put(&self, key: JsValue, value: JsValue, opts: JsValue) -> Promise {
+        let c = self.c.clone();
+        promise(async move {
+            let p = convert::put_options(&opts)?;
+            let r = c.put(bytes(&key)?, bytes(&value)?, p).await.map_err(to_js)?;
+            let out = obj();
+            set(&out, "revision", convert::revision(&r.header));
+            if let Some(kv) = &r.prev_kv {
+                set(&out, "prevKv", convert::kv(kv));
+            }
+            Ok(out.into())
+        })
+    }
+
+    /// A range: opts as `GetOptions` in `index.d.ts`.
+    pub fn range(&self, key: JsValue, opts: JsValue) -> Promise {
+        let c = self.c.clone();
+        promise(async move {
+            let g = convert::get_options(&opts)?;
+            let r = c.get(bytes(&key)?, g).await.map_err(to_js)?;
+            Ok(convert::range(&r).into())
+        })
+    }
+
+    /// A delete: opts `{ rangeEnd, prefix, fromKey, prevKv }`.
+    pub fn delete(&self, key: JsValue, opts: JsValue) -> Promise {
+        let c = self.c.clone();
+        promise(async move {
+            let d = convert::delete_options(&opts)?;
+            let r = c.delete(bytes(&key)?, d).await.map_err(to_js)?;
+            Ok(convert::deleted(&r).into())
+        })
+    }
+
+    /// A transaction `{ compare, success, failure }` (see `index.d.ts`).
+    pub fn txn(&self, spec: JsValue) -> Promise {
+        let c = self.c.clone();
+        promise(async move {
+            let t = convert::txn(&spec, 0)?;
+            let r = c.txn(t).await.map_err(to_js)?;
+            Ok(convert::txn_response(&r).into())
+        })
+    }
+
+    /// Starts a watch: opts `{ prefix, rangeEnd, startRevision, prevKv, noPut, noDelete, progressNotify }`.
+    pub fn watch(&self, key: JsValue, opts: JsValue) -> Promise {
+        let c = self.c.clone();
+        promise(async move {
+            let (range, mut w) = (convert::key_range(&opts)?, WatchOptions::new());
+            if let Some(rev) = get_f64(&opts, "startRevision") {
+                w = w.start_revision(rev as i64);
+            }
+            if get_bool(&opts, "prevKv") {
+                w = w.prev_kv();
+            }
+            if get_bool(&opts, "noPut") {
+                w = w.no_put();
+            }
+            if get_bool(&opts, "noDelete") {
+                w = w.no_delete();
+            }
+            if get_bool(&opts, "progressNotify") {
+                w = w.progress_notify();
+            }
+            let w = range.apply_watch(w);
+            let h = c.watch_handle(bytes(&key)?, w).await.map_err(to_js)?;
+            Ok(NativeWatch { h: Rc::new(h) }.into())
+        })
+    }
+
+    /// Grants a lease of `ttl` seconds (`id`: "0" for one the server picks); its ID.
+    #[wasm_bindgen(js_name = leaseGrant)]
+    pub fn lease_grant(&self, ttl: f64, id: JsValue) -> Promise {
+        let c = self.c.clone();
+        promise(async move {
+            let id = if id.is_undefined() || id.is_null() {
+                0
+            } else {
+                lease_id(&id)?
+            };
+            let r = c.lease_grant(ttl as i64, id).await.map_err(to_js)?;
+            Ok(JsValue::from_str(&r.id.to_string()))
+        })
+    }
+
+    /// Revokes a lease (its keys are deleted).
+    #[wasm_bindgen(js_name = leaseRevoke)]
+    pub fn lease_revoke(&self, id: JsValue) -> Promise {
+        let c = self.c.clone();
+        promise(async move {
+            c.lease_revoke(lease_id(&id)?).await.map_err(to_js)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// `{ ttl, grantedTtl, keys }` of a lease (`ttl` -1: it does not exist).
+    #[wasm_bindgen(js_name = leaseTimeToLive)]
+    pub fn lease_time_to_live(&self, id: JsValue) -> Promise {
+        let c = self.c.clone();
+        promise(async move {
+            let r = c.lease_time_to_live(lease_id(&id)?, true).await.map_err(to_js)?;
+            let out = obj();
+            set(&out, "ttl", JsValue::from_f64(r.ttl as f64));
+            set(&out, "grantedTtl", JsValue::from_f64(r.granted_ttl as f64));
+            let keys = js_sys::Array::new();
+            for k in &r.keys {
+                keys.push(&js_sys::Uint8Array::from(k.as_slice()));
+            }
+            set(&out, "keys", keys.into());
+            Ok(out.into())
+        })
+    }
+
+    /// Keeps a lease alive in the background until closed or lost.
+    #[wasm_bindgen(js_name = keepAlive)]
+    pub fn keep_alive(&self, id: JsValue) -> Promise {
+        let c = self.c.clone();
+        promise(async move {
+            let k = c.lease_keep_alive(lease_id(&id)?).await.map_err(to_js)?;
+            Ok(NativeKeepAlive { k: Rc::new(k) }.into())
+        })
+    }
+
+    /// Waits for lock `name` held under `lease`, at most `timeoutMs`
+    /// (negative: no limit); `{ key, revision }`.
+    pub fn lock(&self, name: JsValue, lease: JsValue, timeout_ms: f64) -> Promise {
+        let c = self.c.clone();
+        promise(async move {
+            let wait = (timeout_ms >= 0.0).then(|| Duration::from_secs_f64(timeout_ms / 1000.0));
+            let r = c.lock(bytes(&name)?, lease_id(&lease)?, wait).await.map_err(to_js)?;
+            let out = obj();
+            set(&out, "key", js_sys::Uint8Array::from(r.key.as_slice()).into());
+            set(&out, "revision", convert::revision(&r.header));
+            Ok(out.into())
+        })
+    }
+
+    /// Releases a lock by its key.
+    pub fn unlock(&self, key: JsValue) -> Promise {
+        let c = self.c.clone();
+        promise(async move {
+            c.unlock(bytes(&key)?).await.map_err(to_js)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Campaigns in election `name` under `lease` with `value`; resolves
+    /// when elected, with the leadership `{ name, key, rev, lease }`.
+    pub fn campaign(&self, name: JsValue, lease: JsValue, value: JsValue) -> Promise {
+        let c = self.c.clone();
+        promise(async move {
+            let r = c
+                .campaign(bytes(&name)?, lease_id(&lease)?, bytes(&value)?, None)
+                .await
+                .map_err(to_js)?;
+            Ok(convert::leader_key(&r.leader.unwrap_or_default()).into())
+        })
+    }
+
+    /// Announces a new value as the leader.
+    pub fn proclaim(&self, leader: JsValue, value: JsValue) -> Promise {
+        let c = self.c.clone();
+        promise(async move {
+            let l = convert::to_leader_key(&leader)?;
+            c.proclaim(&l, bytes(&value)?).await.map_err(to_js)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Gives up leadership.
+    pub fn resign(&self, leader: JsValue) -> Promise {
+        let c = self.c.clone();
+        promise(async move {
+            let l = convert::to_leader_key(&leader)?;
+            c.resign(&l).await.map_err(to_js)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// The leader's key-value of election `name`, or null when none leads.
+    pub fn leader(&self, name: JsValue) -> Promise {
+        let c = self.c.clone();
+        promise(async move {
+            match c.leader(bytes(&name)?).await {
+                Ok(r) => Ok(r.kv.as_ref().map_or(JsValue::NULL, convert::kv)),
+                Err(e) if e.to_string() == "election: no leader" => Ok(JsValue::NULL),
+                Err(e) => Err(to_js(e)),
+            }
+        })
+    }
+
+    /// Each change of leader in election `name` (the current one first).
+    pub fn observe(&self, name: JsValue) -> Result<NativeObserver, JsValue> {
+        let o = self.c.observe(bytes(&name)?).map_err(to_js)?;
+        Ok(NativeObserver { o: Rc::new(o) })
+    }
+
+    /// The status of the member that answers.
+    pub fn status(&self) -> Promise {
+        let c = self.c.clone();
+        promise(async move {
+            let r = c.status().await.map_err(to_js)?;
+            Ok(convert::status(&r).into())
+        })
+    }
+
+    /// The members of the cluster.
+    pub fn members(&self) -> Promise {
+        let c = self.c.clone();
+        promise(async move {
+            let r = c.member_list().await.map_err(to_js)?;
+            Ok(convert::members(&r))
+        })
+    }
+}
+
+/// A running watch.
+#[wasm_bindgen]
+pub struct NativeWatch {
+    h: Rc<WatchHandle>,
+}
+
+#[wasm_bindgen]
+impl NativeWatch {
+    /// The next response `{ revision, events }`, or null once canceled.
+    pub fn next(&self) -> Promise {
+        let h = Rc::clone(&self.h);
+        promise(async move {
+            match h.next().await {
+                None => Ok(JsValue::NULL),
+                Some(Ok(r)) => Ok(convert::watch_response(&r).into()),
+                Some(Err(e)) => Err(to_js(e)),
+            }
+        })
+    }
+
+    /// Stops the watch: `next` then resolves null.
+    pub fn cancel(&self) {
+        self.h.cancel();
+    }
+}
+
+/// Changes of leader.
+#[wasm_bindgen]
+pub struct NativeObserver {
+    o: Rc<Observer>,
+}
+
+#[wasm_bindgen]
+impl NativeObserver {
+    /// The next leader's key-value, or null once canceled.
+    pub fn next(&self) -> Promise {
+        let o = Rc::clone(&self.o);
+        promise(async move {
+            match o.next().await {
+                None => Ok(JsValue::NULL),
+                Some(Ok(r)) => Ok(r.kv.as_ref().map_or(JsValue::NULL, convert::kv)),
+                Some(Err(e)) => Err(to_js(e)),
+            }
+        })
+    }
+
+    /// Stops observing.
+    pub fn cancel(&self) {
+        self.o.cancel();
+    }
+}
+
+/// A lease kept alive in the background.
+#[wasm_bindgen]
+pub struct NativeKeepAlive {
+    k: Rc<KeepAlive>,
+}
+
+#[wasm_bindgen]
+impl NativeKeepAlive {
+    /// Resolves with the error once the lease is lost (null if closed first).
+    pub fn lost(&self) -> Promise {
+        let k = Rc::clone(&self.k);
+        promise(async move { Ok(k.lost().await.map_or(JsValue::NULL, to_js)) })
+    }
+
+    /// Stops refreshing (the lease itself is not revoked).
+    pub fn close(&self) {
+        self.k.close();
+    }
+}
+
+/// Rust panics reach JavaScript as exceptions with their message.
+#[wasm_bindgen(start)]
+pub fn start() {
+    std::panic::set_hook(Box::new(|info| {
+        web_log(&format!("concord-kv: {info}"));
+    }));
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    fn web_log(s: &str);
+}
