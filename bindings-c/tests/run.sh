@@ -5,9 +5,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 target="${CARGO_TARGET_DIR:-$PWD/target}"
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# Waits until a server answers /health (at most 10 s).
+wait_health() {
+  python3 -c 'import sys,time,urllib.request as u
+for _ in range(200):
+    try: u.urlopen(sys.argv[1], timeout=1); break
+    except Exception: time.sleep(0.05)' "$1"
+}
 cargo build --locked -q -p concord-c -p concord-server
 tmp=$(mktemp -d)
-port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+port=$(free_port)
 "$target/debug/concord" --data-dir "$tmp/data" --listen-client-urls "http://127.0.0.1:$port" \
   --advertise-client-urls "http://127.0.0.1:$port" --log-level warn &
 server=$!
@@ -18,10 +26,7 @@ gcc "${cflags[@]}" bindings-c/tests/test_concord.c -L "$target/debug" -Wl,-rpath
   -o "$tmp/test_shared"
 gcc "${cflags[@]}" bindings-c/tests/test_concord.c "$target/debug/libconcord.a" \
   -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc -o "$tmp/test_static"
-python3 -c 'import sys,time,urllib.request as u
-for _ in range(200):
-    try: u.urlopen(sys.argv[1], timeout=1); break
-    except Exception: time.sleep(0.05)' "http://127.0.0.1:$port/health"
+wait_health "http://127.0.0.1:$port/health"
 passed=0 failed=0
 run() {
   local name=$1; shift
@@ -54,14 +59,11 @@ fi
 # A keep-alive reports its lease lost while the server stays down.
 gcc "${cflags[@]}" bindings-c/tests/lease_lost.c -L "$target/debug" -Wl,-rpath,"$target/debug" -lconcord -lpthread \
   -o "$tmp/lease_lost"
-lport=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+lport=$(free_port)
 "$target/debug/concord" --data-dir "$tmp/ll-data" --listen-client-urls "http://127.0.0.1:$lport" \
   --advertise-client-urls "http://127.0.0.1:$lport" --log-level warn &
 ll_server=$!
-python3 -c 'import sys,time,urllib.request as u
-for _ in range(200):
-    try: u.urlopen(sys.argv[1], timeout=1); break
-    except Exception: time.sleep(0.05)' "http://127.0.0.1:$lport/health"
+wait_health "http://127.0.0.1:$lport/health"
 mkfifo "$tmp/ll.in"
 timeout 60 "$tmp/lease_lost" "127.0.0.1:$lport" <"$tmp/ll.in" >"$tmp/ll.out" 2>&1 &
 ll=$!
@@ -80,15 +82,12 @@ passed=$((passed + p)); failed=$((failed + f))
 # and a kill -9 + restart of the server in the middle loses and repeats nothing.
 gcc "${cflags[@]}" examples/c/exec-watch.c -L "$target/debug" \
   -Wl,-rpath,"$target/debug" -lconcord -lpthread -o "$tmp/exec-watch"
-eport=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+eport=$(free_port)
 start_ew_server() {
   "$target/debug/concord" --data-dir "$tmp/ew-data" --listen-client-urls "http://127.0.0.1:$eport" \
     --advertise-client-urls "http://127.0.0.1:$eport" --log-level warn &
   ew_server=$!
-  python3 -c 'import sys,time,urllib.request as u
-for _ in range(200):
-    try: u.urlopen(sys.argv[1], timeout=1); break
-    except Exception: time.sleep(0.05)' "http://127.0.0.1:$eport/health"
+  wait_health "http://127.0.0.1:$eport/health"
 }
 ectl() { ETCDCTL_API=3 etcdctl --endpoints "127.0.0.1:$eport" "$@" >/dev/null; }
 start_ew_server

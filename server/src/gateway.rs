@@ -268,18 +268,12 @@ fn stream_error(e: &EtcdError) -> Bytes {
     Bytes::from(out)
 }
 
-/// `POST /v3/election/observe`: the leader now and each change after,
-/// one `{"result": …}` per line, until the client goes away.
-async fn observe(State(svc): State<Svc>, req: axum::extract::Request) -> Response {
-    let (who, body) = match read_request(&svc, req).await {
-        Ok(x) => x,
-        Err(e) => return error_response(&e),
-    };
-    let req = match decode::<concord_core::api::v3electionpb::LeaderRequest>(&body) {
-        Ok(r) => r,
-        Err(e) => return error_response(&e),
-    };
-    match svc.observe(&who, req) {
+/// A streamed answer: one `{"result": …}` line per message, an error line
+/// if the stream fails; or the error if it could not start.
+fn stream_answers<T: Serialize + Send + 'static>(
+    started: Result<tokio::sync::mpsc::Receiver<Result<T, EtcdError>>, EtcdError>,
+) -> Response {
+    match started {
         Ok(rx) => {
             let lines = tokio_stream::wrappers::ReceiverStream::new(rx).map(|r| {
                 Ok::<_, Infallible>(match r {
@@ -293,6 +287,20 @@ async fn observe(State(svc): State<Svc>, req: axum::extract::Request) -> Respons
     }
 }
 
+/// `POST /v3/election/observe`: the leader now and each change after,
+/// one `{"result": …}` per line, until the client goes away.
+async fn observe(State(svc): State<Svc>, req: axum::extract::Request) -> Response {
+    let (who, body) = match read_request(&svc, req).await {
+        Ok(x) => x,
+        Err(e) => return error_response(&e),
+    };
+    let req = match decode::<concord_core::api::v3electionpb::LeaderRequest>(&body) {
+        Ok(r) => r,
+        Err(e) => return error_response(&e),
+    };
+    stream_answers(svc.observe(&who, req))
+}
+
 /// `POST /v3/maintenance/snapshot`: the snapshot file's bytes, one
 /// `{"result": …}` per chunk, then the stream ends.
 async fn snapshot(State(svc): State<Svc>, req: axum::extract::Request) -> Response {
@@ -300,18 +308,7 @@ async fn snapshot(State(svc): State<Svc>, req: axum::extract::Request) -> Respon
         Ok(x) => x,
         Err(e) => return error_response(&e),
     };
-    match svc.snapshot(&who) {
-        Ok(rx) => {
-            let lines = tokio_stream::wrappers::ReceiverStream::new(rx).map(|r| {
-                Ok::<_, Infallible>(match r {
-                    Ok(resp) => chunk(&resp),
-                    Err(e) => stream_error(&e),
-                })
-            });
-            streamed(Body::from_stream(lines))
-        }
-        Err(e) => error_response(&e),
-    }
+    stream_answers(svc.snapshot(&who))
 }
 
 /// `POST /v3/watch`: the body is one watch request (normally a create);

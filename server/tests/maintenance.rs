@@ -267,6 +267,18 @@ async fn snapshot_of_a_loaded_cluster_restores_into_a_fresh_cluster() {
     );
 }
 
+/// Writes k0..k19; the revision of k5's write (the one to alter later).
+async fn write_keys(c: &Client) -> i64 {
+    let mut target = 0;
+    for i in 0..20 {
+        let r = c.put(format!("k{i}"), "original", PutOptions::new()).await.unwrap();
+        if i == 5 {
+            target = r.header.unwrap().revision;
+        }
+    }
+    target
+}
+
 /// Rewrites the stored value of the change at `rev` in a stopped member's
 /// backend, as a bad disk or a stray tool would.
 fn alter_on_disk(dir: &Path, rev: i64) {
@@ -288,13 +300,7 @@ async fn a_member_with_altered_data_is_flagged_corrupt() {
     let mut cluster = Cluster::start(3, &[]);
     let eps = cluster.endpoints();
     let c = client(&eps).await;
-    let mut target = 0;
-    for i in 0..20 {
-        let r = c.put(format!("k{i}"), "original", PutOptions::new()).await.unwrap();
-        if i == 5 {
-            target = r.header.unwrap().revision;
-        }
-    }
+    let target = write_keys(&c).await;
     wait_for("member 3 caught up", Duration::from_secs(10), || {
         hash_kv(&eps[2], 0) == hash_kv(&eps[0], 0)
     });
@@ -321,13 +327,7 @@ async fn the_leaders_periodic_check_flags_a_member_that_differs() {
     let mut cluster = Cluster::start(3, &["--experimental-corrupt-check-time", "1s"]);
     let eps = cluster.endpoints();
     let c = client(&eps).await;
-    let mut target = 0;
-    for i in 0..20 {
-        let r = c.put(format!("k{i}"), "original", PutOptions::new()).await.unwrap();
-        if i == 5 {
-            target = r.header.unwrap().revision;
-        }
-    }
+    let target = write_keys(&c).await;
     // Healthy members raise nothing.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(ok(etcdctl(&eps[0], &["alarm", "list"])).trim().is_empty());
