@@ -16,7 +16,7 @@ cargo build -q --locked --profile wasm-release -p concord-wasm --target wasm32-u
 wasm-bindgen "$target/wasm32-unknown-unknown/wasm-release/concord_wasm.wasm" --out-dir pkg --target web
 # wasm-opt from npm's binaryen (pinned in package-lock.json; Debian's breaks
 # the module), with the WebAssembly features Rust's wasm32 target uses.
-[ -x node_modules/.bin/wasm-opt ] || npm ci --no-audit --no-fund --loglevel=error
+{ [ -x node_modules/.bin/wasm-opt ] && [ -x node_modules/.bin/tsc ]; } || npm ci --no-audit --no-fund --loglevel=error
 node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-multivalue --enable-reference-types \
   pkg/concord_wasm_bg.wasm -o pkg/concord_wasm_bg.wasm
