@@ -14,8 +14,9 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$version" ];
 fi
 cargo build -q --locked --profile wasm-release -p concord-wasm --target wasm32-unknown-unknown
 wasm-bindgen "$target/wasm32-unknown-unknown/wasm-release/concord_wasm.wasm" --out-dir pkg --target web
-# wasm-opt from npm's binaryen (pinned in package-lock.json; Debian's breaks
-# the module), with the WebAssembly features Rust's wasm32 target uses.
+# The dev tools, pinned in package-lock.json: wasm-opt from npm's binaryen
+# (Debian's breaks the module), run with the WebAssembly features Rust's
+# wasm32 target uses; tsc for the type test.
 { [ -x node_modules/.bin/wasm-opt ] && [ -x node_modules/.bin/tsc ]; } || npm ci --no-audit --no-fund --loglevel=error
 node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-multivalue --enable-reference-types \
