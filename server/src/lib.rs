@@ -100,8 +100,15 @@ pub async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// CORS as etcd's gateway answers it. The allowed headers are named:
+/// browsers do not let a wildcard cover `Authorization`, which carries
+/// the auth token.
 fn cors_layer(origins: &[String]) -> CorsLayer {
-    let layer = CorsLayer::new().allow_methods(Any).allow_headers(Any);
+    let layer = CorsLayer::new().allow_methods(Any).allow_headers([
+        axum::http::header::ACCEPT,
+        axum::http::header::CONTENT_TYPE,
+        axum::http::header::AUTHORIZATION,
+    ]);
     if origins.iter().any(|o| o == "*") {
         layer.allow_origin(Any)
     } else {

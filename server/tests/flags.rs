@@ -142,3 +142,51 @@ fn default_data_dir_comes_from_the_name() {
     let _ = child.wait();
     assert!(tmp.path().join("infra1.concord").is_dir());
 }
+
+/// The raw answer (status line and headers, lowercased) to a request with `headers`.
+fn raw_head(endpoint: &str, method: &str, path: &str, headers: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(endpoint).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {endpoint}\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8_lossy(&out).to_ascii_lowercase();
+    text.split("\r\n\r\n").next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn cors_lets_a_page_send_its_token() {
+    // A page on another origin asks first; Authorization must be allowed by
+    // name (browsers do not let `*` cover it).
+    let s = Server::concord();
+    let preflight = "Origin: http://dashboard.example\r\nAccess-Control-Request-Method: POST\r\n\
+                     Access-Control-Request-Headers: authorization,content-type\r\n";
+    let head = raw_head(&s.endpoint, "OPTIONS", "/v3/kv/range", preflight);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("access-control-allow-origin: *"), "{head}");
+    let allowed = head
+        .lines()
+        .find(|l| l.starts_with("access-control-allow-headers:"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        allowed.contains("authorization") && allowed.contains("content-type"),
+        "{head}"
+    );
+    // A configured list answers only its origins.
+    let s = Server::concord_with(&["--cors", "http://ok.example"]);
+    let ok = raw_head(
+        &s.endpoint,
+        "OPTIONS",
+        "/v3/kv/range",
+        &preflight.replace("dashboard", "ok"),
+    );
+    assert!(ok.contains("access-control-allow-origin: http://ok.example"), "{ok}");
+    let other = raw_head(&s.endpoint, "OPTIONS", "/v3/kv/range", preflight);
+    assert!(!other.contains("access-control-allow-origin"), "{other}");
+}
