@@ -3,7 +3,7 @@
 // as JavaScript expects (classes, async iterators, error subclasses); the
 // behaviour (failover, watch resume, keep-alive, token renewal) is the
 // shared client's.
-import init, { NativeClient } from './pkg/concord_wasm.js';
+import init, { NativeClient, usePost } from './pkg/concord_wasm.js';
 
 let loading;
 function load() {
@@ -12,12 +12,49 @@ function load() {
       if (typeof process !== 'undefined' && process.versions && process.versions.node) {
         const { readFile } = await import('node:fs/promises');
         await init({ module_or_path: await readFile(new URL('./pkg/concord_wasm_bg.wasm', import.meta.url)) });
+        usePost(await nodePost());
       } else {
         await init({ module_or_path: new URL('./pkg/concord_wasm_bg.wasm', import.meta.url) });
       }
     })();
   }
   return loading;
+}
+
+/**
+ * Under Node, unary calls go over `node:http` with keep-alive connections:
+ * Node's `fetch` costs several times more per request. Streams (watch,
+ * observe, keep-alive) stay on `fetch`.
+ */
+async function nodePost() {
+  const http = await import('node:http');
+  const https = await import('node:https');
+  const agents = {
+    'http:': new http.Agent({ keepAlive: true, maxSockets: 256 }),
+    'https:': new https.Agent({ keepAlive: true, maxSockets: 256 }),
+  };
+  // Connection-level failures that mean the request never left.
+  const UNSENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+  return (url, body, token) => new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const headers = { 'content-type': 'application/json', 'content-length': body.length };
+    if (token !== null) headers.authorization = token;
+    const mod = u.protocol === 'https:' ? https : http;
+    const req = mod.request(u, { method: 'POST', headers, agent: agents[u.protocol] }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, body: new Uint8Array(Buffer.concat(chunks)) }));
+      res.on('error', (e) => reject({ unsent: false, message: e.message }));
+    });
+    // The client gives up on an attempt at its own deadline; a member that
+    // never answers must not hold the socket forever either.
+    req.setTimeout(120000, () => req.destroy(new Error('no answer in 120 s')));
+    // A reset on a kept-alive socket is not retried here: the member may
+    // have applied the request before it went away. The shared client
+    // decides (it repeats reads elsewhere, reports a write as indeterminate).
+    req.on('error', (e) => reject({ unsent: UNSENT.has(e.code), message: e.message }));
+    req.end(body);
+  });
 }
 
 /** Every error of the client: `code` is etcd's gRPC code, `kind` the client's. */

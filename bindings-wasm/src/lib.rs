@@ -357,6 +357,41 @@ impl NativeKeepAlive {
     }
 }
 
+/// Makes unary calls go through `post(url, body, token)` (a function
+/// returning a Promise of `{ status, body }`, rejecting with `{ unsent,
+/// message }`); `null` goes back to `fetch`. `index.js` installs one on
+/// `node:http` under Node.
+#[wasm_bindgen(js_name = usePost)]
+pub fn use_post(post: Option<js_sys::Function>) {
+    use concord_core::client::post::{install, PostError, PostFuture};
+    let Some(f) = post else {
+        install(None);
+        return;
+    };
+    install(Some(Rc::new(
+        move |url: String, body: bytes::Bytes, token: Option<String>| {
+            let token = token.map_or(JsValue::NULL, |t| JsValue::from_str(&t));
+            let called = f.call3(
+                &JsValue::NULL,
+                &JsValue::from_str(&url),
+                &js_sys::Uint8Array::from(body.as_ref()).into(),
+                &token,
+            );
+            Box::pin(async move {
+                let failed = |e: JsValue| PostError {
+                    unsent: get_bool(&e, "unsent"),
+                    message: get_str(&e, "message").unwrap_or_else(|| format!("{e:?}")),
+                };
+                let promise: Promise = called.map_err(failed)?.into();
+                let r = wasm_bindgen_futures::JsFuture::from(promise).await.map_err(failed)?;
+                let status = get_f64(&r, "status").unwrap_or(0.0) as u16;
+                let body = js_sys::Uint8Array::new(&get(&r, "body")).to_vec();
+                Ok((status, bytes::Bytes::from(body)))
+            }) as PostFuture
+        },
+    )));
+}
+
 /// Rust panics reach JavaScript as exceptions with their message.
 #[wasm_bindgen(start)]
 pub fn start() {

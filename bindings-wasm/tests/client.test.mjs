@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import {
   Client, CompactedError, ConcordError, InvalidArgumentError, LeaseNotFoundError, prefixEnd,
 } from '../index.js';
-import { Server } from './server.mjs';
+import { Server, freePort } from './server.mjs';
 
 const dec = new TextDecoder();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -173,6 +173,19 @@ describe('concord-kv across a concord restart', () => {
       assert.deepEqual(seen, ['a', 'b', 'c']);
       w.cancel();
       assert.equal((await w.next()).done, true);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test('a write fails over from a member that refuses connections (it was never sent)', async () => {
+    const server = await Server.start('concord');
+    try {
+      const dead = `http://127.0.0.1:${await freePort()}`;
+      const c = await Client.connect({ endpoints: [dead, server.endpoint], timeoutMs: 10000 });
+      const p = await c.put('failover', 'yes');
+      assert.ok(p.revision > 1);
+      assert.equal((await c.get('failover')).valueString, 'yes');
     } finally {
       await server.stop();
     }

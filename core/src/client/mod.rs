@@ -35,6 +35,8 @@ mod election;
 mod error;
 mod kv;
 mod lease;
+#[cfg(target_arch = "wasm32")]
+pub mod post;
 mod rt;
 mod stream;
 #[cfg(not(target_arch = "wasm32"))]

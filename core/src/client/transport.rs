@@ -143,6 +143,13 @@ fn token_rejected(e: &EtcdError) -> bool {
     matches!(e, EtcdError::InvalidAuthToken | EtcdError::AuthOldRevision)
 }
 
+/// Why one attempt failed before an answer: the message, and whether the
+/// request certainly never reached the member.
+struct Failed {
+    message: String,
+    unsent: bool,
+}
+
 /// Whether the request certainly never reached the member.
 fn unsent(e: &reqwest::Error) -> bool {
     #[cfg(not(target_arch = "wasm32"))]
@@ -249,6 +256,53 @@ impl Transport {
         self.preferred.store(i, Ordering::Relaxed);
     }
 
+    /// One POST to `url`, given up at `deadline` (`None`). Unary calls in
+    /// a JavaScript host with a [`super::post`] function installed go
+    /// through it; everything else through reqwest.
+    async fn attempt(
+        &self,
+        url: &str,
+        body: &Bytes,
+        token: Option<&str>,
+        stream: bool,
+        deadline: Instant,
+    ) -> Option<Result<(u16, Reply), Failed>> {
+        #[cfg(target_arch = "wasm32")]
+        if !stream {
+            if let Some(post) = super::post::installed() {
+                let fut = post(url.to_string(), body.clone(), token.map(str::to_string));
+                return rt::until(deadline, fut).await.map(|r| {
+                    r.map(|(status, b)| (status, Reply::Body(b))).map_err(|e| Failed {
+                        message: e.message,
+                        unsent: e.unsent,
+                    })
+                });
+            }
+        }
+        let mut req = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.clone());
+        if let Some(t) = token {
+            req = req.header("authorization", t);
+        }
+        let attempt = async move {
+            let resp = req.send().await?;
+            let status = resp.status().as_u16();
+            if stream && status == 200 {
+                return Ok((status, Reply::Stream(resp)));
+            }
+            Ok::<_, reqwest::Error>((status, Reply::Body(resp.bytes().await?)))
+        };
+        rt::until(deadline, attempt).await.map(|r| {
+            r.map_err(|e| Failed {
+                unsent: unsent(&e),
+                message: e.to_string(),
+            })
+        })
+    }
+
     /// POSTs `body` to `path` on some member and returns its 200 answer,
     /// failing over and backing off as `retry` allows, until `deadline`.
     /// With `stream`, a 200 answer is returned unread.
@@ -279,23 +333,7 @@ impl Transport {
                     deadline
                 };
                 let url = format!("{}{}", self.endpoints[i].base, path);
-                let mut req = self
-                    .http
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body.clone());
-                if let Some(t) = token {
-                    req = req.header("authorization", t);
-                }
-                let attempt = async move {
-                    let resp = req.send().await?;
-                    let status = resp.status().as_u16();
-                    if stream && status == 200 {
-                        return Ok((status, Reply::Stream(resp)));
-                    }
-                    Ok::<_, reqwest::Error>((status, Reply::Body(resp.bytes().await?)))
-                };
-                match rt::until(attempt_deadline, attempt).await {
+                match self.attempt(&url, body, token, stream, attempt_deadline).await {
                     None => {
                         last = format!("{url}: no answer in time");
                         tracing::debug!(%url, "no answer in time");
@@ -304,11 +342,11 @@ impl Transport {
                         }
                         self.mark_down(i);
                     }
-                    Some(Err(e)) => {
-                        last = format!("{url}: {e}");
-                        tracing::debug!(%url, error = %e, "request failed");
+                    Some(Err(failed)) => {
+                        last = format!("{url}: {}", failed.message);
+                        tracing::debug!(%url, error = %failed.message, "request failed");
                         self.mark_down(i);
-                        if retry == Retry::IfUnsent && !unsent(&e) {
+                        if retry == Retry::IfUnsent && !failed.unsent {
                             return Err(Error::Indeterminate(last));
                         }
                     }
