@@ -361,6 +361,7 @@ impl NativeKeepAlive {
 /// returning a Promise of `{ status, body }`, rejecting with `{ unsent,
 /// message }`); `null` goes back to `fetch`. `index.js` installs one on
 /// `node:http` under Node.
+#[cfg(target_arch = "wasm32")]
 #[wasm_bindgen(js_name = usePost)]
 pub fn use_post(post: Option<js_sys::Function>) {
     use concord_core::client::post::{install, PostError, PostFuture};
