@@ -26,6 +26,14 @@ for _ in range(300):
     except Exception: time.sleep(0.1)
 sys.exit(1)' "http://$1/health" || { echo "no healthy server at $1" >&2; exit 1; }
 }
+# start_concord: one fresh Concord member on a free port ($port), stopped on exit.
+start_concord() {
+  port=$(free_port)
+  "$bin/concord" --data-dir "$work/single-$port" --listen-client-urls "http://127.0.0.1:$port" \
+    --advertise-client-urls "http://127.0.0.1:$port" --log-level warn &
+  pids+=($!)
+  wait_healthy "127.0.0.1:$port"
+}
 # report LABEL: the ratio table and chart of $results into $out, with a
 # line naming the machine.
 report() {

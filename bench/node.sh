@@ -8,10 +8,6 @@ source bench/lib.sh
 bash bindings-wasm/build.sh
 [ -d server/tests/clients/npm/node_modules/etcd3 ] \
   || npm ci --prefix server/tests/clients/npm --no-audit --no-fund --loglevel=error
-port=$(free_port)
-"$bin/concord" --data-dir "$work/d" --listen-client-urls "http://127.0.0.1:$port" \
-  --advertise-client-urls "http://127.0.0.1:$port" --log-level warn &
-pids+=($!)
-wait_healthy "127.0.0.1:$port"
+start_concord
 mkdir -p bench/results
 node bench/node_clients.mjs --endpoint "127.0.0.1:$port" --json bench/results/node.jsonl "$@"

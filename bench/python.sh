@@ -8,10 +8,6 @@ source bench/lib.sh
 python3 -c 'import concord' 2>/dev/null || python3 -m pip install -q ./bindings-python
 python3 -c 'import etcd3gw' 2>/dev/null || python3 -m pip install -q etcd3gw
 python3 -c 'import etcd3' 2>/dev/null || python3 -m pip install -q 'etcd3==0.12.0' 'protobuf<4' 'tenacity==6.3.1'
-port=$(free_port)
-"$bin/concord" --data-dir "$work/d" --listen-client-urls "http://127.0.0.1:$port" \
-  --advertise-client-urls "http://127.0.0.1:$port" --log-level warn &
-pids+=($!)
-wait_healthy "127.0.0.1:$port"
+start_concord
 mkdir -p bench/results
 python3 bench/python_clients.py --endpoint "127.0.0.1:$port" --json bench/results/python.jsonl "$@"
