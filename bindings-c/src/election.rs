@@ -175,11 +175,10 @@ pub extern "C" fn concord_election_leader(
 ) -> ConcordStatus {
     guard(err, || {
         let c = &handle(client, "client")?.inner;
-        let kvs = match c.block_on(c.client().leader(bytes(name, name_len, "name")?)) {
-            Ok(r) => r.kv.into_iter().collect(),
-            Err(e) if e.to_string() == "election: no leader" => Vec::new(),
-            Err(e) => return Err(e.into()),
-        };
+        let kvs: Vec<_> = c
+            .block_on(c.client().current_leader(bytes(name, name_len, "name")?))?
+            .into_iter()
+            .collect();
         out(result, ConcordKvsStorage::into_list(kvs, 0, false, 0), "result")
     })
 }

@@ -143,11 +143,12 @@ impl Contender {
     }
 
     async fn leader(self: Arc<Self>) -> Result<Option<KeyValue>, Error> {
-        match self.core.client.leader(self.name.clone()).await {
-            Ok(r) => Ok(r.kv.map(KeyValue::from)),
-            Err(e) if e.to_string() == "election: no leader" => Ok(None),
-            Err(e) => Err(e),
-        }
+        Ok(self
+            .core
+            .client
+            .current_leader(self.name.clone())
+            .await?
+            .map(KeyValue::from))
     }
 
     fn key<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {

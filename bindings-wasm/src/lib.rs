@@ -252,11 +252,8 @@ impl NativeClient {
     pub fn leader(&self, name: JsValue) -> Promise {
         let c = self.c.clone();
         promise(async move {
-            match c.leader(bytes(&name)?).await {
-                Ok(r) => Ok(r.kv.as_ref().map_or(JsValue::NULL, convert::kv)),
-                Err(e) if e.to_string() == "election: no leader" => Ok(JsValue::NULL),
-                Err(e) => Err(to_js(e)),
-            }
+            let kv = c.current_leader(bytes(&name)?).await.map_err(to_js)?;
+            Ok(kv.as_ref().map_or(JsValue::NULL, convert::kv))
         })
     }
 

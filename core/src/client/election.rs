@@ -14,6 +14,7 @@ use super::rt::{self, Instant};
 use super::stream::{Feed, Lines};
 use super::transport::{Reply, Retry};
 use super::{Client, Error};
+use crate::api::mvccpb::KeyValue;
 use crate::api::v3electionpb::{
     CampaignRequest, CampaignResponse, LeaderKey, LeaderRequest, LeaderResponse, ProclaimRequest, ProclaimResponse,
     ResignRequest, ResignResponse,
@@ -92,6 +93,16 @@ impl Client {
     pub async fn leader(&self, name: impl Into<Vec<u8>>) -> Result<LeaderResponse, Error> {
         let req = LeaderRequest { name: name.into() };
         self.unary("/v3/election/leader", &req, Retry::Always).await
+    }
+
+    /// The current leader's key-value, `None` when nobody leads (the
+    /// service's `election: no leader` answer).
+    pub async fn current_leader(&self, name: impl Into<Vec<u8>>) -> Result<Option<KeyValue>, Error> {
+        match self.leader(name).await {
+            Ok(r) => Ok(r.kv),
+            Err(e) if e.to_string() == "election: no leader" => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Steps down as leader (nothing happens if this key no longer leads).
