@@ -1,7 +1,7 @@
 //! Key-values: put, get, range, delete, and the owned results.
 
 use concord_core::api::mvccpb;
-use concord_core::client::{DeleteOptions, GetOptions, PutOptions};
+use concord_core::client::{DeleteOptions, GetOptions, KeyRange, PutOptions};
 
 use crate::client::ConcordClient;
 use crate::error::{ConcordError, ConcordStatus};
@@ -83,22 +83,17 @@ pub(crate) fn view(kv: &mvccpb::KeyValue) -> ConcordKv {
     }
 }
 
-/// `opts` (any of the client's option builders) over every key starting
-/// with the key when `prefix`, else over `[key, end)` when `end` is not
-/// empty, else over the key alone.
-macro_rules! key_range {
-    ($opts:expr, $prefix:expr, $end:expr) => {{
-        let (opts, end) = ($opts, $end);
-        if $prefix {
-            opts.prefix()
-        } else if end.is_empty() {
-            opts
-        } else {
-            opts.range_end(end)
-        }
-    }};
+/// The keys a C call names: every key starting with the key when
+/// `prefix`, else `[key, end)` when `end` is not empty, else the key alone.
+pub(crate) fn key_range(prefix: bool, end: Vec<u8>) -> KeyRange {
+    if prefix {
+        KeyRange::Prefix
+    } else if end.is_empty() {
+        KeyRange::Single
+    } else {
+        KeyRange::End(end)
+    }
 }
-pub(crate) use key_range;
 
 /// Options of `concord_range`; zero them for a plain read.
 #[repr(C)]
@@ -233,7 +228,7 @@ pub extern "C" fn concord_range(
         let end = bytes(range_end, range_end_len, "range_end")?;
         // SAFETY: NULL or a valid `concord_range_options` by contract.
         let o = unsafe { options.as_ref() };
-        let mut g = key_range!(GetOptions::new(), o.is_some_and(|o| o.prefix), end);
+        let mut g = GetOptions::new().key_range(key_range(o.is_some_and(|o| o.prefix), end));
         if let Some(o) = o {
             g = range_options(g, o);
         }
@@ -277,7 +272,7 @@ pub extern "C" fn concord_delete(
         let c = &handle(client, "client")?.inner;
         let k = bytes(key, key_len, "key")?;
         let end = bytes(range_end, range_end_len, "range_end")?;
-        let o = key_range!(DeleteOptions::new(), prefix, end);
+        let o = DeleteOptions::new().key_range(key_range(prefix, end));
         let r = c.block_on(c.client().delete(k, o))?;
         if !deleted.is_null() {
             out(deleted, r.deleted, "deleted")?;

@@ -173,8 +173,8 @@ fn op(o: &ConcordOp, depth: usize) -> Result<Op, Failure> {
             }
             Op::put(key, bytes(o.value, o.value_len, "op value")?, p)
         }
-        ConcordOpType::Get => Op::get(key, key_range!(GetOptions::new(), o.prefix, end)),
-        ConcordOpType::Delete => Op::delete(key, key_range!(DeleteOptions::new(), o.prefix, end)),
+        ConcordOpType::Get => Op::get(key, GetOptions::new().key_range(key_range(o.prefix, end))),
+        ConcordOpType::Delete => Op::delete(key, DeleteOptions::new().key_range(key_range(o.prefix, end))),
         ConcordOpType::Txn => unreachable!("handled above"),
     })
 }

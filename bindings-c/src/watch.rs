@@ -70,7 +70,9 @@ pub extern "C" fn concord_watch_start(
         let cb = callback.ok_or(crate::guard::Failure::Null("callback"))?;
         let k = bytes(key, key_len, "key")?;
         let end = bytes(range_end, range_end_len, "range_end")?;
-        let mut o = key_range!(WatchOptions::new().start_revision(start_revision), prefix, end);
+        let mut o = WatchOptions::new()
+            .start_revision(start_revision)
+            .key_range(key_range(prefix, end));
         if prev_kv {
             o = o.prev_kv();
         }

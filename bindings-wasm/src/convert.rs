@@ -10,7 +10,7 @@ use concord_core::api::etcdserverpb::{
 use concord_core::api::mvccpb::{event::EventType, KeyValue};
 use concord_core::api::v3electionpb::LeaderKey;
 use concord_core::client::{
-    Compare, CompareOn, DeleteOptions, GetOptions, Op, PutOptions, SortOrder, SortTarget, Txn, WatchOptions,
+    Compare, CompareOn, DeleteOptions, GetOptions, KeyRange, Op, PutOptions, SortOrder, SortTarget, Txn,
 };
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
@@ -108,44 +108,19 @@ fn kvs(list: &[KeyValue]) -> JsValue {
     list.iter().map(kv).collect::<Array>().into()
 }
 
-/// Which keys an operation covers.
-pub enum KeySpec {
-    Key,
-    End(Vec<u8>),
-    Prefix,
-    FromKey,
-}
-
-macro_rules! apply_range {
-    ($spec:expr, $o:expr) => {
-        match $spec {
-            KeySpec::Key => $o,
-            KeySpec::End(e) => $o.range_end(e),
-            KeySpec::Prefix => $o.prefix(),
-            KeySpec::FromKey => $o.from_key(),
-        }
-    };
-}
-
-impl KeySpec {
-    pub fn apply_watch(self, o: WatchOptions) -> WatchOptions {
-        apply_range!(self, o)
-    }
-}
-
 /// `{ prefix }`, `{ fromKey }` or `{ rangeEnd }` (string or bytes).
-pub fn key_range(opts: &JsValue) -> Result<KeySpec, JsValue> {
+pub fn key_range(opts: &JsValue) -> Result<KeyRange, JsValue> {
     if get_bool(opts, "prefix") {
-        return Ok(KeySpec::Prefix);
+        return Ok(KeyRange::Prefix);
     }
     if get_bool(opts, "fromKey") {
-        return Ok(KeySpec::FromKey);
+        return Ok(KeyRange::FromKey);
     }
     let end = get(opts, "rangeEnd");
     if end.is_undefined() || end.is_null() {
-        Ok(KeySpec::Key)
+        Ok(KeyRange::Single)
     } else {
-        Ok(KeySpec::End(bytes(&end)?))
+        Ok(KeyRange::End(bytes(&end)?))
     }
 }
 
@@ -179,7 +154,7 @@ fn sort_target(s: &str) -> Result<SortTarget, JsValue> {
 }
 
 pub fn get_options(opts: &JsValue) -> Result<GetOptions, JsValue> {
-    let mut g = apply_range!(key_range(opts)?, GetOptions::new());
+    let mut g = GetOptions::new().key_range(key_range(opts)?);
     g = g.limit(get_i64(opts, "limit")).revision(get_i64(opts, "revision"));
     if get_bool(opts, "serializable") {
         g = g.serializable();
@@ -207,7 +182,7 @@ pub fn get_options(opts: &JsValue) -> Result<GetOptions, JsValue> {
 }
 
 pub fn delete_options(opts: &JsValue) -> Result<DeleteOptions, JsValue> {
-    let mut d = apply_range!(key_range(opts)?, DeleteOptions::new());
+    let mut d = DeleteOptions::new().key_range(key_range(opts)?);
     if get_bool(opts, "prevKv") {
         d = d.prev_kv();
     }
@@ -246,7 +221,7 @@ fn compare(c: &JsValue) -> Result<Compare, JsValue> {
             ))
         }
     };
-    let on = apply_range!(key_range(c)?, on);
+    let on = on.key_range(key_range(c)?);
     let result = get_str(c, "result").unwrap_or_else(|| "==".into());
     let v = get(c, "value");
     macro_rules! with {

@@ -133,7 +133,7 @@ impl NativeClient {
             if get_bool(&opts, "progressNotify") {
                 w = w.progress_notify();
             }
-            let w = range.apply_watch(w);
+            let w = w.key_range(range);
             let h = c.watch_handle(bytes(&key)?, w).await.map_err(to_js)?;
             Ok(NativeWatch { h: Rc::new(h) }.into())
         })

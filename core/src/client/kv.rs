@@ -10,9 +10,10 @@ pub use crate::api::etcdserverpb::range_request::{SortOrder, SortTarget};
 
 pub use crate::api::keys::prefix_end;
 
-/// The key range options get, delete, compares and watch share.
+/// The key range options get, delete, compares and watch share (each
+/// takes one with `key_range`, or through `range_end`/`prefix`/`from_key`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) enum KeyRange {
+pub enum KeyRange {
     /// Just the key.
     #[default]
     Single,
@@ -59,6 +60,11 @@ macro_rules! key_range_options {
         /// Every key from the key on.
         pub fn from_key(mut self) -> Self {
             self.range = KeyRange::FromKey;
+            self
+        }
+        /// The keys `range` covers (a binding that read it from its caller).
+        pub fn key_range(mut self, range: KeyRange) -> Self {
+            self.range = range;
             self
         }
     };

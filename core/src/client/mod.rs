@@ -55,7 +55,8 @@ pub use blocking::{BlockingClient, SharedRuntime};
 pub use election::Observer;
 pub use error::{Error, ErrorKind};
 pub use kv::{
-    prefix_end, Compare, CompareOn, CompareWith, DeleteOptions, GetOptions, Op, PutOptions, SortOrder, SortTarget, Txn,
+    prefix_end, Compare, CompareOn, CompareWith, DeleteOptions, GetOptions, KeyRange, Op, PutOptions, SortOrder,
+    SortTarget, Txn,
 };
 pub use lease::{KeepAlive, LeaseState};
 pub use stream::{Elapsed, Feed};
