@@ -33,6 +33,16 @@ async fn local_view(endpoint: &str, prefix: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Waits until every member but `down` has compacted its raft log, so a
+/// member that missed those entries can only catch up from a snapshot.
+fn wait_compacted(cluster: &Cluster, down: usize) {
+    for (i, m) in cluster.members.iter().enumerate() {
+        if i != down {
+            m.wait_log("raft log compacted", Duration::from_secs(20));
+        }
+    }
+}
+
 /// Waits until every listed member holds exactly `expected` under `prefix`.
 async fn wait_converged(endpoints: &[String], prefix: &str, expected: &BTreeMap<String, String>) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -249,8 +259,8 @@ async fn restarted_member_catches_up_from_a_snapshot() {
         c.put(k.clone(), v.clone(), PutOptions::new()).await.unwrap();
         expected.insert(k, v);
     }
-    // Give the others time to save their state and compact the log.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // The others save their state and compact the log it missed.
+    wait_compacted(&cluster, lagging);
     cluster.members[lagging].start();
     cluster.wait_healthy(Duration::from_secs(30));
     wait_converged(&eps, "snap/", &expected).await;
@@ -631,11 +641,11 @@ async fn auth_state_reaches_a_member_through_a_snapshot() {
             &["--user", "root:rootpw", "put", &format!("app/{i:03}"), "v"],
         ));
     }
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    wait_compacted(&cluster, lagging);
     cluster.members[lagging].start();
     cluster.wait_healthy(Duration::from_secs(30));
-    let log = cluster.members[lagging].log_text();
-    assert!(log.contains("applying a snapshot from the leader"), "{log}");
+    // Healthy comes with the first heartbeat; the snapshot follows it.
+    cluster.members[lagging].wait_log("applying a snapshot from the leader", Duration::from_secs(20));
     // On the member that caught up: alice's password and permissions hold.
     let ep = &eps[lagging];
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -839,7 +839,7 @@ impl RaftLoop {
             c.compact(to)
                 .map_err(|e| NodeError::Apply(format!("raft compact: {e}")))?;
             self.wal.start_at(&c, false)?;
-            tracing::debug!(to, "raft log compacted");
+            tracing::info!(to, kept = keep, "raft log compacted");
         }
         Ok(())
     }

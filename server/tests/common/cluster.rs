@@ -208,6 +208,20 @@ impl Member {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Waits until the member's log contains `needle`; panics with the log
+    /// once `timeout` has passed.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.log_text();
+            if log.contains(needle) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no {needle:?} within {timeout:?}:\n{log}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Drop for Member {
