@@ -220,6 +220,12 @@ export declare class Client {
   txn(spec: TxnSpec): Promise<TxnResult>;
   watch(key: Bytes, opts?: WatchOptions): Promise<Watch>;
   lease(ttl: number, opts?: { keepAlive?: boolean; id?: string | bigint | number }): Promise<Lease>;
+  /** The IDs of every lease on the cluster. */
+  leases(): Promise<string[]>;
+  /** Any lease by ID; `ttl` is -1 when it does not exist. */
+  leaseTimeToLive(id: string | bigint | number | Lease): Promise<LeaseTimeToLive>;
+  /** Revokes any lease by ID (its keys are deleted). */
+  revokeLease(id: string | bigint | number | Lease): Promise<void>;
   lock<T>(name: Bytes, fn: (lock: Lock) => Promise<T> | T, opts?: { ttl?: number; timeoutMs?: number }): Promise<T>;
   election(name: Bytes): Election;
   status(): Promise<Status>;

@@ -120,6 +120,9 @@ const prefixEnd = (key) => {
   return Uint8Array.of(0);
 };
 
+/** A lease ID as given: a `Lease`, or its ID as a string, bigint or number. */
+const leaseIdOf = (id) => (id instanceof Lease ? id.id : id);
+
 /** A watch: `for await (const event of watch)`; `cancel()` ends it. */
 export class Watch {
   constructor(native) {
@@ -279,6 +282,18 @@ export class Client {
     const leaseId = await call(this._n.leaseGrant(ttl, id));
     const ka = keepAlive ? await call(this._n.keepAlive(leaseId)) : null;
     return new Lease(this, leaseId, ka);
+  }
+  /** The IDs of every lease on the cluster (decimal strings). */
+  async leases() {
+    return call(this._n.leases());
+  }
+  /** `{ ttl, grantedTtl, keys }` of any lease by ID (`ttl` -1: it does not exist). */
+  async leaseTimeToLive(id) {
+    return call(this._n.leaseTimeToLive(leaseIdOf(id)));
+  }
+  /** Revokes any lease by ID: its keys are deleted. */
+  async revokeLease(id) {
+    await call(this._n.leaseRevoke(leaseIdOf(id)));
   }
   /**
    * Runs `fn(lock)` holding lock `name` (`lock.key`, `lock.revision`: the

@@ -182,6 +182,19 @@ impl NativeClient {
         })
     }
 
+    /// The IDs of every lease on the cluster.
+    pub fn leases(&self) -> Promise {
+        let c = self.c.clone();
+        promise(async move {
+            let r = c.leases().await.map_err(to_js)?;
+            let ids = js_sys::Array::new();
+            for l in &r.leases {
+                ids.push(&JsValue::from_str(&l.id.to_string()));
+            }
+            Ok(ids.into())
+        })
+    }
+
     /// Keeps a lease alive in the background until closed or lost.
     #[wasm_bindgen(js_name = keepAlive)]
     pub fn keep_alive(&self, id: JsValue) -> Promise {

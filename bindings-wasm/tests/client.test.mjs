@@ -95,10 +95,16 @@ for (const kind of ['concord', 'etcd']) {
       assert.equal((await c.get('l/k')).lease, lease.id);
       const ttl = await lease.timeToLive();
       assert.ok(ttl.ttl > 0 && ttl.keys.length === 1);
-      await c._n.leaseRevoke(lease.id); // revoked behind the keep-alive's back
+      assert.ok((await c.leases()).includes(lease.id));
+      const byId = await c.leaseTimeToLive(lease.id);
+      assert.equal(byId.grantedTtl, 10);
+      assert.deepEqual(byId.keys.map((k) => new TextDecoder().decode(k)), ['l/k']);
+      await c.revokeLease(lease.id); // revoked behind the keep-alive's back
       const lost = await lease.lost;
       assert.ok(lost instanceof ConcordError, String(lost));
       assert.equal(await c.get('l/k'), null);
+      assert.ok(!(await c.leases()).includes(lease.id));
+      assert.equal((await c.leaseTimeToLive(lease.id)).ttl, -1);
       await assert.rejects(c.put('x', 'y', { lease: '4660' }), (e) => e instanceof LeaseNotFoundError);
       const short = await c.lease(2);
       await c.put('l/short', 'v', { lease: short });

@@ -73,3 +73,25 @@ export class Server {
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+/** A cluster of `n` concord members on free ports (`members[i]` are `Server`s). */
+export class Cluster {
+  static async start(n, extra = []) {
+    const peers = [];
+    for (let i = 0; i < n; i++) peers.push(await freePort());
+    const initial = peers.map((p, i) => `m${i}=http://127.0.0.1:${p}`).join(',');
+    const members = [];
+    for (let i = 0; i < n; i++) {
+      const peer = `http://127.0.0.1:${peers[i]}`;
+      const flags = ['--name', `m${i}`, '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
+        '--initial-cluster', initial, ...extra];
+      members.push(new Server('concord', flags, await freePort(), mkdtempSync(join(tmpdir(), `wasm-m${i}-`))));
+    }
+    // Members wait for each other to be healthy: start them together.
+    await Promise.all(members.map((m) => m.run()));
+    return Object.assign(new Cluster(), { members, endpoints: members.map((m) => m.endpoint) });
+  }
+  async stop() {
+    await Promise.all(this.members.map((m) => m.stop()));
+  }
+}

@@ -12,6 +12,7 @@ async function main(): Promise<void> {
   for await (const ev of w) { const e: WatchEvent = ev; void e; break; }
   const lease = await c.lease(10, { keepAlive: true });
   const lost: ConcordError | null = await lease.lost;
+  const ids: string[] = await c.leases(); const left: number = (await c.leaseTimeToLive(ids[0])).ttl; await c.revokeLease(lease); void left;
   const res: string = await c.lock('jobs', async (l) => String(l.revision));
   const e = c.election('x'); await e.campaign('me'); for await (const l of e.observe()) { void l.valueString; }
   try { await c.get('x'); } catch (err) { if (err instanceof CompactedError) void err.compactRevision; }
