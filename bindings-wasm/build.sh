@@ -14,6 +14,8 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$version" ];
 fi
 cargo build -q --locked --profile wasm-release -p concord-wasm --target wasm32-unknown-unknown
 wasm-bindgen "$target/wasm32-unknown-unknown/wasm-release/concord_wasm.wasm" --out-dir pkg --target web
+# A trap inside a Rust task must not end the JavaScript program (see the file).
+node patch-glue.mjs
 # The dev tools, pinned in package-lock.json: wasm-opt from npm's binaryen
 # (Debian's breaks the module), run with the WebAssembly features Rust's
 # wasm32 target uses; tsc for the type test.

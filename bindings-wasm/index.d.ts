@@ -251,6 +251,13 @@ export declare class TimeoutError extends ConcordError {}
 export declare class UnavailableError extends ConcordError {}
 export declare class InvalidArgumentError extends ConcordError {}
 export declare class WatchCanceledError extends ConcordError {}
+/**
+ * Rust code inside the module panicked (code 13, kind `Panic`). Only the
+ * calls in flight fail: the module is rebuilt, clients connect again on
+ * their next call, watches resume after the last event they delivered, and
+ * kept-alive leases are kept alive anew.
+ */
+export declare class PanicError extends ConcordError {}
 
 /** The end of the range of keys starting with `key`. */
 export declare function prefixEnd(key: Bytes): Uint8Array;

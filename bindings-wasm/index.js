@@ -1,24 +1,90 @@
 // concord-kv: Concord's (and etcd's) client for browsers and Node 18+, on
 // the shared Rust client compiled to WebAssembly. This file only shapes it
-// as JavaScript expects (classes, async iterators, error subclasses); the
-// behaviour (failover, watch resume, keep-alive, token renewal) is the
-// shared client's.
-import init, { NativeClient, usePost } from './pkg/concord_wasm.js';
+// as JavaScript expects (classes, async iterators, error subclasses) and
+// keeps the module alive across a Rust panic; the behaviour (failover,
+// watch resume, keep-alive, token renewal) is the shared client's.
+import init, { NativeClient, usePost, setPanicHandler, setTrapHook, scheduleReinit, takeInFlight } from './pkg/concord_wasm.js';
 
+const isNode = typeof process !== 'undefined' && process.versions && process.versions.node;
 let loading;
+/** Node's transport for unary calls (installed again on a rebuilt instance). */
+let post = null;
+
 function load() {
   if (!loading) {
     loading = (async () => {
-      if (typeof process !== 'undefined' && process.versions && process.versions.node) {
+      if (isNode) {
         const { readFile } = await import('node:fs/promises');
         await init({ module_or_path: await readFile(new URL('./pkg/concord_wasm_bg.wasm', import.meta.url)) });
-        usePost(await nodePost());
+        post = await nodePost();
       } else {
         await init({ module_or_path: new URL('./pkg/concord_wasm_bg.wasm', import.meta.url) });
       }
+      setTrapHook((e) => onTrap(e.message));
+      ready();
     })();
   }
   return loading;
+}
+
+// A Rust panic traps the WebAssembly instance (panic=abort). The glue then
+// builds a fresh instance before the next call; here each instance is an
+// epoch: when it traps, every call in flight on it fails with a
+// PanicError, clients connect again on the next call, watches resume after
+// the last event they delivered and kept-alive leases are kept alive anew.
+const newEpoch = (id) => {
+  let kill;
+  const dead = new Promise((_, reject) => {
+    kill = reject;
+  });
+  dead.catch(() => {});
+  return { id, dead, kill };
+};
+let epoch = newEpoch(0);
+/** The epoch whose instance has our hooks installed. */
+let registered = -1;
+
+/** The instance trapped (`message`: the panic's). Once per instance. */
+function onTrap(message) {
+  if (registered !== epoch.id) return; // already handled; a rebuild is pending
+  const old = epoch;
+  epoch = newEpoch(old.id + 1);
+  scheduleReinit();
+  // Its requests are ended once the new instance stands (aborting runs
+  // the old one's callbacks, which must find it gone, not mid-panic).
+  const orphans = takeInFlight();
+  setTimeout(() => {
+    ready();
+    for (const t of orphans.timers) clearTimeout(t);
+    for (const c of orphans.controllers) c.abort();
+  }, 0);
+  old.kill(new PanicError(`concord-kv internal error, the client reconnects: ${message}`));
+}
+
+/** Installs the hooks on the current instance (the first call after a trap rebuilds it). */
+function ready() {
+  if (registered === epoch.id) return;
+  setPanicHandler(onTrap);
+  if (post) usePost(post);
+  registered = epoch.id;
+}
+
+/**
+ * Runs a native call: its answer, or a ConcordError. `ep` is the epoch of
+ * the native object called: one of a trapped instance fails at once.
+ */
+async function nat(f, ep = epoch) {
+  if (ep !== epoch) return ep.dead;
+  ready();
+  try {
+    return await Promise.race([f(), ep.dead]);
+  } catch (e) {
+    if (e instanceof WebAssembly.RuntimeError) {
+      if (ep === epoch) onTrap(e.message);
+      return ep.dead;
+    }
+    throw wrap(e);
+  }
 }
 
 /**
@@ -77,6 +143,12 @@ export class TimeoutError extends ConcordError {}
 export class UnavailableError extends ConcordError {}
 export class InvalidArgumentError extends ConcordError {}
 export class WatchCanceledError extends ConcordError {}
+/** Rust code panicked: the call failed, the module and the client recover. */
+export class PanicError extends ConcordError {
+  constructor(message) {
+    super(message, 13, 'Panic');
+  }
+}
 
 const KINDS = {
   Compacted: CompactedError,
@@ -91,6 +163,7 @@ const KINDS = {
   InvalidArgument: InvalidArgumentError,
   Canceled: WatchCanceledError,
 };
+// A PanicError is made here, never by the native side.
 
 /** The native error (or a TypeError from argument checks) as a ConcordError subclass. */
 function wrap(e) {
@@ -103,11 +176,12 @@ function wrap(e) {
   return e;
 }
 
-async function call(p) {
+/** Runs `f()`, a stale-object-safe call on an object of an old instance. */
+function quietly(f) {
   try {
-    return await p;
-  } catch (e) {
-    throw wrap(e);
+    f();
+  } catch {
+    // an object of a trapped instance: nothing left to stop
   }
 }
 
@@ -123,18 +197,35 @@ const prefixEnd = (key) => {
 /** A lease ID as given: a `Lease`, or its ID as a string, bigint or number. */
 const leaseIdOf = (id) => (id instanceof Lease ? id.id : id);
 
+/** How many times in a row a stream is reopened after panics before giving up. */
+const PANIC_RETRIES = 3;
+
 /** A watch: `for await (const event of watch)`; `cancel()` ends it. */
 export class Watch {
-  constructor(native) {
-    this._native = native;
-    this._queue = [];
+  constructor(client, key, opts, native) {
+    Object.assign(this, { _client: client, _key: key, _opts: opts, _native: native, _ep: epoch, _queue: [], _canceled: false });
     this.revision = 0;
+    /** Where a watch reopened after a panic starts: just after what was delivered. */
+    this._next = native.startRevision;
   }
   /** The next response `{ revision, events }`, or null once canceled. */
   async nextResponse() {
-    const r = await call(this._native.next());
-    if (r) this.revision = r.revision;
-    return r;
+    for (let panics = 0; ; panics++) {
+      try {
+        const r = await nat(() => this._native.next(), this._ep);
+        if (r) {
+          this.revision = r.revision;
+          const last = r.events.length ? r.events[r.events.length - 1].kv.modRevision : r.revision;
+          this._next = Math.max(this._next, last + 1);
+        }
+        return r;
+      } catch (e) {
+        if (!(e instanceof PanicError) || this._canceled || panics >= PANIC_RETRIES) throw e;
+        const ep = epoch;
+        this._native = await this._client._call((n) => n.watch(this._key, { ...this._opts, startRevision: this._next }));
+        this._ep = ep;
+      }
+    }
   }
   async next() {
     while (this._queue.length === 0) {
@@ -152,7 +243,8 @@ export class Watch {
     return this;
   }
   cancel() {
-    this._native.cancel();
+    this._canceled = true;
+    quietly(() => this._native.cancel());
   }
 }
 
@@ -162,19 +254,41 @@ export class Lease {
     this._client = client;
     this.id = id;
     this._keepAlive = keepAlive;
-    this.lost = keepAlive ? keepAlive.lost().then(wrap) : new Promise(() => {});
+    this._ep = epoch;
+    this._closed = false;
+    this.lost = keepAlive ? this._lostOrNull() : new Promise(() => {});
+  }
+  /** The keep-alive's end: its error, or null once released; kept alive anew after a panic. */
+  async _lostOrNull() {
+    for (let panics = 0; ; panics++) {
+      try {
+        return wrap(await nat(() => this._keepAlive.lost(), this._ep));
+      } catch (e) {
+        if (!(e instanceof PanicError) || panics >= PANIC_RETRIES) return e;
+        if (this._closed) return null;
+        try {
+          const ep = epoch;
+          this._keepAlive = await this._client._call((n) => n.keepAlive(this.id));
+          this._ep = ep;
+        } catch (err) {
+          return err;
+        }
+        if (this._closed) quietly(() => this._keepAlive.close());
+      }
+    }
   }
   async timeToLive() {
-    return call(this._client._n.leaseTimeToLive(this.id));
+    return this._client.leaseTimeToLive(this.id);
   }
   /** Revokes the lease (its keys are deleted) and stops keeping it alive. */
   async revoke() {
-    if (this._keepAlive) this._keepAlive.close();
-    await call(this._client._n.leaseRevoke(this.id));
+    this.release();
+    await this._client.revokeLease(this.id);
   }
   /** Stops keeping the lease alive (it then expires on its own). */
   release() {
-    if (this._keepAlive) this._keepAlive.close();
+    this._closed = true;
+    if (this._keepAlive) quietly(() => this._keepAlive.close());
   }
 }
 
@@ -189,7 +303,7 @@ export class Election {
   async campaign(value, { ttl = 60 } = {}) {
     const lease = await this._client.lease(ttl, { keepAlive: true });
     try {
-      this._leadership = await call(this._client._n.campaign(this.name, lease.id, value));
+      this._leadership = await this._client._call((n) => n.campaign(this.name, lease.id, value));
       this._lease = lease;
       return this._leadership;
     } catch (e) {
@@ -199,32 +313,58 @@ export class Election {
   }
   async proclaim(value) {
     if (!this._leadership) throw new ConcordError('not the leader: campaign first', 9, 'Other');
-    await call(this._client._n.proclaim(this._leadership, value));
+    const l = this._leadership;
+    await this._client._call((n) => n.proclaim(l, value));
   }
   async resign() {
     if (!this._leadership) return;
     const l = this._leadership;
     this._leadership = null;
-    await call(this._client._n.resign(l));
+    await this._client._call((n) => n.resign(l));
     await this._lease.revoke().catch(() => {});
   }
   /** The leader's key-value, or null. */
   async leader() {
-    return call(this._client._n.leader(this.name));
+    return this._client._call((n) => n.leader(this.name));
   }
-  /** Each leader (key-value) as it changes: `for await (const kv of election.observe())`. */
+  /**
+   * Each leader (key-value) as it changes: `for await (const kv of
+   * election.observe())`. After a panic it is observed anew (the current
+   * leader first).
+   */
   observe() {
-    const native = this._client._n.observe(this.name);
+    const client = this._client;
+    const name = this.name;
+    let native = null;
+    let nativeEp = null;
+    let canceled = false;
+    const open = async () => {
+      const ep = epoch;
+      native = await client._call((n) => n.observe(name));
+      nativeEp = ep;
+    };
     return {
       next: async () => {
-        const kv = await call(native.next());
-        return kv === null ? { done: true, value: undefined } : { done: false, value: kv };
+        for (let panics = 0; ; panics++) {
+          try {
+            if (native === null) await open();
+            const kv = await nat(() => native.next(), nativeEp);
+            return kv === null ? { done: true, value: undefined } : { done: false, value: kv };
+          } catch (e) {
+            if (!(e instanceof PanicError) || canceled || panics >= PANIC_RETRIES) throw e;
+            native = null;
+          }
+        }
       },
       return: async () => {
-        native.cancel();
+        canceled = true;
+        if (native) quietly(() => native.cancel());
         return { done: true, value: undefined };
       },
-      cancel: () => native.cancel(),
+      cancel: () => {
+        canceled = true;
+        if (native) quietly(() => native.cancel());
+      },
       [Symbol.asyncIterator]() {
         return this;
       },
@@ -233,67 +373,98 @@ export class Election {
 }
 
 export class Client {
-  constructor(native) {
+  constructor(native, opts) {
     this._n = native;
+    this._opts = opts;
+    this._epoch = epoch.id;
+    this._reconnecting = null;
   }
   /** `{ endpoints, user, password, timeoutMs }`. */
   static async connect(opts = {}) {
     await load();
-    return new Client(await call(NativeClient.connect(opts)));
+    const id = epoch.id;
+    const c = new Client(await nat(() => NativeClient.connect(opts)), opts);
+    c._epoch = id;
+    return c;
+  }
+  /** The native client on the live instance (connected again after a panic). */
+  async _native() {
+    if (this._epoch === epoch.id) return this._n;
+    if (!this._reconnecting) {
+      const id = epoch.id;
+      this._reconnecting = nat(() => NativeClient.connect(this._opts)).then(
+        (n) => {
+          this._n = n;
+          this._epoch = id;
+          this._reconnecting = null;
+          return n;
+        },
+        (e) => {
+          this._reconnecting = null;
+          throw e;
+        },
+      );
+    }
+    return this._reconnecting;
+  }
+  /** `f(native)` on the live instance. */
+  async _call(f) {
+    const n = await this._native();
+    return nat(() => f(n));
   }
   /** `{ revision, prevKv? }` */
   async put(key, value, opts = {}) {
-    return call(this._n.put(key, value, opts));
+    return this._call((n) => n.put(key, value, opts));
   }
   /** The key-value, or null. */
   async get(key, opts = {}) {
-    const r = await call(this._n.range(key, { ...opts, prefix: false, rangeEnd: undefined, limit: 1 }));
+    const r = await this._call((n) => n.range(key, { ...opts, prefix: false, rangeEnd: undefined, limit: 1 }));
     return r.kvs.length ? r.kvs[0] : null;
   }
   /** Every key-value under `prefix`. */
   async getPrefix(prefix, opts = {}) {
-    return (await call(this._n.range(prefix, { ...opts, prefix: true }))).kvs;
+    return (await this._call((n) => n.range(prefix, { ...opts, prefix: true }))).kvs;
   }
   /** Key-values in `[start, end)`. */
   async getRange(start, end, opts = {}) {
-    return (await call(this._n.range(start, { ...opts, rangeEnd: end }))).kvs;
+    return (await this._call((n) => n.range(start, { ...opts, rangeEnd: end }))).kvs;
   }
   /** The whole range answer `{ kvs, count, more, revision }`. */
   async range(key, opts = {}) {
-    return call(this._n.range(key, opts));
+    return this._call((n) => n.range(key, opts));
   }
   /** `{ deleted, revision, prevKvs }` */
   async delete(key, opts = {}) {
-    return call(this._n.delete(key, opts));
+    return this._call((n) => n.delete(key, opts));
   }
   async deletePrefix(prefix, opts = {}) {
-    return call(this._n.delete(prefix, { ...opts, prefix: true }));
+    return this._call((n) => n.delete(prefix, { ...opts, prefix: true }));
   }
   /** `{ compare, success, failure }` -> `{ succeeded, revision, responses }` */
   async txn(spec) {
-    return call(this._n.txn(spec));
+    return this._call((n) => n.txn(spec));
   }
   /** A watch of `key` (`{ prefix, rangeEnd, startRevision, prevKv, noPut, noDelete }`). */
   async watch(key, opts = {}) {
-    return new Watch(await call(this._n.watch(key, opts)));
+    return new Watch(this, key, opts, await this._call((n) => n.watch(key, opts)));
   }
   /** A lease of `ttl` seconds; `{ keepAlive: true }` refreshes it in the background. */
   async lease(ttl, { keepAlive = false, id } = {}) {
-    const leaseId = await call(this._n.leaseGrant(ttl, id));
-    const ka = keepAlive ? await call(this._n.keepAlive(leaseId)) : null;
+    const leaseId = await this._call((n) => n.leaseGrant(ttl, id));
+    const ka = keepAlive ? await this._call((n) => n.keepAlive(leaseId)) : null;
     return new Lease(this, leaseId, ka);
   }
   /** The IDs of every lease on the cluster (decimal strings). */
   async leases() {
-    return call(this._n.leases());
+    return this._call((n) => n.leases());
   }
   /** `{ ttl, grantedTtl, keys }` of any lease by ID (`ttl` -1: it does not exist). */
   async leaseTimeToLive(id) {
-    return call(this._n.leaseTimeToLive(leaseIdOf(id)));
+    return this._call((n) => n.leaseTimeToLive(leaseIdOf(id)));
   }
   /** Revokes any lease by ID: its keys are deleted. */
   async revokeLease(id) {
-    await call(this._n.leaseRevoke(leaseIdOf(id)));
+    await this._call((n) => n.leaseRevoke(leaseIdOf(id)));
   }
   /**
    * Runs `fn(lock)` holding lock `name` (`lock.key`, `lock.revision`: the
@@ -303,7 +474,7 @@ export class Client {
     const lease = await this.lease(ttl, { keepAlive: true });
     let held;
     try {
-      held = await call(this._n.lock(name, lease.id, timeoutMs));
+      held = await this._call((n) => n.lock(name, lease.id, timeoutMs));
     } catch (e) {
       await lease.revoke().catch(() => {});
       throw e;
@@ -312,7 +483,7 @@ export class Client {
     try {
       return await fn(lock);
     } finally {
-      await call(this._n.unlock(held.key)).catch(() => {});
+      await this._call((n) => n.unlock(held.key)).catch(() => {});
       await lease.revoke().catch(() => {});
     }
   }
@@ -320,10 +491,10 @@ export class Client {
     return new Election(this, name);
   }
   async status() {
-    return call(this._n.status());
+    return this._call((n) => n.status());
   }
   async members() {
-    return call(this._n.members());
+    return this._call((n) => n.members());
   }
 }
 

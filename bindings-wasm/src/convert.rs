@@ -264,11 +264,23 @@ fn op(o: &JsValue, depth: usize) -> Result<Op, JsValue> {
     Err(type_error("a txn operation is { put }, { get }, { delete } or { txn }"))
 }
 
+/// The items of an iterable (an array), read without letting a throwing
+/// iterator unwind through Rust: `what` names it in the TypeError.
+pub fn items(v: &JsValue, what: &str) -> Result<Vec<JsValue>, JsValue> {
+    let Some(iter) = js_sys::try_iter(v)? else {
+        return Err(type_error(&format!("{what} must be an array")));
+    };
+    iter.collect()
+}
+
 fn ops(list: &JsValue, depth: usize) -> Result<Vec<Op>, JsValue> {
     if list.is_undefined() || list.is_null() {
         return Ok(Vec::new());
     }
-    Array::from(list).iter().map(|o| op(&o, depth)).collect()
+    items(list, "success and failure")?
+        .iter()
+        .map(|o| op(o, depth))
+        .collect()
 }
 
 /// `{ compare, success, failure }` as a transaction.
@@ -280,10 +292,7 @@ pub fn txn(spec: &JsValue, depth: usize) -> Result<Txn, JsValue> {
     let compares: Vec<Compare> = if cmp.is_undefined() || cmp.is_null() {
         Vec::new()
     } else {
-        Array::from(&cmp)
-            .iter()
-            .map(|c| compare(&c))
-            .collect::<Result<_, _>>()?
+        items(&cmp, "compare")?.iter().map(compare).collect::<Result<_, _>>()?
     };
     Ok(Txn::new()
         .when(compares)

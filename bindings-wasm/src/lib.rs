@@ -17,7 +17,7 @@ mod error;
 use std::rc::Rc;
 use std::time::Duration;
 
-use concord_core::client::{Client, ClientOptions, KeepAlive, Observer, WatchHandle, WatchOptions};
+use concord_core::client::{Client, ClientOptions, Feed, KeepAlive, Observer, WatchHandle, WatchOptions};
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -48,7 +48,7 @@ impl NativeClient {
             let endpoints: Vec<String> = if eps.is_undefined() {
                 vec!["http://127.0.0.1:2379".into()]
             } else {
-                js_sys::Array::from(&eps)
+                convert::items(&eps, "endpoints")?
                     .iter()
                     .map(|e| {
                         e.as_string()
@@ -133,9 +133,13 @@ impl NativeClient {
             if get_bool(&opts, "progressNotify") {
                 w = w.progress_notify();
             }
-            let w = w.key_range(range);
-            let h = c.watch_handle(bytes(&key)?, w).await.map_err(to_js)?;
-            Ok(NativeWatch { h: Rc::new(h) }.into())
+            let w = c.watch(bytes(&key)?, w.key_range(range)).await.map_err(to_js)?;
+            let start = w.next_revision();
+            Ok(NativeWatch {
+                h: Rc::new(Feed::spawn(w.into_stream())),
+                start,
+            }
+            .into())
         })
     }
 
@@ -299,10 +303,19 @@ impl NativeClient {
 #[wasm_bindgen]
 pub struct NativeWatch {
     h: Rc<WatchHandle>,
+    /// The revision its first event can have (known once created).
+    start: i64,
 }
 
 #[wasm_bindgen]
 impl NativeWatch {
+    /// The revision the watch started from: where to reopen it if nothing
+    /// was delivered yet.
+    #[wasm_bindgen(getter, js_name = startRevision)]
+    pub fn start_revision(&self) -> f64 {
+        self.start as f64
+    }
+
     /// The next response `{ revision, events }`, or null once canceled.
     pub fn next(&self) -> Promise {
         let h = Rc::clone(&self.h);
@@ -396,18 +409,71 @@ pub fn use_post(post: Option<js_sys::Function>) {
                 let promise: Promise = called.map_err(failed)?.into();
                 let r = wasm_bindgen_futures::JsFuture::from(promise).await.map_err(failed)?;
                 let status = get_f64(&r, "status").unwrap_or(0.0) as u16;
-                let body = js_sys::Uint8Array::new(&get(&r, "body")).to_vec();
+                let body = get(&r, "body")
+                    .dyn_ref::<js_sys::Uint8Array>()
+                    .map(|b| b.to_vec())
+                    .ok_or_else(|| PostError {
+                        unsent: false,
+                        message: "the POST hook answered without a Uint8Array body".into(),
+                    })?;
                 Ok((status, bytes::Bytes::from(body)))
             }) as PostFuture
         },
     )));
 }
 
-/// Rust panics reach JavaScript as exceptions with their message.
+thread_local! {
+    /// JavaScript's `onPanic` callback (see `setPanicHandler`).
+    static PANIC_HANDLER: std::cell::RefCell<Option<js_sys::Function>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Registers `f(message)`, called when Rust code panics, just before the
+/// instance traps. `index.js` uses it to reject every call in flight with a
+/// `ConcordError`; the instance itself is rebuilt before the next call
+/// (wasm-bindgen's `schedule_reinit`), so the module never stays dead.
+#[wasm_bindgen(js_name = setPanicHandler)]
+pub fn set_panic_handler(f: Option<js_sys::Function>) {
+    PANIC_HANDLER.with(|h| {
+        if let Ok(mut h) = h.try_borrow_mut() {
+            *h = f;
+        }
+    });
+}
+
+/// Panics, now or inside a task: for the tests of the recovery only.
+#[doc(hidden)]
+#[wasm_bindgen(js_name = __panicForTests)]
+pub fn panic_for_tests(in_task: bool) -> Promise {
+    if !in_task {
+        panic!("a panic for the tests (in a call)");
+    }
+    promise(async move {
+        rt_yield().await;
+        panic!("a panic for the tests (in a task)")
+    })
+}
+
+/// Lets a task yield once to the executor.
+async fn rt_yield() {
+    let p = Promise::resolve(&JsValue::NULL);
+    let _ = wasm_bindgen_futures::JsFuture::from(p).await;
+}
+
+/// A panic is logged, reported to `index.js`, and the instance is scheduled
+/// for a rebuild before the next call.
 #[wasm_bindgen(start)]
 pub fn start() {
     std::panic::set_hook(Box::new(|info| {
-        web_log(&format!("concord-kv: {info}"));
+        let message = info.to_string();
+        web_log(&format!("concord-kv: {message}"));
+        wasm_bindgen::handler::schedule_reinit();
+        let handler = PANIC_HANDLER
+            .try_with(|h| h.try_borrow().ok().and_then(|f| f.clone()))
+            .ok()
+            .flatten();
+        if let Some(f) = handler {
+            let _ = f.call1(&JsValue::NULL, &JsValue::from_str(&message));
+        }
     }));
 }
 

@@ -1,6 +1,6 @@
 // Compiled by types.test.mjs with tsc --strict: the public types must
 // describe the API as used (never run).
-import { Client, ConcordError, KeyValue, WatchEvent, CompactedError } from '../index.js';
+import { Client, ConcordError, KeyValue, WatchEvent, CompactedError, PanicError } from '../index.js';
 async function main(): Promise<void> {
   const c = await Client.connect({ endpoints: ['http://127.0.0.1:2379'], timeoutMs: 1000 });
   const kv: KeyValue | null = await c.get('k');
@@ -15,7 +15,7 @@ async function main(): Promise<void> {
   const ids: string[] = await c.leases(); const left: number = (await c.leaseTimeToLive(ids[0])).ttl; await c.revokeLease(lease); void left;
   const res: string = await c.lock('jobs', async (l) => String(l.revision));
   const e = c.election('x'); await e.campaign('me'); for await (const l of e.observe()) { void l.valueString; }
-  try { await c.get('x'); } catch (err) { if (err instanceof CompactedError) void err.compactRevision; }
+  try { await c.get('x'); } catch (err) { if (err instanceof CompactedError) void err.compactRevision; if (err instanceof PanicError) void err.code; }
   void kv; void n; void lost; void res;
 }
 void main;

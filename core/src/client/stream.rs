@@ -79,7 +79,7 @@ pub struct Elapsed;
 impl<T: rt::MaybeSend + 'static> Feed<T> {
     /// Runs `source` in the background, handing each answer it yields to
     /// the feed's readers, until it ends or the feed is canceled.
-    pub(crate) fn spawn<S>(source: S) -> Feed<T>
+    pub fn spawn<S>(source: S) -> Feed<T>
     where
         S: Stream<Item = Result<T, Error>> + rt::MaybeSend + 'static,
     {

@@ -54,7 +54,10 @@ before(async () => {
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   page.on('console', (m) => {
     // Refused requests (e.g. before login) are logged by the browser itself.
-    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) pageErrors.push(m.text());
+    // The panic test's own panic is logged on purpose.
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource') && !m.text().includes('a panic for the tests')) {
+      pageErrors.push(m.text());
+    }
   });
 });
 
@@ -232,6 +235,19 @@ describe('dashboard', () => {
     } finally {
       await secured.stop();
     }
+  });
+
+  test('a Rust panic inside concord-kv: the page keeps working and stays live', async () => {
+    await page.goto(`${web.url}?endpoints=${encodeURIComponent(server.endpoint)}#keys`);
+    await page.waitForSelector('#conn.up');
+    await page.evaluate(async () => {
+      const m = await import('/vendor/concord-kv/pkg/concord_wasm.js');
+      void m.__panicForTests(true);
+    });
+    await other.put('after/panic', 'still live');
+    await page.click('[data-prefix="after/"]');
+    await page.click('[data-key="after/panic"]');
+    await page.waitForFunction(() => document.querySelector('#value')?.value === 'still live');
   });
 
   test('no script error happened on the page', () => {
