@@ -1,5 +1,6 @@
 //! The JSON gateway: `POST /v3/<service>/<method>` (and `/v3beta/…`, which
-//! older clients call), `GET /health`, `GET /version`. Bodies are the proto
+//! older clients call), `GET /health`, `GET /version`; the streaming calls
+//! also over WebSocket (`websocket.rs`). Bodies are the proto
 //! messages in JSON (pbjson: base64 bytes, int64 as strings, proto field
 //! names, camelCase accepted); errors are `{"error", "message", "code"}`
 //! with the HTTP status grpc-gateway gives the gRPC code.
@@ -29,6 +30,7 @@ use serde::Serialize;
 use tokio_stream::{Stream, StreamExt};
 
 use crate::peer::PeerInfo;
+use crate::websocket::{self, AllowedOrigins};
 
 type Svc = Arc<EtcdService>;
 
@@ -44,7 +46,7 @@ pub fn error_response(e: &EtcdError) -> Response {
     json_response(status, body.to_string().into_bytes())
 }
 
-fn decode<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, EtcdError> {
+pub(crate) fn decode<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, EtcdError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -148,7 +150,7 @@ fn v3_routes() -> Router<Svc> {
             "/kv/lease/leases",
             route!(|svc, _, _req: LeaseLeasesRequest| Ok(svc.lease_leases())),
         )
-        .route("/lease/keepalive", post(keep_alive))
+        .route("/lease/keepalive", post(keep_alive).get(websocket::keep_alive))
         .route("/lock/lock", route!(lock))
         .route("/lock/unlock", route!(unlock))
         .route("/election/campaign", route!(campaign))
@@ -194,7 +196,7 @@ fn v3_routes() -> Router<Svc> {
         .route("/auth/role/delete", route!(role_delete))
         .route("/auth/role/grant", route!(role_grant_permission))
         .route("/auth/role/revoke", route!(role_revoke_permission))
-        .route("/watch", post(watch))
+        .route("/watch", post(watch).get(websocket::watch))
         .route(
             "/maintenance/status",
             route!(|svc, _, _req: StatusRequest| Ok(svc.status())),
@@ -223,7 +225,7 @@ fn v3_routes() -> Router<Svc> {
 }
 
 /// One streamed message as etcd's gateway writes it: `{"result": …}` and a newline.
-fn chunk<T: Serialize>(msg: &T) -> Bytes {
+pub(crate) fn chunk<T: Serialize>(msg: &T) -> Bytes {
     let mut out = br#"{"result":"#.to_vec();
     serde_json::to_writer(&mut out, msg).expect("api messages serialize");
     out.extend_from_slice(b"}\n");
@@ -255,7 +257,7 @@ async fn keep_alive(State(svc): State<Svc>, req: axum::extract::Request) -> Resp
 }
 
 /// One error line of a streamed answer, as grpc-gateway writes it.
-fn stream_error(e: &EtcdError) -> Bytes {
+pub(crate) fn stream_error(e: &EtcdError) -> Bytes {
     let code = e.code();
     let body = serde_json::json!({ "error": {
         "grpc_code": code as i32,
@@ -367,18 +369,21 @@ async fn version() -> Response {
 
 /// The largest JSON body read: base64 and JSON make a body about 4/3 of
 /// the message, so this leaves room for every message core may judge.
-fn body_limit(transport_limit: usize) -> usize {
+pub(crate) fn body_limit(transport_limit: usize) -> usize {
     transport_limit * 3
 }
 
-/// The HTTP routes of the client port.
-pub fn router(svc: Svc) -> Router {
+/// The HTTP routes of the client port; `cors`: the origins `--cors`
+/// allows (WebSocket upgrades check them themselves).
+pub fn router(svc: Svc, cors: &[String]) -> Router {
     let limit = body_limit(svc.transport_limit());
+    let origins = AllowedOrigins(Arc::new(cors.to_vec()));
     Router::new()
         .nest("/v3", v3_routes())
         .nest("/v3beta", v3_routes())
         .route("/health", get(health))
         .route("/version", get(version))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::Extension(origins))
         .with_state(svc)
 }

@@ -21,6 +21,7 @@ pub mod peer;
 pub mod replication;
 pub mod snapshot;
 pub mod tls;
+mod websocket;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -417,7 +418,7 @@ pub async fn run_reporting(
         }
     }
 
-    let app = gateway::router(Arc::clone(&svc))
+    let app = gateway::router(Arc::clone(&svc), &cfg.cors)
         .layer(cors_layer(&cfg.cors))
         .merge(grpc::routes(Arc::clone(&svc)).into_axum_router());
 
