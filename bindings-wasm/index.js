@@ -32,14 +32,7 @@ function load() {
 // epoch: when it traps, every call in flight on it fails with a
 // PanicError, clients connect again on the next call, watches resume after
 // the last event they delivered and kept-alive leases are kept alive anew.
-const newEpoch = (id) => {
-  let kill;
-  const dead = new Promise((_, reject) => {
-    kill = reject;
-  });
-  dead.catch(() => {});
-  return { id, dead, kill };
-};
+const newEpoch = (id) => ({ id, error: null, pending: new Set() });
 let epoch = newEpoch(0);
 /** The epoch whose instance has our hooks installed. */
 let registered = -1;
@@ -58,7 +51,9 @@ function onTrap(message) {
     for (const t of orphans.timers) clearTimeout(t);
     for (const c of orphans.controllers) c.abort();
   }, 0);
-  old.kill(new PanicError(`concord-kv internal error, the client reconnects: ${message}`));
+  old.error = new PanicError(`concord-kv internal error, the client reconnects: ${message}`);
+  for (const reject of old.pending) reject(old.error);
+  old.pending.clear();
 }
 
 /** Installs the hooks on the current instance (the first call after a trap rebuilds it). */
@@ -71,20 +66,41 @@ function ready() {
 
 /**
  * Runs a native call: its answer, or a ConcordError. `ep` is the epoch of
- * the native object called: one of a trapped instance fails at once.
+ * the native object called: one of a trapped instance fails at once. The
+ * call is pending on its epoch until it settles (a trap rejects it).
  */
-async function nat(f, ep = epoch) {
-  if (ep !== epoch) return ep.dead;
+function nat(f, ep = epoch) {
+  if (ep !== epoch) return Promise.reject(ep.error);
   ready();
+  let answer;
   try {
-    return await Promise.race([f(), ep.dead]);
+    answer = f();
   } catch (e) {
-    if (e instanceof WebAssembly.RuntimeError) {
-      if (ep === epoch) onTrap(e.message);
-      return ep.dead;
-    }
-    throw wrap(e);
+    return Promise.reject(failed(e, ep));
   }
+  if (!(answer instanceof Promise)) return Promise.resolve(answer);
+  return new Promise((resolve, reject) => {
+    ep.pending.add(reject);
+    answer.then(
+      (v) => {
+        ep.pending.delete(reject);
+        resolve(v);
+      },
+      (e) => {
+        ep.pending.delete(reject);
+        reject(failed(e, ep));
+      },
+    );
+  });
+}
+
+/** A native call's failure as a ConcordError (a trap: its epoch's PanicError). */
+function failed(e, ep) {
+  if (e instanceof WebAssembly.RuntimeError) {
+    if (ep === epoch) onTrap(e.message);
+    return ep.error;
+  }
+  return wrap(e);
 }
 
 /**
@@ -95,26 +111,40 @@ async function nat(f, ep = epoch) {
 async function nodePost() {
   const http = await import('node:http');
   const https = await import('node:https');
+  // A member that never answers must not hold a socket for ever: an idle
+  // socket times out after 120 s (the client gives up on an attempt at its
+  // own deadline long before).
   const agents = {
-    'http:': new http.Agent({ keepAlive: true, maxSockets: 256 }),
-    'https:': new https.Agent({ keepAlive: true, maxSockets: 256 }),
+    'http:': new http.Agent({ keepAlive: true, maxSockets: 256, timeout: 120000 }),
+    'https:': new https.Agent({ keepAlive: true, maxSockets: 256, timeout: 120000 }),
   };
   // Connection-level failures that mean the request never left.
   const UNSENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+  // Each URL parsed once: the client calls a handful of them.
+  const targets = new Map();
+  const target = (url) => {
+    let t = targets.get(url);
+    if (!t) {
+      const u = new URL(url);
+      const secure = u.protocol === 'https:';
+      t = { mod: secure ? https : http, agent: agents[secure ? 'https:' : 'http:'], host: u.hostname, port: u.port, path: u.pathname + u.search };
+      if (targets.size > 1024) targets.clear();
+      targets.set(url, t);
+    }
+    return t;
+  };
   return (url, body, token) => new Promise((resolve, reject) => {
-    const u = new URL(url);
-    const headers = { 'content-type': 'application/json', 'content-length': body.length };
-    if (token !== null) headers.authorization = token;
-    const mod = u.protocol === 'https:' ? https : http;
-    const req = mod.request(u, { method: 'POST', headers, agent: agents[u.protocol] }, (res) => {
+    const t = target(url);
+    const headers = token === null
+      ? { 'content-type': 'application/json', 'content-length': body.length }
+      : { 'content-type': 'application/json', 'content-length': body.length, authorization: token };
+    const req = t.mod.request({ host: t.host, port: t.port, path: t.path, method: 'POST', headers, agent: t.agent }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, body: new Uint8Array(Buffer.concat(chunks)) }));
+      res.on('end', () => resolve({ status: res.statusCode, body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks) }));
       res.on('error', (e) => reject({ unsent: false, message: e.message }));
     });
-    // The client gives up on an attempt at its own deadline; a member that
-    // never answers must not hold the socket forever either.
-    req.setTimeout(120000, () => req.destroy(new Error('no answer in 120 s')));
+    req.on('timeout', () => req.destroy(new Error('no answer in 120 s')));
     // A reset on a kept-alive socket is not retried here: the member may
     // have applied the request before it went away. The shared client
     // decides (it repeats reads elsewhere, reports a write as indeterminate).
@@ -407,19 +437,22 @@ export class Client {
     }
     return this._reconnecting;
   }
-  /** `f(native)` on the live instance. */
-  async _call(f) {
-    const n = await this._native();
-    return nat(() => f(n));
+  /** `f(native)` on the live instance (no extra turn when nothing trapped). */
+  _call(f) {
+    if (this._epoch === epoch.id) {
+      const n = this._n;
+      return nat(() => f(n));
+    }
+    return this._native().then((n) => nat(() => f(n)));
   }
   /** `{ revision, prevKv? }` */
-  async put(key, value, opts = {}) {
+  put(key, value, opts = {}) {
     return this._call((n) => n.put(key, value, opts));
   }
   /** The key-value, or null. */
-  async get(key, opts = {}) {
-    const r = await this._call((n) => n.range(key, { ...opts, prefix: false, rangeEnd: undefined, limit: 1 }));
-    return r.kvs.length ? r.kvs[0] : null;
+  get(key, opts = {}) {
+    const single = { ...opts, prefix: false, fromKey: false, rangeEnd: undefined, limit: 1 };
+    return this._call((n) => n.range(key, single)).then((r) => (r.kvs.length ? r.kvs[0] : null));
   }
   /** Every key-value under `prefix`. */
   async getPrefix(prefix, opts = {}) {

@@ -24,31 +24,37 @@ pub fn obj() -> Object {
     Object::new()
 }
 
-pub fn set(o: &Object, name: &str, v: JsValue) {
-    let _ = Reflect::set(o, &JsValue::from_str(name), &v);
+/// A field name as a JavaScript string: interned, so each name crosses
+/// into JavaScript once, not on every call.
+fn field(name: &'static str) -> JsValue {
+    JsValue::from_str(wasm_bindgen::intern(name))
+}
+
+pub fn set(o: &Object, name: &'static str, v: JsValue) {
+    let _ = Reflect::set(o, &field(name), &v);
 }
 
 /// `o[name]`, undefined when `o` is not an object.
-pub fn get(o: &JsValue, name: &str) -> JsValue {
+pub fn get(o: &JsValue, name: &'static str) -> JsValue {
     if !o.is_object() {
         return JsValue::UNDEFINED;
     }
-    Reflect::get(o, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+    Reflect::get(o, &field(name)).unwrap_or(JsValue::UNDEFINED)
 }
 
-pub fn get_f64(o: &JsValue, name: &str) -> Option<f64> {
+pub fn get_f64(o: &JsValue, name: &'static str) -> Option<f64> {
     get(o, name).as_f64()
 }
 
-pub fn get_bool(o: &JsValue, name: &str) -> bool {
+pub fn get_bool(o: &JsValue, name: &'static str) -> bool {
     get(o, name).is_truthy()
 }
 
-pub fn get_str(o: &JsValue, name: &str) -> Option<String> {
+pub fn get_str(o: &JsValue, name: &'static str) -> Option<String> {
     get(o, name).as_string()
 }
 
-fn get_i64(o: &JsValue, name: &str) -> i64 {
+fn get_i64(o: &JsValue, name: &'static str) -> i64 {
     get_f64(o, name).map_or(0, |v| v as i64)
 }
 
@@ -95,8 +101,8 @@ pub fn kv(kv: &KeyValue) -> JsValue {
     let o = obj();
     set(&o, "key", u8a(&kv.key));
     set(&o, "value", u8a(&kv.value));
-    set(&o, "keyString", String::from_utf8_lossy(&kv.key).as_ref().into());
-    set(&o, "valueString", String::from_utf8_lossy(&kv.value).as_ref().into());
+    set(&o, "keyString", JsValue::from_utf8_lossy(&kv.key));
+    set(&o, "valueString", JsValue::from_utf8_lossy(&kv.value));
     set(&o, "createRevision", JsValue::from_f64(kv.create_revision as f64));
     set(&o, "modRevision", JsValue::from_f64(kv.mod_revision as f64));
     set(&o, "version", JsValue::from_f64(kv.version as f64));
