@@ -237,6 +237,27 @@ describe('dashboard', () => {
     }
   });
 
+  test('the same page works against etcd 3.4 (with --cors)', async () => {
+    const etcd = await Server.start('etcd', ['--cors', '*']);
+    try {
+      const direct = await Client.connect({ endpoints: [etcd.endpoint] });
+      await direct.put('svc/etcd.json', '{"from":"etcd"}');
+      await page.goto(`${web.url}?endpoints=${encodeURIComponent(etcd.endpoint)}#keys`);
+      await page.waitForSelector('#conn.up');
+      await page.click('[data-prefix="svc/"]');
+      await page.click('[data-key="svc/etcd.json"]');
+      await page.waitForFunction(() => document.querySelector('#value')?.value === '{"from":"etcd"}');
+      await page.click('#pretty');
+      await page.click('#save');
+      await until(async () => (await direct.get('svc/etcd.json'))?.version === 2, 'the save on etcd');
+      await direct.put('svc/live', 'x');
+      await page.waitForSelector('[data-key="svc/live"]');
+      await shot('10-etcd');
+    } finally {
+      await etcd.stop();
+    }
+  });
+
   test('a Rust panic inside concord-kv: the page keeps working and stays live', async () => {
     await page.goto(`${web.url}?endpoints=${encodeURIComponent(server.endpoint)}#keys`);
     await page.waitForSelector('#conn.up');
