@@ -347,21 +347,6 @@ impl Stream for WatchBody {
     }
 }
 
-async fn health(State(svc): State<Svc>) -> Response {
-    let fatal = svc.node().fatal().borrow().clone();
-    // A member of a cluster without a leader cannot serve (etcd says the same).
-    let leaderless = svc.node().is_replicated() && svc.node().state().leader() == 0;
-    // As etcd 3.4: any raised alarm (NOSPACE, CORRUPT) makes the member unhealthy.
-    let alarmed = !svc.alarms().is_empty();
-    let problem = fatal
-        .or_else(|| leaderless.then(|| "no leader".to_string()))
-        .or_else(|| alarmed.then(|| "an alarm is raised".to_string()));
-    match problem {
-        None => json_response(StatusCode::OK, br#"{"health":"true"}"#.to_vec()),
-        Some(_) => json_response(StatusCode::SERVICE_UNAVAILABLE, br#"{"health":"false"}"#.to_vec()),
-    }
-}
-
 async fn version() -> Response {
     let body = serde_json::json!({ "etcdserver": ETCD_API_VERSION, "etcdcluster": ETCD_CLUSTER_VERSION });
     json_response(StatusCode::OK, body.to_string().into_bytes())
@@ -381,7 +366,7 @@ pub fn router(svc: Svc, cors: &[String]) -> Router {
     Router::new()
         .nest("/v3", v3_routes())
         .nest("/v3beta", v3_routes())
-        .route("/health", get(health))
+        .merge(crate::health::routes())
         .route("/version", get(version))
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::Extension(origins))

@@ -16,6 +16,7 @@ pub mod config;
 pub mod gateway;
 mod grpc;
 mod h2fix;
+mod health;
 pub mod pb;
 pub mod peer;
 pub mod replication;

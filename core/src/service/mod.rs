@@ -256,6 +256,21 @@ impl EtcdService {
         }
     }
 
+    /// Whether this member's name and client URLs are in the replicated
+    /// member list yet (a lone member's always are). Until they are, other
+    /// members' `member list` shows it unstarted: it is not healthy.
+    pub fn is_published(&self) -> bool {
+        if !self.node().is_replicated() {
+            return true;
+        }
+        let me = self.state.member_id;
+        self.state.with(|sm| {
+            sm.members
+                .get(&me)
+                .is_some_and(|m| !m.name.is_empty() && !m.client_urls.is_empty())
+        })
+    }
+
     /// `Cluster.MemberList`: this member, or with raft every member that
     /// has published its attributes.
     pub fn member_list(&self) -> MemberListResponse {
