@@ -49,6 +49,12 @@ pub struct Config {
     )]
     pub listen_client_urls: Vec<String>,
 
+    /// Comma-separated URLs serving only the probes (`/health`, `/livez`,
+    /// `/readyz`), as etcd's metrics listener does: plain HTTP, or HTTPS
+    /// with the client certificate.
+    #[arg(long, env = "CONCORD_LISTEN_METRICS_URLS", value_delimiter = ',')]
+    pub listen_metrics_urls: Vec<String>,
+
     /// Comma-separated client URLs to advertise to the cluster.
     #[arg(
         long,
@@ -139,6 +145,7 @@ pub struct Config {
     #[arg(
         long,
         env = "CONCORD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL",
+        alias = "watch-progress-notify-interval",
         default_value = "10m"
     )]
     pub experimental_watch_progress_notify_interval: String,
@@ -151,7 +158,12 @@ pub struct Config {
 
     /// How often the leader compares every member's key-space hash with
     /// its own (`0s`: never); a member that differs gets the CORRUPT alarm.
-    #[arg(long, env = "CONCORD_EXPERIMENTAL_CORRUPT_CHECK_TIME", default_value = "0s")]
+    #[arg(
+        long,
+        env = "CONCORD_EXPERIMENTAL_CORRUPT_CHECK_TIME",
+        alias = "corrupt-check-time",
+        default_value = "0s"
+    )]
     pub experimental_corrupt_check_time: String,
 
     /// Comma-separated origins allowed by CORS on the HTTP API; `*` allows any.

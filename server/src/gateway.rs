@@ -358,6 +358,11 @@ pub(crate) fn body_limit(transport_limit: usize) -> usize {
     transport_limit * 3
 }
 
+/// The routes of a `--listen-metrics-urls` listener: the probes.
+pub fn probes_router(svc: Svc) -> Router {
+    crate::health::routes().with_state(svc)
+}
+
 /// The HTTP routes of the client port; `cors`: the origins `--cors`
 /// allows (WebSocket upgrades check them themselves).
 pub fn router(svc: Svc, cors: &[String]) -> Router {

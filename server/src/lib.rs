@@ -13,6 +13,7 @@
 
 mod compactor;
 pub mod config;
+pub mod etcd_flags;
 pub mod gateway;
 mod grpc;
 mod h2fix;
@@ -422,6 +423,22 @@ pub async fn run_reporting(
     let app = gateway::router(Arc::clone(&svc), &cfg.cors)
         .layer(cors_layer(&cfg.cors))
         .merge(grpc::routes(Arc::clone(&svc)).into_axum_router());
+
+    for url in &cfg.listen_metrics_urls {
+        let tls = if url.starts_with("https://") {
+            Some((client_tls.clone().ok_or(ConfigError::TlsNeeded(url.clone()))?, false))
+        } else {
+            None
+        };
+        let (listener, addr) = bind(url).await?;
+        tracing::info!(%addr, tls = tls.is_some(), "serving probes (/health, /livez, /readyz)");
+        servers.spawn(serve(
+            listener,
+            gateway::probes_router(Arc::clone(&svc)),
+            tls,
+            stop_rx.clone(),
+        ));
+    }
 
     let mut bound = Vec::new();
     for (url, listener, addr) in client_listeners {

@@ -18,8 +18,21 @@ async fn main() -> std::process::ExitCode {
             }
         };
     }
-    let cfg = Config::parse();
+    // etcd's flags Concord does not implement are set aside (and named in
+    // the log) or, where ignoring one would be unsafe, refused.
+    let (args, ignored) = match concord_server::etcd_flags::strip(std::env::args_os().collect()) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("concord: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let cfg = Config::parse_from(args);
     concord_server::init_tracing(&cfg.log_level);
+    if !ignored.is_empty() {
+        let list: Vec<String> = ignored.iter().map(|f| format!("{} ({})", f.given, f.why)).collect();
+        tracing::info!(flags = %list.join("; "), "ignoring etcd flags that do not apply to Concord");
+    }
     match concord_server::run(cfg, concord_server::shutdown_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -1,0 +1,126 @@
+//! A command line written for etcd starts Concord unchanged: kubeadm's
+//! static-pod flags (its probes on --listen-metrics-urls), flags of etcd
+//! 3.4-3.6 Concord does not implement (named in the log), Go's single-dash
+//! spelling; a restriction Concord cannot honour stops the start.
+
+mod common;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{free_port, http};
+
+#[test]
+fn a_kubeadm_manifest_starts_concord_and_its_probes_answer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (client, peer, metrics) = (free_port(), free_port(), free_port());
+    let c = format!("http://127.0.0.1:{client}");
+    let p = format!("http://127.0.0.1:{peer}");
+    let m = format!("http://127.0.0.1:{metrics}");
+    let data = tmp.path().join("etcd");
+    let log = tmp.path().join("log");
+    let args: Vec<String> = [
+        // kubeadm's manifest (TLS left out).
+        &format!("--advertise-client-urls={c}"),
+        &format!("--data-dir={}", data.display()),
+        "--experimental-initial-corrupt-check=true",
+        "--experimental-watch-progress-notify-interval=5s",
+        &format!("--initial-advertise-peer-urls={p}"),
+        &format!("--initial-cluster=node1={p}"),
+        &format!("--listen-client-urls={c}"),
+        &format!("--listen-metrics-urls={m}"),
+        &format!("--listen-peer-urls={p}"),
+        "--name=node1",
+        "--snapshot-count=10000",
+        // What other deployments pass, in each syntax etcd takes.
+        "--max-wals",
+        "5",
+        "--enable-v2=true",
+        "--logger=zap",
+        "--log-outputs=stderr",
+        "--auto-tls=false",
+        "--unsafe-no-fsync",
+        "--strict-reconfig-check",
+        "true",
+        "--feature-gates=InitialCorruptCheck=true",
+        "--corrupt-check-time=0s",
+        "-pre-vote",
+        "--tls-min-version=TLS1.2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_concord"))
+        .args(&args)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let probe = format!("127.0.0.1:{metrics}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        // kubeadm's liveness and startup probe.
+        if let Ok((200, body)) = http(&probe, "GET", "/health?exclude=NOSPACE&serializable=true", "") {
+            assert_eq!(body, r#"{"health":"true"}"#);
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "concord exited: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        assert!(Instant::now() < deadline, "no probe answer");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(http(&probe, "GET", "/readyz", "").unwrap(), (200, "ok\n".into()));
+    assert_eq!(http(&probe, "GET", "/livez", "").unwrap(), (200, "ok\n".into()));
+    // The probe port serves probes only.
+    assert_eq!(http(&probe, "POST", "/v3/kv/range", "{}").unwrap().0, 404);
+    let (status, _) = http(
+        &format!("127.0.0.1:{client}"),
+        "POST",
+        "/v3/kv/put",
+        r#"{"key":"YQ==","value":"Yg=="}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("ignoring etcd flags"))
+        .unwrap_or_else(|| panic!("{text}"));
+    for named in [
+        "--max-wals=5",
+        "--enable-v2=true",
+        "--unsafe-no-fsync=true",
+        "--strict-reconfig-check=true",
+        "--feature-gates=InitialCorruptCheck=true",
+    ] {
+        assert!(line.contains(named), "{named} not named: {line}");
+    }
+}
+
+#[test]
+fn a_restriction_concord_cannot_honour_stops_the_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_concord"))
+        .args([
+            "--data-dir",
+            tmp.path().to_str().unwrap(),
+            "--peer-cert-allowed-cn",
+            "etcd-peer",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(!status.success());
+    assert!(
+        err.contains("--peer-cert-allowed-cn=etcd-peer: not implemented"),
+        "{err}"
+    );
+}
