@@ -18,6 +18,16 @@ async fn main() -> std::process::ExitCode {
             }
         };
     }
+    // As `etcd --version`: the version, the etcd API served, the commit.
+    if std::env::args()
+        .skip(1)
+        .any(|a| matches!(a.as_str(), "--version" | "-version" | "-V"))
+    {
+        println!("concord Version: {}", env!("CARGO_PKG_VERSION"));
+        println!("etcd API: {}", concord_core::service::ETCD_API_VERSION);
+        println!("Git SHA: {}", env!("CONCORD_GIT_SHA"));
+        return std::process::ExitCode::SUCCESS;
+    }
     // etcd's flags Concord does not implement are set aside (and named in
     // the log) or, where ignoring one would be unsafe, refused.
     let (args, ignored) = match concord_server::etcd_flags::strip(std::env::args_os().collect()) {

@@ -124,3 +124,19 @@ fn a_restriction_concord_cannot_honour_stops_the_start() {
         "{err}"
     );
 }
+
+#[test]
+fn version_names_the_etcd_api_and_the_commit() {
+    for flag in ["--version", "-version"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_concord")).arg(flag).output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], format!("concord Version: {}", env!("CARGO_PKG_VERSION")));
+        assert_eq!(lines[1], "etcd API: 3.4.0");
+        assert!(
+            lines[2].starts_with("Git SHA: ") && lines[2].len() > "Git SHA: ".len(),
+            "{text}"
+        );
+    }
+}
