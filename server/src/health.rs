@@ -176,9 +176,11 @@ async fn root(svc: Svc, all: &'static [Check], query: Option<String>) -> Respons
     run_checks(&svc, &checks, has_param(&query, "verbose")).await
 }
 
-/// The health routes: `/health`, `/livez[/check]`, `/readyz[/check]`.
+/// The health routes: `/health`, `/livez[/check]`, `/readyz[/check]`,
+/// and `/metrics` beside them (etcd serves them together).
 pub fn routes() -> Router<Svc> {
     let mut r = Router::new()
+        .route("/metrics", get(crate::metrics::metrics))
         .route("/health", get(health).fallback(|| async { method_not_allowed() }))
         .route(
             "/livez",

@@ -18,6 +18,7 @@ pub mod gateway;
 mod grpc;
 mod h2fix;
 mod health;
+mod metrics;
 pub mod pb;
 pub mod peer;
 pub mod replication;
@@ -431,7 +432,7 @@ pub async fn run_reporting(
             None
         };
         let (listener, addr) = bind(url).await?;
-        tracing::info!(%addr, tls = tls.is_some(), "serving probes (/health, /livez, /readyz)");
+        tracing::info!(%addr, tls = tls.is_some(), "serving metrics and probes (/metrics, /health, /livez, /readyz)");
         servers.spawn(serve(
             listener,
             gateway::probes_router(Arc::clone(&svc)),

@@ -74,7 +74,10 @@ fn a_kubeadm_manifest_starts_concord_and_its_probes_answer() {
     }
     assert_eq!(http(&probe, "GET", "/readyz", "").unwrap(), (200, "ok\n".into()));
     assert_eq!(http(&probe, "GET", "/livez", "").unwrap(), (200, "ok\n".into()));
-    // The probe port serves probes only.
+    let (status, metrics) = http(&probe, "GET", "/metrics", "").unwrap();
+    assert_eq!(status, 200);
+    assert!(metrics.contains("\netcd_server_has_leader 1\n"), "{metrics}");
+    // The probe port serves probes and metrics only.
     assert_eq!(http(&probe, "POST", "/v3/kv/range", "{}").unwrap().0, 404);
     let (status, _) = http(
         &format!("127.0.0.1:{client}"),

@@ -52,6 +52,10 @@ pub struct Mvcc {
     compact_rev: i64,
     /// Changes made since the last [`Mvcc::take_events`], for watchers.
     events: Vec<Event>,
+    /// Keys put since start (etcd's `etcd_mvcc_put_total`).
+    puts: u64,
+    /// Keys deleted since start (etcd's `etcd_mvcc_delete_total`).
+    deletes: u64,
 }
 
 impl Default for Mvcc {
@@ -98,6 +102,8 @@ impl Mvcc {
             current_rev: 1,
             compact_rev: 0,
             events: Vec::new(),
+            puts: 0,
+            deletes: 0,
         }
     }
 
@@ -112,6 +118,8 @@ impl Mvcc {
             current_rev: current_rev.max(1),
             compact_rev,
             events: Vec::new(),
+            puts: 0,
+            deletes: 0,
         };
         for (rev, rec) in records {
             m.restore_one(rev, rec);
@@ -138,6 +146,11 @@ impl Mvcc {
     /// The revision of the last compaction (0 if none).
     pub fn compact_revision(&self) -> i64 {
         self.compact_rev
+    }
+
+    /// Keys put and keys deleted since this member started.
+    pub fn write_counts(&self) -> (u64, u64) {
+        (self.puts, self.deletes)
     }
 
     /// Number of keys with history held in the index.
@@ -382,6 +395,7 @@ impl Mvcc {
             kv: Some(kv),
             prev_kv: None,
         });
+        self.puts += 1;
         Ok(PutResponse {
             header: header(rev.main),
             prev_kv: if p.prev_kv { prev } else { None },
@@ -405,6 +419,7 @@ impl Mvcc {
             deleted: hits.len() as i64,
             ..Default::default()
         };
+        self.deletes += hits.len() as u64;
         for (key, modified) in hits {
             if d.prev_kv {
                 let rec = w.get(modified)?.ok_or(Error::Missing(modified))?;

@@ -115,6 +115,8 @@ pub struct State {
     pub(crate) term: AtomicU64,
     /// The leader's member ID (0: none known).
     pub(crate) leader: AtomicU64,
+    /// How many times a (new) leader became known since start.
+    pub(crate) leader_changes: AtomicU64,
     /// Whether auth is enabled (bit 0) and the auth revision (the other
     /// bits), as last applied: every request asks, and must not wait for
     /// the state machine's lock while a batch is being applied.
@@ -231,6 +233,14 @@ impl State {
         self.hub.open()
     }
 
+    /// Keys in the key space (with history), and keys put and deleted
+    /// since start.
+    pub fn key_stats(&self) -> (usize, u64, u64) {
+        let sm = self.sm.read();
+        let (puts, deletes) = sm.mvcc.write_counts();
+        (sm.mvcc.key_count(), puts, deletes)
+    }
+
     /// Number of watchers on this member.
     pub fn watcher_count(&self) -> usize {
         self.hub.watcher_count()
@@ -244,6 +254,12 @@ impl State {
     /// The current raft term.
     pub fn term(&self) -> u64 {
         self.term.load(Ordering::Acquire)
+    }
+
+    /// How many times a new leader became known since this member
+    /// started (etcd's `etcd_server_leader_changes_seen_total`).
+    pub fn leader_changes(&self) -> u64 {
+        self.leader_changes.load(Ordering::Relaxed)
     }
 
     /// The leader's member ID, 0 when none is known.
@@ -675,6 +691,7 @@ impl State {
             cluster_id: id.cluster_id,
             term: AtomicU64::new(id.term),
             leader: AtomicU64::new(id.leader),
+            leader_changes: AtomicU64::new(u64::from(id.leader != 0)),
         }))
     }
 }

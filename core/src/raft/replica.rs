@@ -590,6 +590,9 @@ impl RaftLoop {
         if let Some(ss) = rd.ss() {
             let was = self.state.leader.swap(ss.leader_id, Ordering::AcqRel);
             if was != ss.leader_id {
+                if ss.leader_id != 0 {
+                    self.state.leader_changes.fetch_add(1, Ordering::Relaxed);
+                }
                 tracing::info!(
                     leader = format_args!("{:x}", ss.leader_id),
                     term = self.raw.raft.term,

@@ -1,0 +1,88 @@
+//! `GET /metrics` with etcd's names and types (checked against etcd 3.4's
+//! own /metrics), values that follow what the member does.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{b64, http, HttpStream, Server};
+
+/// `name{labels}` -> value, and name -> TYPE, of a scrape.
+fn scrape(endpoint: &str) -> (BTreeMap<String, f64>, BTreeMap<String, String>) {
+    let (status, text) = http(endpoint, "GET", "/metrics", "").unwrap();
+    assert_eq!(status, 200, "{text}");
+    let mut values = BTreeMap::new();
+    let mut types = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(t) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = t.split_once(' ').unwrap();
+            types.insert(name.to_string(), kind.to_string());
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            values.insert(series.to_string(), value.parse().unwrap());
+        }
+    }
+    (values, types)
+}
+
+#[test]
+fn values_follow_the_member() {
+    let s = Server::concord();
+    let ep = &s.endpoint;
+    for k in ["a", "b", "c"] {
+        let body = format!(r#"{{"key":"{}","value":"{}"}}"#, b64(k), b64("v"));
+        assert_eq!(http(ep, "POST", "/v3/kv/put", &body).unwrap().0, 200);
+    }
+    let del = format!(r#"{{"key":"{}"}}"#, b64("a"));
+    assert_eq!(http(ep, "POST", "/v3/kv/deleterange", &del).unwrap().0, 200);
+    let (_, _watch) = HttpStream::post(
+        ep,
+        "/v3/watch",
+        &format!(r#"{{"create_request":{{"key":"{}"}}}}"#, b64("w")),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (v, types) = loop {
+        let (v, types) = scrape(ep);
+        if v["etcd_debugging_mvcc_watcher_total"] == 1.0 || std::time::Instant::now() > deadline {
+            break (v, types);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(v["etcd_server_has_leader"], 1.0);
+    assert_eq!(v["etcd_server_is_leader"], 1.0);
+    assert_eq!(v["etcd_server_leader_changes_seen_total"], 1.0);
+    assert_eq!(v["etcd_mvcc_put_total"], 3.0);
+    assert_eq!(v["etcd_mvcc_delete_total"], 1.0);
+    assert_eq!(v["etcd_debugging_mvcc_watcher_total"], 1.0);
+    assert!(v["etcd_debugging_mvcc_keys_total"] >= 2.0);
+    assert!(v["etcd_server_proposals_applied_total"] >= 4.0);
+    assert!(v["etcd_mvcc_db_total_size_in_bytes"] > 0.0);
+    assert_eq!(v["etcd_server_quota_backend_bytes"], 2147483648.0);
+    assert_eq!(v[r#"etcd_server_version{server_version="3.4.0"}"#], 1.0);
+    assert!(v["process_resident_memory_bytes"] > 1e6);
+    assert!(v["process_open_fds"] > 0.0);
+    assert_eq!(types["etcd_mvcc_put_total"], "counter");
+    assert_eq!(types["etcd_server_has_leader"], "gauge");
+}
+
+#[test]
+fn names_and_types_are_etcds() {
+    let concord = Server::concord();
+    let etcd = Server::etcd();
+    let (_, ours) = scrape(&concord.endpoint);
+    let (_, theirs) = scrape(&etcd.endpoint);
+    let mut checked = 0;
+    for (name, kind) in &ours {
+        // Concord's own, and the one process metric Go's collector lacks.
+        if name.starts_with("concord_") || name == "process_threads" {
+            continue;
+        }
+        assert_eq!(
+            theirs.get(name),
+            Some(kind),
+            "{name} ({kind}) is not in etcd 3.4's /metrics as such"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 15, "{checked}");
+}
