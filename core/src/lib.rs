@@ -30,6 +30,8 @@ pub mod watch;
 #[cfg(feature = "client")]
 pub mod client;
 #[cfg(feature = "server")]
+pub mod metrics;
+#[cfg(feature = "server")]
 pub mod raft;
 #[cfg(feature = "server")]
 pub mod service;

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use concord_core::metrics::HistogramSnapshot;
 use concord_core::service::{EtcdService, ETCD_API_VERSION};
+use prometheus::proto::{self, MetricFamily};
 use prometheus::{Counter, Encoder, Gauge, GaugeVec, Opts, Registry, TextEncoder};
 
 type Svc = Arc<EtcdService>;
@@ -112,9 +114,47 @@ fn gather(svc: &Svc) -> prometheus::Result<Vec<u8>> {
     )?;
     #[cfg(target_os = "linux")]
     r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+    let mut families = r.gather();
+    families.push(histogram(
+        "etcd_disk_wal_fsync_duration_seconds",
+        "The latency distributions of fsync called by WAL.",
+        &concord_core::metrics::WAL_FSYNC.snapshot(),
+    ));
+    families.push(histogram(
+        "etcd_disk_backend_commit_duration_seconds",
+        "The latency distributions of commit called by backend.",
+        &concord_core::metrics::BACKEND_COMMIT.snapshot(),
+    ));
+    families.sort_by(|a, b| a.name().cmp(b.name()));
     let mut out = Vec::new();
-    TextEncoder::new().encode(&r.gather(), &mut out)?;
+    TextEncoder::new().encode(&families, &mut out)?;
     Ok(out)
+}
+
+/// A histogram read from core's atomics, as one metric family.
+fn histogram(name: &str, help: &str, s: &HistogramSnapshot) -> MetricFamily {
+    let mut h = proto::Histogram::default();
+    h.set_sample_count(s.count);
+    h.set_sample_sum(s.sum);
+    h.set_bucket(
+        s.buckets
+            .iter()
+            .map(|&(bound, count)| {
+                let mut b = proto::Bucket::default();
+                b.set_upper_bound(bound);
+                b.set_cumulative_count(count);
+                b
+            })
+            .collect(),
+    );
+    let mut m = proto::Metric::default();
+    m.set_histogram(h);
+    let mut f = MetricFamily::default();
+    f.set_name(name.to_string());
+    f.set_help(help.to_string());
+    f.set_field_type(proto::MetricType::HISTOGRAM);
+    f.set_metric(vec![m]);
+    f
 }
 
 /// `GET /metrics`.

@@ -61,6 +61,14 @@ fn values_follow_the_member() {
     assert_eq!(v[r#"etcd_server_version{server_version="3.4.0"}"#], 1.0);
     assert!(v["process_resident_memory_bytes"] > 1e6);
     assert!(v["process_open_fds"] > 0.0);
+    // Every put waited for an fdatasync of the log.
+    assert!(v["etcd_disk_wal_fsync_duration_seconds_count"] >= 4.0, "{v:?}");
+    assert_eq!(
+        v[r#"etcd_disk_wal_fsync_duration_seconds_bucket{le="+Inf"}"#],
+        v["etcd_disk_wal_fsync_duration_seconds_count"]
+    );
+    assert!(v.contains_key(r#"etcd_disk_backend_commit_duration_seconds_bucket{le="0.008"}"#));
+    assert_eq!(types["etcd_disk_wal_fsync_duration_seconds"], "histogram");
     assert_eq!(types["etcd_mvcc_put_total"], "counter");
     assert_eq!(types["etcd_server_has_leader"], "gauge");
 }

@@ -258,11 +258,13 @@ impl Log {
                 end
             };
         }
-        if let Err(e) = self
-            .file
-            .write_all_at(&self.buf, self.file_len)
-            .and_then(|()| self.file.sync_data())
-        {
+        let synced = self.file.write_all_at(&self.buf, self.file_len).and_then(|()| {
+            let started = std::time::Instant::now();
+            let r = self.file.sync_data();
+            crate::metrics::WAL_FSYNC.observe(started.elapsed());
+            r
+        });
+        if let Err(e) = synced {
             // What reached the disk is unknown: the member must stop.
             self.next = first;
             return Err(e.into());

@@ -762,6 +762,7 @@ impl Checkpointer {
         state.storage.checkpoint()?;
         state.db_size.store(state.storage.size(), Ordering::Relaxed);
         let synced = started.elapsed();
+        crate::metrics::BACKEND_COMMIT.observe(synced);
         if self.last_size_check.elapsed() >= SIZE_IN_USE_EVERY {
             state.db_in_use.store(state.storage.size_in_use()?, Ordering::Relaxed);
             self.last_size_check = Instant::now();
