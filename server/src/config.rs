@@ -221,6 +221,14 @@ pub struct Config {
     /// Log filter (tracing's syntax: `info`, `concord_core=debug`, …).
     #[arg(long, env = "CONCORD_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+
+    /// `text` (also etcd's `console`) or `json` (one object per line).
+    #[arg(long, env = "CONCORD_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+
+    /// Comma-separated log targets: `stderr`, `stdout`, or file paths.
+    #[arg(long, env = "CONCORD_LOG_OUTPUTS", default_value = "stderr", value_delimiter = ',')]
+    pub log_outputs: Vec<String>,
 }
 
 impl Config {

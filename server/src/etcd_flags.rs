@@ -35,7 +35,7 @@ use Handling::{Ignore, Refuse};
 const STORAGE: &str = "Concord's storage (one log and redb under --data-dir) has no such knob";
 const RAFT: &str = "Concord's raft needs no such tuning";
 const TRANSPORT: &str = "not tunable in Concord's transport yet";
-const LOGGING: &str = "Concord logs text lines to stderr (--log-level)";
+const LOGGING: &str = "Concord logs with --log-level, --log-format and --log-outputs";
 const TRACING: &str = "distributed tracing is not implemented";
 const V2: &str = "the v2 API is not served yet";
 const PROXY: &str = "Concord has no proxy mode";
@@ -154,9 +154,7 @@ const FLAGS: &[(&str, Kind, Handling)] = &[
         Ignore("/metrics has one level of detail (no histograms yet)"),
     ),
     ("logger", Value, Ignore(LOGGING)),
-    ("log-outputs", Value, Ignore(LOGGING)),
     ("log-output", Value, Ignore(LOGGING)),
-    ("log-format", Value, Ignore(LOGGING)),
     ("log-package-levels", Value, Ignore(LOGGING)),
     ("enable-log-rotation", Switch, Ignore(LOGGING)),
     ("log-rotation-config-json", Value, Ignore(LOGGING)),
@@ -348,7 +346,12 @@ pub fn strip(args: Vec<OsString>) -> Result<(Vec<OsString>, Vec<IgnoredFlag>), R
             }
             Refuse(_) => {}
             Ignore(why) => ignored.push(IgnoredFlag {
-                given: format!("--{flag}={value}"),
+                // Secrets (`--discovery-password`, a `user:password`) never reach the log.
+                given: if ["password", "token", "user"].iter().any(|s| flag.contains(s)) {
+                    format!("--{flag}=<redacted>")
+                } else {
+                    format!("--{flag}={value}")
+                },
                 why,
             }),
         }
@@ -401,6 +404,15 @@ mod tests {
                 "--backend-batch-limit=100",
                 "--logger=zap",
             ]
+        );
+    }
+
+    #[test]
+    fn secrets_are_not_repeated() {
+        let (_, ignored) = run(&["--discovery-password", "hunter2", "--discovery-user=root:pw"]).unwrap();
+        assert_eq!(
+            ignored,
+            ["--discovery-password=<redacted>", "--discovery-user=<redacted>"]
         );
     }
 

@@ -78,14 +78,37 @@ pub enum ServerError {
     Fatal(String),
 }
 
-/// Sets up logging to stderr with `filter` (tracing's `EnvFilter` syntax).
-pub fn init_tracing(filter: &str) {
+/// Logging as etcd's flags ask: `--log-level` (tracing's filter syntax),
+/// `--log-format` (`json` lines, or text: `console`/`text`), `--log-outputs`
+/// (`stderr`, `stdout`, `default` and `systemd/journal` meaning stderr, or
+/// files, appended to; several at once).
+pub fn init_logging(filter: &str, format: &str, outputs: &[String]) -> Result<(), std::io::Error> {
+    use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt};
     let filter =
         tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let mut writer: Option<BoxMakeWriter> = None;
+    for out in outputs.iter().map(|o| o.trim()).filter(|o| !o.is_empty()) {
+        let next = match out {
+            "stderr" | "default" | "systemd/journal" => BoxMakeWriter::new(std::io::stderr),
+            "stdout" => BoxMakeWriter::new(std::io::stdout),
+            path => {
+                let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+                BoxMakeWriter::new(std::sync::Mutex::new(file))
+            }
+        };
+        writer = Some(match writer {
+            None => next,
+            Some(w) => BoxMakeWriter::new(w.and(next)),
+        });
+    }
+    let writer = writer.unwrap_or_else(|| BoxMakeWriter::new(std::io::stderr));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    let _ = if format.eq_ignore_ascii_case("json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -38,7 +38,10 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let cfg = Config::parse_from(args);
-    concord_server::init_tracing(&cfg.log_level);
+    if let Err(e) = concord_server::init_logging(&cfg.log_level, &cfg.log_format, &cfg.log_outputs) {
+        eprintln!("concord: --log-outputs: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     if !ignored.is_empty() {
         let list: Vec<String> = ignored.iter().map(|f| format!("{} ({})", f.given, f.why)).collect();
         tracing::info!(flags = %list.join("; "), "ignoring etcd flags that do not apply to Concord");

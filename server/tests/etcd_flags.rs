@@ -47,6 +47,8 @@ fn a_kubeadm_manifest_starts_concord_and_its_probes_answer() {
         "--corrupt-check-time=0s",
         "-pre-vote",
         "--tls-min-version=TLS1.2",
+        "--log-format=json",
+        &format!("--log-outputs=stderr,{}", tmp.path().join("concord.log").display()),
     ]
     .iter()
     .map(|s| s.to_string())
@@ -94,6 +96,13 @@ fn a_kubeadm_manifest_starts_concord_and_its_probes_answer() {
         .lines()
         .find(|l| l.contains("ignoring etcd flags"))
         .unwrap_or_else(|| panic!("{text}"));
+    // JSON lines, to stderr and to the file alike.
+    let file = std::fs::read_to_string(tmp.path().join("concord.log")).unwrap();
+    assert!(file.contains("ignoring etcd flags"), "{file}");
+    for l in file.lines().chain(text.lines()) {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert!(v["level"].is_string() && v["fields"]["message"].is_string(), "{l}");
+    }
     for named in [
         "--max-wals=5",
         "--enable-v2=true",
