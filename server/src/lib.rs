@@ -16,6 +16,7 @@ pub mod config;
 pub mod etcd_flags;
 pub mod gateway;
 mod grpc;
+mod grpc_metrics;
 mod h2fix;
 mod health;
 mod metrics;
@@ -446,7 +447,11 @@ pub async fn run_reporting(
 
     let app = gateway::router(Arc::clone(&svc), &cfg.cors)
         .layer(cors_layer(&cfg.cors))
-        .merge(grpc::routes(Arc::clone(&svc)).into_axum_router());
+        .merge(
+            grpc::routes(Arc::clone(&svc))
+                .into_axum_router()
+                .layer(axum::middleware::from_fn(grpc_metrics::count)),
+        );
 
     for url in &cfg.listen_metrics_urls {
         let tls = if url.starts_with("https://") {

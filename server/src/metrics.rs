@@ -115,6 +115,7 @@ fn gather(svc: &Svc) -> prometheus::Result<Vec<u8>> {
     #[cfg(target_os = "linux")]
     r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
     let mut families = r.gather();
+    families.extend(crate::grpc_metrics::REGISTRY.gather());
     families.push(histogram(
         "etcd_disk_wal_fsync_duration_seconds",
         "The latency distributions of fsync called by WAL.",

@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{b64, http, HttpStream, Server};
+use common::{b64, err, etcdctl, http, ok, HttpStream, Server};
 
 /// `name{labels}` -> value, and name -> TYPE, of a scrape.
 fn scrape(endpoint: &str) -> (BTreeMap<String, f64>, BTreeMap<String, String>) {
@@ -70,6 +70,26 @@ fn values_follow_the_member() {
     assert!(v.contains_key(r#"etcd_disk_backend_commit_duration_seconds_bucket{le="0.008"}"#));
     assert_eq!(types["etcd_disk_wal_fsync_duration_seconds"], "histogram");
     assert_eq!(types["etcd_mvcc_put_total"], "counter");
+}
+
+#[test]
+fn grpc_calls_are_counted_by_method_and_code() {
+    let s = Server::concord();
+    let ep = &s.endpoint;
+    ok(etcdctl(ep, &["put", "k", "v"]));
+    ok(etcdctl(ep, &["put", "k", "w"]));
+    let e = err(etcdctl(ep, &["get", "k", "--rev", "1000"]));
+    assert!(e.contains("future revision"), "{e}");
+    let (v, types) = scrape(ep);
+    let put = r#"grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary""#;
+    assert_eq!(v[&format!("grpc_server_started_total{{{put}}}")], 2.0, "{v:?}");
+    assert_eq!(v[&format!(r#"grpc_server_handled_total{{grpc_code="OK",{put}}}"#)], 2.0);
+    let range = r#"grpc_method="Range",grpc_service="etcdserverpb.KV",grpc_type="unary""#;
+    assert_eq!(
+        v[&format!(r#"grpc_server_handled_total{{grpc_code="OutOfRange",{range}}}"#)],
+        1.0
+    );
+    assert_eq!(types["grpc_server_handled_total"], "counter");
     assert_eq!(types["etcd_server_has_leader"], "gauge");
 }
 
@@ -77,6 +97,9 @@ fn values_follow_the_member() {
 fn names_and_types_are_etcds() {
     let concord = Server::concord();
     let etcd = Server::etcd();
+    // One gRPC call each, so the gRPC counters have series on both.
+    ok(etcdctl(&concord.endpoint, &["put", "k", "v"]));
+    ok(etcdctl(&etcd.endpoint, &["put", "k", "v"]));
     let (_, ours) = scrape(&concord.endpoint);
     let (_, theirs) = scrape(&etcd.endpoint);
     let mut checked = 0;
