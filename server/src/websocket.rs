@@ -65,25 +65,35 @@ fn caller(headers: &HeaderMap, peer: Option<&PeerInfo>) -> (Caller, bool) {
     (Caller::client(token, None, peer.map(|p| p.addr.ip())), bearer)
 }
 
-/// The upgrade with its limits and protocol, or `None` when the page's
-/// origin is not allowed.
-fn prepare(
-    svc: &Svc,
-    ws: WebSocketUpgrade,
-    headers: &HeaderMap,
-    origins: &AllowedOrigins,
-    bearer: bool,
-) -> Option<WebSocketUpgrade> {
-    if !origins.admit(headers) {
-        return None;
-    }
-    let limit = body_limit(svc.transport_limit());
-    let ws = ws.max_message_size(limit).max_frame_size(limit);
-    Some(if bearer { ws.protocols(["Bearer"]) } else { ws })
-}
-
 fn origin_refused() -> Response {
     (StatusCode::FORBIDDEN, "origin not allowed (see --cors)\n").into_response()
+}
+
+/// What both upgrades need: the request's caller, and the upgrade with its
+/// limits and protocol.
+struct Upgrade {
+    ws: WebSocketUpgrade,
+    who: Caller,
+}
+
+impl Upgrade {
+    fn new(
+        svc: &Svc,
+        origins: &AllowedOrigins,
+        peer: Option<&PeerInfo>,
+        headers: &HeaderMap,
+        ws: WebSocketUpgrade,
+    ) -> Option<Upgrade> {
+        // `None`: a page whose origin `--cors` does not allow.
+        if !origins.admit(headers) {
+            return None;
+        }
+        let (who, bearer) = caller(headers, peer);
+        let limit = body_limit(svc.transport_limit());
+        let ws = ws.max_message_size(limit).max_frame_size(limit);
+        let ws = if bearer { ws.protocols(["Bearer"]) } else { ws };
+        Some(Upgrade { ws, who })
+    }
 }
 
 /// `GET /v3/watch` upgraded: the watch stream over a socket.
@@ -94,15 +104,14 @@ pub async fn watch(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let (who, bearer) = caller(&headers, peer.as_deref());
-    let Some(ws) = prepare(&svc, ws, &headers, &origins, bearer) else {
+    let Some(up) = Upgrade::new(&svc, &origins, peer.as_deref(), &headers, ws) else {
         return origin_refused();
     };
-    let (session, rx) = match svc.watch(who) {
+    let (session, rx) = match svc.watch(up.who) {
         Ok(x) => x,
         Err(e) => return error_response(&e),
     };
-    ws.on_upgrade(move |socket| run_watch(socket, session, rx))
+    up.ws.on_upgrade(move |socket| run_watch(socket, session, rx))
 }
 
 /// A text frame of one answer line (without its newline).
@@ -152,7 +161,7 @@ async fn run_watch(socket: WebSocket, session: WatchSession, mut rx: WatchReceiv
 }
 
 /// `GET /v3/lease/keepalive` upgraded: each `{"ID": …}` sent refreshes
-/// that lease and is answered with its TTL.
+/// that lease and is answered with its TTL (as over gRPC, no token needed).
 pub async fn keep_alive(
     State(svc): State<Svc>,
     Extension(origins): Extension<AllowedOrigins>,
@@ -160,11 +169,10 @@ pub async fn keep_alive(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let (_, bearer) = caller(&headers, peer.as_deref());
-    let Some(ws) = prepare(&svc, ws, &headers, &origins, bearer) else {
-        return origin_refused();
-    };
-    ws.on_upgrade(move |socket| run_keep_alive(socket, svc))
+    match Upgrade::new(&svc, &origins, peer.as_deref(), &headers, ws) {
+        Some(up) => up.ws.on_upgrade(move |socket| run_keep_alive(socket, svc)),
+        None => origin_refused(),
+    }
 }
 
 async fn run_keep_alive(socket: WebSocket, svc: Svc) {
