@@ -272,6 +272,45 @@ pub struct RefusedFlag {
     why: &'static str,
 }
 
+/// etcd's environment variables (`ETCD_NAME=m1` for `--name=m1`) as flags
+/// appended to the command line, as etcd reads them: a flag given on the
+/// command line wins, and so does Concord's own `CONCORD_<FLAG>`. `known`
+/// are Concord's flag names; an `ETCD_` variable that is neither one of
+/// them nor one of etcd's (`ETCD_UNSUPPORTED_ARCH`, an image's own
+/// settings) is returned apart, for a warning, as etcd warns.
+pub fn with_etcd_env(
+    mut args: Vec<OsString>,
+    env: impl IntoIterator<Item = (String, String)>,
+    known: &[String],
+) -> (Vec<OsString>, Vec<String>) {
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    let given = |flag: &str| {
+        args.iter().skip(1).filter_map(|a| a.to_str()).any(|a| {
+            let body = a.strip_prefix("--").or_else(|| a.strip_prefix('-')).unwrap_or("");
+            body == flag || body.starts_with(&format!("{flag}="))
+        })
+    };
+    let mut extra = Vec::new();
+    let mut unknown = Vec::new();
+    for (key, value) in &env {
+        let Some(rest) = key.strip_prefix("ETCD_") else {
+            continue;
+        };
+        let flag = rest.to_ascii_lowercase().replace('_', "-");
+        if !known.contains(&flag) && !FLAGS.iter().any(|(f, _, _)| *f == flag) {
+            unknown.push(key.clone());
+            continue;
+        }
+        let ours = format!("CONCORD_{rest}");
+        if given(&flag) || env.iter().any(|(k, _)| *k == ours) {
+            continue;
+        }
+        extra.push(OsString::from(format!("--{flag}={value}")));
+    }
+    args.extend(extra);
+    (args, unknown)
+}
+
 /// Whether a refused flag's value asks for nothing (empty, or a switch off).
 fn harmless(flag: &str, value: &str) -> bool {
     value.is_empty()
@@ -405,6 +444,28 @@ mod tests {
                 "--logger=zap",
             ]
         );
+    }
+
+    #[test]
+    fn etcd_environment_variables_become_flags_unless_given() {
+        let args = vec![OsString::from("concord"), OsString::from("--name=cli")];
+        let env = [
+            ("ETCD_NAME", "env"),
+            ("ETCD_MAX_WALS", "5"),
+            ("ETCD_DATA_DIR", "/d"),
+            ("CONCORD_DATA_DIR", "/c"),
+            ("ETCDCTL_API", "3"),
+            ("HOME", "/root"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let known = ["name".to_string(), "data-dir".to_string()];
+        let (out, unknown) = with_etcd_env(args, env, &known);
+        let out: Vec<String> = out.into_iter().map(|a| a.into_string().unwrap()).collect();
+        assert_eq!(out, ["concord", "--name=cli", "--max-wals=5"]);
+        assert!(unknown.is_empty(), "{unknown:?}");
+        let arm = [("ETCD_UNSUPPORTED_ARCH".to_string(), "arm64".to_string())];
+        let (_, unknown) = with_etcd_env(vec![OsString::from("concord")], arm, &known);
+        assert_eq!(unknown, ["ETCD_UNSUPPORTED_ARCH"]);
     }
 
     #[test]

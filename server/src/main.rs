@@ -1,6 +1,6 @@
 //! `concord`: an etcd-compatible key-value server.
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use concord_server::config::Config;
 
 #[tokio::main]
@@ -30,7 +30,18 @@ async fn main() -> std::process::ExitCode {
     }
     // etcd's flags Concord does not implement are set aside (and named in
     // the log) or, where ignoring one would be unsafe, refused.
-    let (args, ignored) = match concord_server::etcd_flags::strip(std::env::args_os().collect()) {
+    let known: Vec<String> = Config::command()
+        .get_arguments()
+        .flat_map(|a| {
+            a.get_long()
+                .into_iter()
+                .chain(a.get_all_aliases().into_iter().flatten())
+        })
+        .map(String::from)
+        .collect();
+    let env = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    let (args, unknown_env) = concord_server::etcd_flags::with_etcd_env(std::env::args_os().collect(), env, &known);
+    let (args, ignored) = match concord_server::etcd_flags::strip(args) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("concord: {e}");
@@ -41,6 +52,9 @@ async fn main() -> std::process::ExitCode {
     if let Err(e) = concord_server::init_logging(&cfg.log_level, &cfg.log_format, &cfg.log_outputs) {
         eprintln!("concord: --log-outputs: {e}");
         return std::process::ExitCode::FAILURE;
+    }
+    if !unknown_env.is_empty() {
+        tracing::warn!(variables = %unknown_env.join(", "), "unrecognized environment variables (not etcd flags)");
     }
     if !ignored.is_empty() {
         let list: Vec<String> = ignored.iter().map(|f| format!("{} ({})", f.given, f.why)).collect();
