@@ -232,7 +232,7 @@ const FLAGS: &[(&str, Kind, Handling)] = &[
     (
         "config-file",
         Value,
-        Refuse("not implemented yet: give the settings as flags"),
+        Ignore("a config file replaces the whole command line"),
     ),
     ("discovery", Value, Refuse(DISCOVERY)),
     ("discovery-srv", Value, Refuse(DISCOVERY)),
@@ -504,7 +504,6 @@ mod tests {
             "{e}"
         );
         assert!(run(&["--discovery=https://discovery.etcd.io/abc"]).is_err());
-        assert!(run(&["--config-file", "/etc/etcd.yaml"]).is_err());
         // Asking for the default (or nothing) is fine.
         assert!(run(&["--tls-min-version=TLS1.2", "--cipher-suites=", "--discovery-srv", ""]).is_ok());
     }

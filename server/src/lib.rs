@@ -13,6 +13,7 @@
 
 mod compactor;
 pub mod config;
+pub mod config_file;
 pub mod etcd_flags;
 pub mod gateway;
 mod grpc;

@@ -39,8 +39,24 @@ async fn main() -> std::process::ExitCode {
         })
         .map(String::from)
         .collect();
-    let env = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
-    let (args, unknown_env) = concord_server::etcd_flags::with_etcd_env(std::env::args_os().collect(), env, &known);
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // As etcd: a config file (--config-file or ETCD_CONFIG_FILE) replaces
+    // the other flags and the environment variables.
+    let config_file =
+        concord_server::config_file::config_file_arg(&raw).or_else(|| std::env::var_os("ETCD_CONFIG_FILE"));
+    let (args, unknown_env) = match &config_file {
+        Some(path) => match concord_server::config_file::args_from_file(raw[0].clone(), std::path::Path::new(path)) {
+            Ok(args) => (args, Vec::new()),
+            Err(e) => {
+                eprintln!("concord: --config-file: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+        None => {
+            let env = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+            concord_server::etcd_flags::with_etcd_env(raw, env, &known)
+        }
+    };
     let (args, ignored) = match concord_server::etcd_flags::strip(args) {
         Ok(x) => x,
         Err(e) => {
@@ -52,6 +68,9 @@ async fn main() -> std::process::ExitCode {
     if let Err(e) = concord_server::init_logging(&cfg.log_level, &cfg.log_format, &cfg.log_outputs) {
         eprintln!("concord: --log-outputs: {e}");
         return std::process::ExitCode::FAILURE;
+    }
+    if let Some(path) = &config_file {
+        tracing::info!(path = %std::path::Path::new(path).display(), "loaded the configuration file; other flags and ETCD_ variables are ignored, as etcd ignores them");
     }
     if !unknown_env.is_empty() {
         tracing::warn!(variables = %unknown_env.join(", "), "unrecognized environment variables (not etcd flags)");

@@ -188,3 +188,66 @@ fn etcd_environment_variables_configure_concord() {
     assert!(text.contains("--max-wals=5"), "{text}");
     assert!(text.contains("ETCD_UNSUPPORTED_ARCH"), "{text}");
 }
+
+#[test]
+fn an_etcd_config_file_replaces_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let config = tmp.path().join("etcd.yaml");
+    // The shape of etcd's sample config file.
+    std::fs::write(
+        &config,
+        format!(
+            "name: 'from-file'\n\
+             data-dir: {}\n\
+             snapshot-count: 10000\n\
+             max-wals: 5\n\
+             listen-client-urls: {url}\n\
+             advertise-client-urls: {url}\n\
+             initial-cluster-state: 'new'\n\
+             discovery:\n\
+             enable-v2: true\n\
+             log-outputs: [stderr]\n\
+             client-transport-security:\n  cert-file:\n  client-cert-auth: false\n  auto-tls: false\n\
+             peer-transport-security:\n  cert-file:\n  allowed-cn:\n",
+            tmp.path().join("d").display()
+        ),
+    )
+    .unwrap();
+    let log = tmp.path().join("log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_concord"))
+        .args(["--config-file", config.to_str().unwrap(), "--name", "from-flag"])
+        .env("ETCD_NAME", "from-env")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let ep = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !matches!(http(&ep, "GET", "/health", ""), Ok((200, _))) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, members) = http(&ep, "POST", "/v3/cluster/member/list", "{}").unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(members.contains(r#""name":"from-file""#), "{members}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("loaded the configuration file"), "{text}");
+    assert!(text.contains("--max-wals=5"), "{text}");
+
+    // A file that is not settings stops the start with a clear error.
+    std::fs::write(&config, "- just\n- a list\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_concord"))
+        .args(["--config-file", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not an etcd config file"), "{err}");
+}
