@@ -153,38 +153,42 @@ fn version_names_the_etcd_api_and_the_commit() {
     }
 }
 
+/// Runs `cmd` (stderr to `log`) until its client port `ep` answers
+/// `/health` true; then the member's name as `member list` gives it, and
+/// its log, once it is stopped.
+fn run_until_healthy(mut cmd: Command, ep: &str, log: &std::path::Path) -> (String, String) {
+    let mut child = cmd.stderr(std::fs::File::create(log).unwrap()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !matches!(http(ep, "GET", "/health", ""), Ok((200, _))) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{}",
+            std::fs::read_to_string(log).unwrap()
+        );
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, members) = http(ep, "POST", "/v3/cluster/member/list", "{}").unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    (members, std::fs::read_to_string(log).unwrap())
+}
+
 #[test]
 fn etcd_environment_variables_configure_concord() {
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let log = tmp.path().join("log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_concord"))
-        .env("ETCD_NAME", "from-env")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_concord"));
+    cmd.env("ETCD_NAME", "from-env")
         .env("ETCD_DATA_DIR", tmp.path().join("d"))
         .env("ETCD_LISTEN_CLIENT_URLS", &url)
         .env("ETCD_ADVERTISE_CLIENT_URLS", &url)
         .env("ETCD_MAX_WALS", "5")
-        .env("ETCD_UNSUPPORTED_ARCH", "arm64")
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let ep = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !matches!(http(&ep, "GET", "/health", ""), Ok((200, _))) {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "{}",
-            std::fs::read_to_string(&log).unwrap()
-        );
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let (_, members) = http(&ep, "POST", "/v3/cluster/member/list", "{}").unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+        .env("ETCD_UNSUPPORTED_ARCH", "arm64");
+    let (members, text) = run_until_healthy(cmd, &format!("127.0.0.1:{port}"), &log);
     assert!(members.contains(r#""name":"from-env""#), "{members}");
-    let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("--max-wals=5"), "{text}");
     assert!(text.contains("ETCD_UNSUPPORTED_ARCH"), "{text}");
 }
@@ -216,28 +220,11 @@ fn an_etcd_config_file_replaces_the_command_line() {
     )
     .unwrap();
     let log = tmp.path().join("log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_concord"))
-        .args(["--config-file", config.to_str().unwrap(), "--name", "from-flag"])
-        .env("ETCD_NAME", "from-env")
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let ep = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !matches!(http(&ep, "GET", "/health", ""), Ok((200, _))) {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "{}",
-            std::fs::read_to_string(&log).unwrap()
-        );
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let (_, members) = http(&ep, "POST", "/v3/cluster/member/list", "{}").unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_concord"));
+    cmd.args(["--config-file", config.to_str().unwrap(), "--name", "from-flag"])
+        .env("ETCD_NAME", "from-env");
+    let (members, text) = run_until_healthy(cmd, &format!("127.0.0.1:{port}"), &log);
     assert!(members.contains(r#""name":"from-file""#), "{members}");
-    let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("loaded the configuration file"), "{text}");
     assert!(text.contains("--max-wals=5"), "{text}");
 
