@@ -371,6 +371,7 @@ pub fn router(svc: Svc, cors: &[String]) -> Router {
     Router::new()
         .nest("/v3", v3_routes())
         .nest("/v3beta", v3_routes())
+        .route_layer(axum::middleware::from_fn(crate::metrics::count_gateway))
         .merge(crate::health::routes())
         .route("/version", get(version))
         .layer(DefaultBodyLimit::max(limit))

@@ -3,15 +3,16 @@
 //! value is read from the member's state when scraped (a fresh registry
 //! per scrape), so nothing is counted twice or drifts.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
-use axum::extract::State;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use concord_core::metrics::HistogramSnapshot;
 use concord_core::service::{EtcdService, ETCD_API_VERSION};
 use prometheus::proto::{self, MetricFamily};
-use prometheus::{Counter, Encoder, Gauge, GaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Counter, Encoder, Gauge, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
 
 type Svc = Arc<EtcdService>;
 
@@ -116,6 +117,7 @@ fn gather(svc: &Svc) -> prometheus::Result<Vec<u8>> {
     r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
     let mut families = r.gather();
     families.extend(crate::grpc_metrics::REGISTRY.gather());
+    families.extend(prometheus::core::Collector::collect(&*GATEWAY_REQUESTS));
     families.push(histogram(
         "etcd_disk_wal_fsync_duration_seconds",
         "The latency distributions of fsync called by WAL.",
@@ -126,6 +128,9 @@ fn gather(svc: &Svc) -> prometheus::Result<Vec<u8>> {
         "The latency distributions of commit called by backend.",
         &concord_core::metrics::BACKEND_COMMIT.snapshot(),
     ));
+    // A family with no series yet (no request of that kind) is left out:
+    // the text encoder refuses empty ones.
+    families.retain(|f| !f.get_metric().is_empty());
     families.sort_by(|a, b| a.name().cmp(b.name()));
     let mut out = Vec::new();
     TextEncoder::new().encode(&families, &mut out)?;
@@ -156,6 +161,32 @@ fn histogram(name: &str, help: &str, s: &HistogramSnapshot) -> MetricFamily {
     f.set_field_type(proto::MetricType::HISTOGRAM);
     f.set_metric(vec![m]);
     f
+}
+
+/// The JSON gateway's requests by route and HTTP status, since start.
+static GATEWAY_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    IntCounterVec::new(
+        Opts::new(
+            "concord_gateway_requests_total",
+            "Requests to the HTTP gateway, by route and HTTP status.",
+        ),
+        &["path", "status"],
+    )
+    .expect("a valid metric")
+});
+
+/// Middleware on the gateway's routes: counts each request under its
+/// route's pattern (so the label set stays bounded) and status.
+pub async fn count_gateway(req: Request, next: Next) -> Response {
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "other".to_string(), |p| p.as_str().to_string());
+    let resp = next.run(req).await;
+    GATEWAY_REQUESTS
+        .with_label_values(&[path.as_str(), resp.status().as_str()])
+        .inc();
+    resp
 }
 
 /// `GET /metrics`.

@@ -70,6 +70,15 @@ fn values_follow_the_member() {
     assert!(v.contains_key(r#"etcd_disk_backend_commit_duration_seconds_bucket{le="0.008"}"#));
     assert_eq!(types["etcd_disk_wal_fsync_duration_seconds"], "histogram");
     assert_eq!(types["etcd_mvcc_put_total"], "counter");
+    // The gateway's requests, by route pattern and status.
+    assert_eq!(
+        v[r#"concord_gateway_requests_total{path="/v3/kv/put",status="200"}"#], 3.0,
+        "{v:?}"
+    );
+    assert_eq!(
+        v[r#"concord_gateway_requests_total{path="/v3/kv/deleterange",status="200"}"#],
+        1.0
+    );
 }
 
 #[test]
