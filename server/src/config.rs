@@ -16,6 +16,15 @@ pub enum CompactionMode {
     Revision,
 }
 
+/// How much `/metrics` tells (etcd's `--metrics`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MetricsLevel {
+    /// Counters and gauges, and the disk histograms.
+    Basic,
+    /// Also each gRPC method's latency histogram.
+    Extensive,
+}
+
 /// Whether a member starts a new cluster or joins a running one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ClusterState {
@@ -225,6 +234,11 @@ pub struct Config {
     /// `text` (also etcd's `console`) or `json` (one object per line).
     #[arg(long, env = "CONCORD_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+
+    /// `basic`, or `extensive` to add `grpc_server_handling_seconds`
+    /// (each RPC's latency, by method) to /metrics, as etcd does.
+    #[arg(long, env = "CONCORD_METRICS", value_enum, default_value = "basic")]
+    pub metrics: MetricsLevel,
 
     /// Comma-separated log targets: `stderr`, `stdout`, or file paths.
     #[arg(long, env = "CONCORD_LOG_OUTPUTS", default_value = "stderr", value_delimiter = ',')]

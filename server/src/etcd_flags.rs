@@ -148,11 +148,6 @@ const FLAGS: &[(&str, Kind, Handling)] = &[
     ),
     ("enable-grpc-gateway", Switch, Ignore("the JSON gateway is always on")),
     ("enable-pprof", Switch, Ignore("Go's profiler does not apply")),
-    (
-        "metrics",
-        Value,
-        Ignore("/metrics has one level of detail (no histograms yet)"),
-    ),
     ("logger", Value, Ignore(LOGGING)),
     ("log-output", Value, Ignore(LOGGING)),
     ("log-package-levels", Value, Ignore(LOGGING)),

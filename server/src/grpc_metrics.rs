@@ -4,18 +4,21 @@
 //! a middleware around the gRPC routes. A call is handled when its status
 //! is known: in the response headers (a trailers-only answer) or in the
 //! trailers at the end of the stream; a stream the client drops first
-//! counts as `Canceled`.
+//! counts as `Canceled`. With `--metrics extensive`, each call's time
+//! until its status is known also goes to `grpc_server_handling_seconds`.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::LazyLock;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
-use prometheus::{IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
 /// The process-wide registry of the gRPC counters (scraped with the rest).
 pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
@@ -40,6 +43,51 @@ static HANDLED: LazyLock<IntCounterVec> = LazyLock::new(|| {
             "Total number of RPCs completed on the server, regardless of success or failure.",
         ),
         &["grpc_type", "grpc_service", "grpc_method", "grpc_code"],
+    )
+    .expect("a valid metric");
+    REGISTRY.register(Box::new(c.clone())).expect("registered once");
+    c
+});
+
+/// Whether calls' latencies are measured (`--metrics extensive`).
+static MEASURE_LATENCY: AtomicBool = AtomicBool::new(false);
+
+/// Measures each call's latency from now on (process-wide, as etcd's
+/// `--metrics extensive` is).
+pub fn measure_latency() {
+    LazyLock::force(&HANDLING);
+    MEASURE_LATENCY.store(true, Ordering::Relaxed);
+}
+
+static HANDLING: LazyLock<HistogramVec> = LazyLock::new(|| {
+    let h = HistogramVec::new(
+        HistogramOpts::new(
+            "grpc_server_handling_seconds",
+            "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+        ),
+        &["grpc_type", "grpc_service", "grpc_method"],
+    )
+    .expect("a valid metric");
+    REGISTRY.register(Box::new(h.clone())).expect("registered once");
+    h
+});
+
+/// gRPC bytes received and sent, as etcd counts them
+/// (`etcd_network_client_grpc_{received,sent}_bytes_total`): message
+/// bytes, framing included.
+static RECEIVED_BYTES: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    let c = prometheus::IntCounter::new(
+        "etcd_network_client_grpc_received_bytes_total",
+        "The total number of bytes received from grpc clients.",
+    )
+    .expect("a valid metric");
+    REGISTRY.register(Box::new(c.clone())).expect("registered once");
+    c
+});
+static SENT_BYTES: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    let c = prometheus::IntCounter::new(
+        "etcd_network_client_grpc_sent_bytes_total",
+        "The total number of bytes sent to grpc clients.",
     )
     .expect("a valid metric");
     REGISTRY.register(Box::new(c.clone())).expect("registered once");
@@ -86,6 +134,7 @@ fn status_of(headers: &HeaderMap) -> Option<&'static str> {
 /// The labels of one call; counts it handled once, with its code.
 struct Call {
     labels: [String; 3],
+    started: Instant,
     done: bool,
 }
 
@@ -97,6 +146,11 @@ impl Call {
             HANDLED
                 .with_label_values(&[t.as_str(), s.as_str(), m.as_str(), code])
                 .inc();
+            if MEASURE_LATENCY.load(Ordering::Relaxed) {
+                HANDLING
+                    .with_label_values(&[t.as_str(), s.as_str(), m.as_str()])
+                    .observe(self.started.elapsed().as_secs_f64());
+            }
         }
     }
 }
@@ -108,7 +162,39 @@ impl Drop for Call {
     }
 }
 
-/// The response body, watched for the trailers that carry the status.
+/// A request body whose bytes are counted as they are read.
+struct Counted {
+    inner: Body,
+}
+
+impl http_body::Body for Counted {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                RECEIVED_BYTES.inc_by(data.len() as u64);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The response body, watched for the trailers that carry the status
+/// (and its bytes counted).
 struct Watched {
     inner: Body,
     call: Call,
@@ -125,6 +211,9 @@ impl http_body::Body for Watched {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    SENT_BYTES.inc_by(data.len() as u64);
+                }
                 if let Some(code) = frame.trailers_ref().and_then(status_of) {
                     self.call.handled(code);
                 }
@@ -155,8 +244,10 @@ pub async fn count(req: Request, next: Next) -> Response {
     STARTED.with_label_values(&[kind, service, method]).inc();
     let mut call = Call {
         labels: [kind.to_string(), service.to_string(), method.to_string()],
+        started: Instant::now(),
         done: false,
     };
+    let req = req.map(|inner| Body::new(Counted { inner }));
     let resp = next.run(req).await;
     if let Some(code) = status_of(resp.headers()) {
         // A trailers-only answer (an error before any message).

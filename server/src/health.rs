@@ -95,8 +95,12 @@ async fn health(State(svc): State<Svc>, RawQuery(query): RawQuery) -> Response {
         problem = read(&svc, serializable).await.err();
     }
     let (status, body) = match problem {
-        None => (StatusCode::OK, r#"{"health":"true"}"#),
+        None => {
+            crate::metrics::HEALTH_SUCCESS.inc();
+            (StatusCode::OK, r#"{"health":"true"}"#)
+        }
         Some(reason) => {
+            crate::metrics::HEALTH_FAILURES.inc();
             tracing::warn!(%reason, "serving /health false");
             (StatusCode::SERVICE_UNAVAILABLE, r#"{"health":"false"}"#)
         }

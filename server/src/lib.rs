@@ -280,6 +280,9 @@ pub async fn run_reporting(
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(Vec<SocketAddr>) + Send,
 ) -> Result<(), ServerError> {
+    if cfg.metrics == config::MetricsLevel::Extensive {
+        grpc_metrics::measure_latency();
+    }
     let mut client_listeners = Vec::new();
     for url in cfg.listen_client_urls.clone() {
         let (listener, addr) = bind(&url).await?;
@@ -379,7 +382,12 @@ pub async fn run_reporting(
         }
         let mut others = peer_urls.clone();
         others.remove(&id);
-        let transport = Arc::new(replication::HttpTransport::new(&others, client, Arc::clone(&peer_cell)));
+        let transport = Arc::new(replication::HttpTransport::new(
+            id,
+            &others,
+            client,
+            Arc::clone(&peer_cell),
+        ));
         forwarder = Some(Arc::clone(&transport));
         let raft_cfg = RaftConfig {
             id,

@@ -4,15 +4,18 @@
 //! per scrape), so nothing is counted twice or drifts.
 
 use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use concord_core::metrics::HistogramSnapshot;
+use concord_core::metrics::{self as core_metrics, Counter as CoreCounter, HistogramSnapshot};
 use concord_core::service::{EtcdService, ETCD_API_VERSION};
 use prometheus::proto::{self, MetricFamily};
-use prometheus::{Counter, Encoder, Gauge, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Counter, Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
 
 type Svc = Arc<EtcdService>;
 
@@ -54,6 +57,51 @@ fn gather(svc: &Svc) -> prometheus::Result<Vec<u8>> {
         state.applied_index() as f64,
     )?;
     gauge(
+        "etcd_server_proposals_committed_total",
+        "The total number of consensus proposals committed.",
+        state.committed_index() as f64,
+    )?;
+    gauge(
+        "etcd_server_proposals_pending",
+        "The current number of pending proposals to commit.",
+        core_metrics::PROPOSALS_PENDING.get() as f64,
+    )?;
+    counter(
+        "etcd_server_proposals_failed_total",
+        "The total number of failed proposals seen.",
+        core_metrics::PROPOSALS_FAILED.get() as f64,
+    )?;
+    counter(
+        "etcd_server_slow_apply_total",
+        "The total number of slow apply requests (likely overloaded from slow disk).",
+        core_metrics::SLOW_APPLIES.get() as f64,
+    )?;
+    counter(
+        "etcd_server_health_success",
+        "The total number of successful health checks",
+        HEALTH_SUCCESS.get() as f64,
+    )?;
+    counter(
+        "etcd_server_health_failures",
+        "The total number of failed health checks",
+        HEALTH_FAILURES.get() as f64,
+    )?;
+    counter(
+        "etcd_debugging_lease_granted_total",
+        "The total number of granted leases.",
+        core_metrics::LEASES_GRANTED.get() as f64,
+    )?;
+    counter(
+        "etcd_debugging_lease_revoked_total",
+        "The total number of revoked leases.",
+        core_metrics::LEASES_REVOKED.get() as f64,
+    )?;
+    counter(
+        "etcd_debugging_lease_renewed_total",
+        "The number of renewed leases seen by the leader.",
+        core_metrics::LEASES_RENEWED.get() as f64,
+    )?;
+    gauge(
         "etcd_server_quota_backend_bytes",
         "Current backend storage quota size in bytes.",
         svc.config().quota_backend_bytes as f64,
@@ -61,6 +109,11 @@ fn gather(svc: &Svc) -> prometheus::Result<Vec<u8>> {
     gauge(
         "etcd_mvcc_db_total_size_in_bytes",
         "Total size of the underlying database physically allocated in bytes.",
+        state.db_size() as f64,
+    )?;
+    gauge(
+        "etcd_debugging_mvcc_db_total_size_in_bytes",
+        "Total size of the underlying database physically allocated in bytes (etcd 3.4's older name).",
         state.db_size() as f64,
     )?;
     gauge(
@@ -84,10 +137,26 @@ fn gather(svc: &Svc) -> prometheus::Result<Vec<u8>> {
         "Total number of deletes seen by this member.",
         deletes as f64,
     )?;
+    let watch = state.watch_stats();
     gauge(
         "etcd_debugging_mvcc_watcher_total",
         "Total number of watchers.",
-        state.watcher_count() as f64,
+        watch.watchers as f64,
+    )?;
+    gauge(
+        "etcd_debugging_mvcc_slow_watcher_total",
+        "Total number of unsynced slow watchers.",
+        watch.unsynced as f64,
+    )?;
+    gauge(
+        "etcd_debugging_mvcc_watch_stream_total",
+        "Total number of watch streams.",
+        watch.streams as f64,
+    )?;
+    gauge(
+        "concord_watch_catchup_lag_revisions",
+        "Revisions the furthest-behind watcher still has to replay from history (0: every watcher is live).",
+        watch.max_lag as f64,
     )?;
     let alarms = svc.alarms();
     let version = GaugeVec::new(
@@ -118,15 +187,24 @@ fn gather(svc: &Svc) -> prometheus::Result<Vec<u8>> {
     let mut families = r.gather();
     families.extend(crate::grpc_metrics::REGISTRY.gather());
     families.extend(prometheus::core::Collector::collect(&*GATEWAY_REQUESTS));
+    families.extend(prometheus::core::Collector::collect(&*PEER_SENT_BYTES));
+    families.extend(prometheus::core::Collector::collect(&*PEER_RECEIVED_BYTES));
+    families.extend(prometheus::core::Collector::collect(&*PEER_SENT_FAILURES));
+    families.extend(prometheus::core::Collector::collect(&*PEER_RTT));
+    families.push(histogram(
+        "concord_write_batch_size",
+        "Entries made durable by one append of the write path (one fdatasync each).",
+        &core_metrics::WRITE_BATCH.snapshot(),
+    ));
     families.push(histogram(
         "etcd_disk_wal_fsync_duration_seconds",
         "The latency distributions of fsync called by WAL.",
-        &concord_core::metrics::WAL_FSYNC.snapshot(),
+        &core_metrics::WAL_FSYNC.snapshot(),
     ));
     families.push(histogram(
         "etcd_disk_backend_commit_duration_seconds",
         "The latency distributions of commit called by backend.",
-        &concord_core::metrics::BACKEND_COMMIT.snapshot(),
+        &core_metrics::BACKEND_COMMIT.snapshot(),
     ));
     // A family with no series yet (no request of that kind) is left out:
     // the text encoder refuses empty ones.
@@ -161,6 +239,77 @@ fn histogram(name: &str, help: &str, s: &HistogramSnapshot) -> MetricFamily {
     f.set_field_type(proto::MetricType::HISTOGRAM);
     f.set_metric(vec![m]);
     f
+}
+
+/// `/health` answers that were true (etcd: `etcd_server_health_success`).
+pub static HEALTH_SUCCESS: CoreCounter = CoreCounter::new();
+/// `/health` answers that were false (etcd: `etcd_server_health_failures`).
+pub static HEALTH_FAILURES: CoreCounter = CoreCounter::new();
+
+/// A counter by one peer label (`To` or `From`), as etcd's network metrics.
+fn peer_counter(name: &str, help: &str, label: &str) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), &[label]).expect("a valid metric")
+}
+
+static PEER_SENT_BYTES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    peer_counter(
+        "etcd_network_peer_sent_bytes_total",
+        "The total number of bytes sent to peers.",
+        "To",
+    )
+});
+static PEER_RECEIVED_BYTES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    peer_counter(
+        "etcd_network_peer_received_bytes_total",
+        "The total number of bytes received from peers.",
+        "From",
+    )
+});
+static PEER_SENT_FAILURES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    peer_counter(
+        "etcd_network_peer_sent_failures_total",
+        "The total number of send failures from peers.",
+        "To",
+    )
+});
+static PEER_RTT: LazyLock<HistogramVec> = LazyLock::new(|| {
+    HistogramVec::new(
+        HistogramOpts::new(
+            "etcd_network_peer_round_trip_time_seconds",
+            "Round-Trip-Time histogram between peers",
+        )
+        // etcd's: 0.1 ms doubling, 16 buckets.
+        .buckets(prometheus::exponential_buckets(0.0001, 2.0, 16).expect("valid buckets")),
+        &["To"],
+    )
+    .expect("a valid metric")
+});
+
+/// Bytes sent to member `to` over the peer port.
+pub fn peer_sent(to: u64, bytes: usize) {
+    PEER_SENT_BYTES
+        .with_label_values(&[format!("{to:x}").as_str()])
+        .inc_by(bytes as u64);
+}
+
+/// Bytes received on the peer port from `from` (a member ID in hex, or
+/// "unknown").
+pub fn peer_received(from: &str, bytes: usize) {
+    PEER_RECEIVED_BYTES.with_label_values(&[from]).inc_by(bytes as u64);
+}
+
+/// A send to member `to` that failed.
+pub fn peer_send_failed(to: u64) {
+    PEER_SENT_FAILURES
+        .with_label_values(&[format!("{to:x}").as_str()])
+        .inc();
+}
+
+/// One measured round trip to member `to`.
+pub fn peer_round_trip(to: u64, took: Duration) {
+    PEER_RTT
+        .with_label_values(&[format!("{to:x}").as_str()])
+        .observe(took.as_secs_f64());
 }
 
 /// The JSON gateway's requests by route and HTTP status, since start.

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -131,18 +131,25 @@ where
     Ok(SendRequest { tx, authority })
 }
 
+/// The header naming the sending member (its ID in hex), as etcd's
+/// peers send it.
+const FROM_HEADER: &str = "x-server-from";
+
 /// One peer's connection, opened on first use and reopened after a failure.
 struct PeerConn {
     base: String,
     client: PeerClient,
+    /// This member's ID, sent with each request (0: not known yet).
+    from: u64,
     conn: tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>,
 }
 
 impl PeerConn {
-    fn new(base: &str, client: PeerClient) -> PeerConn {
+    fn new(base: &str, client: PeerClient, from: u64) -> PeerConn {
         PeerConn {
             base: base.trim_end_matches('/').to_string(),
             client,
+            from,
             conn: tokio::sync::Mutex::new(None),
         }
     }
@@ -154,10 +161,11 @@ impl PeerConn {
             *guard = Some(self.client.connect(&self.base).await?);
         }
         let c = guard.as_mut().expect("connected above");
-        let req = hyper::Request::post(path)
-            .header(hyper::header::HOST, c.authority.as_str())
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
+        let mut req = hyper::Request::post(path).header(hyper::header::HOST, c.authority.as_str());
+        if self.from != 0 {
+            req = req.header(FROM_HEADER, format!("{:x}", self.from));
+        }
+        let req = req.body(Full::new(Bytes::from(body))).map_err(|e| e.to_string())?;
         let result = tokio::time::timeout(timeout, async {
             c.tx.ready().await.map_err(|e| e.to_string())?;
             let resp = c.tx.send_request(req).await.map_err(|e| e.to_string())?;
@@ -180,6 +188,8 @@ type Queue = mpsc::UnboundedSender<(Vec<u8>, bool)>;
 /// Raft messages to other members over HTTP, and keep-alives forwarded
 /// to the leader.
 pub struct HttpTransport {
+    /// This member's ID.
+    me: u64,
     queues: RwLock<HashMap<u64, Queue>>,
     forward: RwLock<HashMap<u64, Arc<PeerConn>>>,
     client: PeerClient,
@@ -188,11 +198,12 @@ pub struct HttpTransport {
 }
 
 impl HttpTransport {
-    /// Starts one sender task per peer (`id -> peer URL`). `svc` is filled
-    /// in once the member runs; failures are reported to its raft node.
-    /// Must be called within the tokio runtime.
-    pub fn new(peers: &HashMap<u64, String>, client: PeerClient, svc: SvcCell) -> HttpTransport {
+    /// Starts one sender task per peer (`id -> peer URL`) for member `me`.
+    /// `svc` is filled in once the member runs; failures are reported to
+    /// its raft node. Must be called within the tokio runtime.
+    pub fn new(me: u64, peers: &HashMap<u64, String>, client: PeerClient, svc: SvcCell) -> HttpTransport {
         let t = HttpTransport {
+            me,
             queues: RwLock::new(HashMap::new()),
             forward: RwLock::new(HashMap::new()),
             client,
@@ -248,10 +259,17 @@ impl Transport for HttpTransport {
         forward.remove(&id);
         if let Some(url) = url {
             let (tx, rx) = mpsc::unbounded_channel();
+            let alive = tx.downgrade();
             queues.insert(id, tx);
-            forward.insert(id, Arc::new(PeerConn::new(&url, self.client.clone())));
-            self.runtime
-                .spawn(send_loop(id, url, self.client.clone(), rx, Arc::clone(&self.svc)));
+            forward.insert(id, Arc::new(PeerConn::new(&url, self.client.clone(), self.me)));
+            let peer = Peer {
+                me: self.me,
+                to: id,
+                base: url,
+                client: self.client.clone(),
+            };
+            self.runtime.spawn(probe_loop(peer.clone(), alive));
+            self.runtime.spawn(send_loop(peer, rx, Arc::clone(&self.svc)));
         }
     }
 }
@@ -270,11 +288,12 @@ struct MessageStream {
 }
 
 impl MessageStream {
-    async fn open(client: &PeerClient, base: &str) -> Result<MessageStream, String> {
-        let mut c = client.connect::<StreamBody>(base).await?;
+    async fn open(peer: &Peer) -> Result<MessageStream, String> {
+        let mut c = peer.client.connect::<StreamBody>(&peer.base).await?;
         let (frames, rx) = mpsc::channel(STREAM_QUEUE);
         let req = hyper::Request::post("/raft/stream")
             .header(hyper::header::HOST, c.authority.as_str())
+            .header(FROM_HEADER, format!("{:x}", peer.me))
             .body(http_body_util::StreamBody::new(ReceiverStream::new(rx)))
             .map_err(|e| e.to_string())?;
         tokio::time::timeout(SEND_TIMEOUT, c.tx.ready())
@@ -313,18 +332,43 @@ fn put_frame(out: &mut Vec<u8>, msg: &[u8]) {
     out.extend_from_slice(msg);
 }
 
+/// Who sends to whom, and how.
+#[derive(Clone)]
+struct Peer {
+    me: u64,
+    to: u64,
+    base: String,
+    client: PeerClient,
+}
+
+/// How often each peer's round trip is measured.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
+
+/// Measures the round trip to one peer every [`PROBE_EVERY`] (etcd:
+/// `etcd_network_peer_round_trip_time_seconds`), while the peer's queue
+/// exists. A probe that fails records nothing: the send path counts
+/// failures.
+async fn probe_loop(peer: Peer, alive: mpsc::WeakUnboundedSender<(Vec<u8>, bool)>) {
+    let conn = PeerConn::new(&peer.base, peer.client.clone(), peer.me);
+    let mut first = true;
+    while alive.upgrade().is_some() {
+        let wait = if first { Duration::from_millis(500) } else { PROBE_EVERY };
+        first = false;
+        tokio::time::sleep(wait).await;
+        let started = std::time::Instant::now();
+        if let Ok((204, _)) = conn.post("/raft/probing", Vec::new(), SEND_TIMEOUT).await {
+            crate::metrics::peer_round_trip(peer.to, started.elapsed());
+        }
+    }
+}
+
 /// One peer's sender: ordinary messages go on its message stream, batched
 /// as they queue up; snapshots (large, rare) each go in a request of
 /// their own. Failures are reported to raft, and the queue is emptied
 /// while the peer is unreachable (raft resends what matters).
-async fn send_loop(
-    to: u64,
-    base: String,
-    client: PeerClient,
-    mut rx: mpsc::UnboundedReceiver<(Vec<u8>, bool)>,
-    svc: SvcCell,
-) {
-    let snapshots = PeerConn::new(&base, client.clone());
+async fn send_loop(peer: Peer, mut rx: mpsc::UnboundedReceiver<(Vec<u8>, bool)>, svc: SvcCell) {
+    let to = peer.to;
+    let snapshots = PeerConn::new(&peer.base, peer.client.clone(), peer.me);
     let mut stream: Option<MessageStream> = None;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -346,15 +390,19 @@ async fn send_loop(
         let mut ok = true;
         if !chunk.is_empty() {
             if stream.is_none() {
-                match MessageStream::open(&client, &base).await {
+                match MessageStream::open(&peer).await {
                     Ok(s) => stream = Some(s),
                     Err(e) => tracing::debug!(peer = format_args!("{to:x}"), error = %e, "no message stream"),
                 }
             }
+            let len = chunk.len();
             ok = match &stream {
                 Some(s) => s.send(Bytes::from(chunk)).await,
                 None => false,
             };
+            if ok {
+                crate::metrics::peer_sent(to, len);
+            }
             if !ok {
                 stream = None;
             }
@@ -364,13 +412,18 @@ async fn send_loop(
         for snap in snaps {
             let mut body = Vec::with_capacity(snap.len() + 4);
             put_frame(&mut body, &snap);
+            let len = body.len();
             let sent = matches!(snapshots.post("/raft/message", body, SNAPSHOT_TIMEOUT).await, Ok((s, _)) if (200..300).contains(&s));
+            if sent {
+                crate::metrics::peer_sent(to, len);
+            }
             if let Some(node) = &node {
                 node.report_snapshot(to, sent);
             }
             ok &= sent;
         }
         if !ok {
+            crate::metrics::peer_send_failed(to);
             if let Some(node) = &node {
                 node.report_unreachable(to);
             }
@@ -458,8 +511,35 @@ fn step_frames(svc: &Svc, buf: &[u8]) -> Option<usize> {
     Some(off)
 }
 
+/// The sending member as `X-Server-From` names it, in hex, if it is a
+/// member of this cluster; "unknown" otherwise (so that nobody outside
+/// can grow the metrics' label set).
+fn sender(svc: &Svc, headers: &HeaderMap) -> String {
+    let Some(id) = headers
+        .get(FROM_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| u64::from_str_radix(v, 16).ok())
+    else {
+        return UNKNOWN.into();
+    };
+    if svc.member_list().members.iter().any(|m| m.id == id) {
+        format!("{id:x}")
+    } else {
+        UNKNOWN.into()
+    }
+}
+
+/// The `From` label of bytes from a sender that is not a known member.
+const UNKNOWN: &str = "unknown";
+
+/// `POST /raft/probing`: answers at once, for a peer measuring its round trip.
+async fn probing() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
 /// `POST /raft/message`: whole messages (snapshots).
-async fn raft_message(State(svc): State<Svc>, body: Bytes) -> StatusCode {
+async fn raft_message(State(svc): State<Svc>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    crate::metrics::peer_received(&sender(&svc, &headers), body.len());
     match step_frames(&svc, &body) {
         Some(n) if n == body.len() => StatusCode::NO_CONTENT,
         _ => StatusCode::BAD_REQUEST,
@@ -468,13 +548,22 @@ async fn raft_message(State(svc): State<Svc>, body: Bytes) -> StatusCode {
 
 /// `POST /raft/stream`: a peer's message stream, stepped as frames
 /// arrive, for as long as the peer keeps it open.
-async fn raft_stream(State(svc): State<Svc>, body: axum::body::Body) -> StatusCode {
+async fn raft_stream(State(svc): State<Svc>, headers: HeaderMap, body: axum::body::Body) -> StatusCode {
+    let mut from = sender(&svc, &headers);
+    let mut checked = std::time::Instant::now();
     let mut data = body.into_data_stream();
     let mut buf: Vec<u8> = Vec::new();
     while let Some(chunk) = data.next().await {
         let Ok(chunk) = chunk else {
             break;
         };
+        if from == UNKNOWN && checked.elapsed() >= Duration::from_secs(1) {
+            // A stream opened while the cluster's first members were not
+            // yet applied: the sender may be known now.
+            from = sender(&svc, &headers);
+            checked = std::time::Instant::now();
+        }
+        crate::metrics::peer_received(&from, chunk.len());
         if buf.is_empty() {
             // The usual case: whole frames in one chunk, no copy.
             match step_frames(&svc, &chunk) {
@@ -533,7 +622,7 @@ pub async fn fetch_join(client: &PeerClient, peers: &[String], my_peer_urls: &[S
     let mut last = String::from("no member to ask");
     for _ in 0..20 {
         for p in peers {
-            let conn = PeerConn::new(p, client.clone());
+            let conn = PeerConn::new(p, client.clone(), 0);
             match conn.post("/raft/join", body.clone(), Duration::from_secs(30)).await {
                 Ok((200, b)) => return Ok(b.to_vec()),
                 Ok((s, b)) => last = format!("{p}: {s} {}", String::from_utf8_lossy(&b)),
@@ -550,6 +639,7 @@ pub fn router(svc: Svc) -> Router {
     Router::new()
         .route("/raft/message", post(raft_message))
         .route("/raft/stream", post(raft_stream))
+        .route("/raft/probing", post(probing))
         .route("/raft/keepalive", post(keep_alive))
         .route("/raft/join", post(join))
         .route("/raft/timetolive", post(time_to_live))

@@ -3,27 +3,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
-use common::{b64, err, etcdctl, http, ok, HttpStream, Server};
-
-/// `name{labels}` -> value, and name -> TYPE, of a scrape.
-fn scrape(endpoint: &str) -> (BTreeMap<String, f64>, BTreeMap<String, String>) {
-    let (status, text) = http(endpoint, "GET", "/metrics", "").unwrap();
-    assert_eq!(status, 200, "{text}");
-    let mut values = BTreeMap::new();
-    let mut types = BTreeMap::new();
-    for line in text.lines() {
-        if let Some(t) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = t.split_once(' ').unwrap();
-            types.insert(name.to_string(), kind.to_string());
-        } else if !line.starts_with('#') && !line.is_empty() {
-            let (series, value) = line.rsplit_once(' ').unwrap();
-            values.insert(series.to_string(), value.parse().unwrap());
-        }
-    }
-    (values, types)
-}
+use common::{b64, err, etcdctl, http, ok, scrape, HttpStream, Server};
 
 #[test]
 fn values_follow_the_member() {

@@ -106,6 +106,8 @@ pub struct State {
     pub(crate) hub: Arc<Hub>,
     pub(crate) storage: Storage,
     pub(crate) applied: AtomicU64,
+    /// The last log index known committed (durable on a quorum).
+    pub(crate) committed: AtomicU64,
     db_in_use: AtomicU64,
     /// The member's ID.
     pub member_id: u64,
@@ -246,9 +248,20 @@ impl State {
         self.hub.watcher_count()
     }
 
+    /// This member's watch streams and watchers, and how far behind.
+    pub fn watch_stats(&self) -> crate::watch::HubStats {
+        self.hub.stats()
+    }
+
     /// The last applied log index.
     pub fn applied_index(&self) -> u64 {
         self.applied.load(Ordering::Acquire)
+    }
+
+    /// The last log index known committed (etcd's
+    /// `etcd_server_proposals_committed_total`).
+    pub fn committed_index(&self) -> u64 {
+        self.committed.load(Ordering::Acquire).max(self.applied_index())
     }
 
     /// The current raft term.
@@ -329,11 +342,24 @@ pub(crate) fn apply_one(
     let Some(op) = &req.request else {
         return Ok(Err(EtcdError::InvalidRequest("empty log request".into())));
     };
-    match sm.apply(view, op, req.auth_revision) {
+    let started = Instant::now();
+    let res = match sm.apply(view, op, req.auth_revision) {
         Ok(r) => Ok(Ok(r)),
         Err(ApplyError::Refused(e)) => Ok(Err(e)),
         Err(ApplyError::Fatal(e)) => Err(StorageError::Io(std::io::Error::other(e))),
+    };
+    let took = started.elapsed();
+    if took > crate::metrics::SLOW_APPLY {
+        crate::metrics::SLOW_APPLIES.inc();
+        tracing::warn!(
+            request = super::state_machine::op_name(op),
+            origin = format_args!("{:x}", req.origin),
+            took_ms = took.as_secs_f64() * 1e3,
+            expected_ms = crate::metrics::SLOW_APPLY.as_secs_f64() * 1e3,
+            "apply request took too long"
+        );
     }
+    res
 }
 
 /// Opens raft's log in `dir`: a new member's log starts at the snapshot
@@ -603,6 +629,15 @@ impl Node {
     /// Proposes a write; resolves once it is durable and applied (with
     /// raft: committed by a quorum and applied here).
     pub async fn propose(&self, req: LogRequest) -> Result<WriteResponse, EtcdError> {
+        let _pending = crate::metrics::PROPOSALS_PENDING.track();
+        let res = self.propose_inner(req).await;
+        if let Err(EtcdError::Stopped | EtcdError::Timeout | EtcdError::NoLeader | EtcdError::Internal(_)) = &res {
+            crate::metrics::PROPOSALS_FAILED.inc();
+        }
+        res
+    }
+
+    async fn propose_inner(&self, req: LogRequest) -> Result<WriteResponse, EtcdError> {
         let (reply, rx) = oneshot::channel();
         match &self.path {
             WritePath::Local(tx) => {
@@ -686,6 +721,7 @@ impl State {
             hub,
             storage,
             applied: AtomicU64::new(id.applied),
+            committed: AtomicU64::new(id.applied),
             db_in_use: AtomicU64::new(in_use),
             member_id: id.member_id,
             cluster_id: id.cluster_id,
@@ -844,6 +880,8 @@ impl WriteLoop {
         let payloads: Vec<Vec<u8>> = batch.iter().map(|(r, _)| r.encode_to_vec()).collect();
         let first = self.log.append(payloads.iter().map(Vec::as_slice))?;
         let last = first + batch.len() as u64 - 1;
+        self.state.committed.store(last, Ordering::Release);
+        crate::metrics::WRITE_BATCH.observe_value(batch.len() as f64);
 
         let mut sm = self.state.sm.write();
         let results = self.state.storage.write(|view| {

@@ -617,6 +617,12 @@ impl RaftLoop {
         let hs = rd.hs().cloned();
         if !entries.is_empty() || hs.is_some() {
             self.wal.save(entries, hs.as_ref())?;
+            if !entries.is_empty() {
+                crate::metrics::WRITE_BATCH.observe_value(entries.len() as f64);
+            }
+            if let Some(h) = &hs {
+                self.state.committed.fetch_max(h.commit, Ordering::AcqRel);
+            }
             let mut c = self.core.write();
             c.append(entries);
             if let Some(h) = hs {
@@ -633,6 +639,7 @@ impl RaftLoop {
         }
         let mut light = self.raw.advance(rd);
         if let Some(commit) = light.commit_index() {
+            self.state.committed.fetch_max(commit, Ordering::AcqRel);
             self.core.write().hs.commit = commit;
         }
         self.send(light.take_messages());

@@ -113,6 +113,32 @@ fn header(revision: i64) -> Option<ResponseHeader> {
     })
 }
 
+/// A logged write's kind, as logs name it.
+pub fn op_name(op: &LogOp) -> &'static str {
+    match op {
+        LogOp::Put(_) => "put",
+        LogOp::DeleteRange(_) => "delete_range",
+        LogOp::Txn(_) => "txn",
+        LogOp::Compaction(_) => "compaction",
+        LogOp::LeaseGrant(_) => "lease_grant",
+        LogOp::LeaseRevoke(_) => "lease_revoke",
+        LogOp::AuthEnable(_) => "auth_enable",
+        LogOp::AuthDisable(_) => "auth_disable",
+        LogOp::UserAdd(_) => "user_add",
+        LogOp::UserDelete(_) => "user_delete",
+        LogOp::UserChangePassword(_) => "user_change_password",
+        LogOp::UserGrantRole(_) => "user_grant_role",
+        LogOp::UserRevokeRole(_) => "user_revoke_role",
+        LogOp::RoleAdd(_) => "role_add",
+        LogOp::RoleDelete(_) => "role_delete",
+        LogOp::RoleGrantPermission(_) => "role_grant_permission",
+        LogOp::RoleRevokePermission(_) => "role_revoke_permission",
+        LogOp::MemberAttrs(_) => "member_attrs",
+        LogOp::MemberUpdate(_) => "member_update",
+        LogOp::Alarm(_) => "alarm",
+    }
+}
+
 impl StateMachine {
     /// Applies one logged write whose permissions were checked at auth
     /// revision `auth_revision` (0: not checked). If auth changed since,
@@ -176,6 +202,7 @@ impl StateMachine {
                     return Err(ApplyError::Refused(EtcdError::LeaseExist));
                 }
                 w.put_lease(g.id, g.ttl)?;
+                crate::metrics::LEASES_GRANTED.inc();
                 WriteResponse::LeaseGrant(LeaseGrantResponse {
                     header: header(sm.mvcc.current_revision()),
                     id: g.id,
@@ -190,6 +217,7 @@ impl StateMachine {
                     .ok_or(ApplyError::Refused(EtcdError::LeaseNotFound))?;
                 let rev = sm.mvcc.delete_keys(w, &mut sm.lessor, keys.iter().map(Vec::as_slice))?;
                 w.delete_lease(r.id)?;
+                crate::metrics::LEASES_REVOKED.inc();
                 WriteResponse::LeaseRevoke(LeaseRevokeResponse { header: header(rev) })
             }
             _ => unreachable!("auth and member changes are applied above"),

@@ -126,6 +126,9 @@ impl EtcdService {
             *deadline = now + ttl_duration(*ttl);
             true
         });
+        if ttl.is_some() {
+            crate::metrics::LEASES_RENEWED.inc();
+        }
         LeaseKeepAliveResponse {
             header: self.header(self.state.current_revision()),
             id,

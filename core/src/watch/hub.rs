@@ -454,6 +454,38 @@ impl Hub {
     pub fn watcher_count(&self) -> usize {
         self.inner.lock().streams.values().map(|s| s.watchers.len()).sum()
     }
+
+    /// Streams, watchers, and how far behind the unsynced ones are.
+    pub fn stats(&self) -> HubStats {
+        let inner = self.inner.lock();
+        let mut stats = HubStats {
+            streams: inner.streams.len(),
+            ..HubStats::default()
+        };
+        for w in inner.streams.values().flat_map(|s| s.watchers.values()) {
+            stats.watchers += 1;
+            if !w.synced {
+                stats.unsynced += 1;
+                let behind = u64::try_from(inner.notified_rev + 1 - w.start).unwrap_or(0);
+                stats.max_lag = stats.max_lag.max(behind);
+            }
+        }
+        stats
+    }
+}
+
+/// What a [`Hub`] holds at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HubStats {
+    /// Open watch streams.
+    pub streams: usize,
+    /// Watchers on them.
+    pub watchers: usize,
+    /// Watchers still catching up from history (etcd:
+    /// `etcd_debugging_mvcc_slow_watcher_total`).
+    pub unsynced: usize,
+    /// Revisions the furthest-behind unsynced watcher still has to catch up.
+    pub max_lag: u64,
 }
 
 /// One watch stream: many watchers, one ordered response queue. Dropping

@@ -9,4 +9,4 @@ pub mod filter;
 mod hub;
 
 #[cfg(feature = "server")]
-pub use hub::{History, Hub, HubConfig, WatchReceiver, WatchStream, INVALID_WATCH_ID};
+pub use hub::{History, Hub, HubConfig, HubStats, WatchReceiver, WatchStream, INVALID_WATCH_ID};

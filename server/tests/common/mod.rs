@@ -479,3 +479,26 @@ pub fn server_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
         Command::new(program)
     }
 }
+
+/// `name{labels}` -> value, and name -> TYPE, of a scrape.
+pub fn scrape(
+    endpoint: &str,
+) -> (
+    std::collections::BTreeMap<String, f64>,
+    std::collections::BTreeMap<String, String>,
+) {
+    let (status, text) = http(endpoint, "GET", "/metrics", "").unwrap();
+    assert_eq!(status, 200, "{text}");
+    let mut values = std::collections::BTreeMap::new();
+    let mut types = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        if let Some(t) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = t.split_once(' ').unwrap();
+            types.insert(name.to_string(), kind.to_string());
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            values.insert(series.to_string(), value.parse().unwrap());
+        }
+    }
+    (values, types)
+}

@@ -292,3 +292,36 @@ fn progress_notifications_reach_quiet_watchers() {
     hub.stop();
     sync.join().unwrap();
 }
+
+#[test]
+fn stats_count_streams_watchers_and_the_catch_up_lag() {
+    let (hub, mem) = (hub(Duration::from_secs(600)), Arc::new(Mem::default()));
+    for i in 0..10 {
+        mem.put(&hub, &format!("k{i}"), "v");
+    }
+    assert_eq!(hub.stats(), HubStats::default());
+    let (a, _rx_a) = hub.open();
+    let (b, _rx_b) = hub.open();
+    let now = mem.kv.lock().0.current_revision();
+    a.create(&create("k", "l", 0), now);
+    // From revision 3 while the store is at 11, with no sync thread
+    // running: it stays behind by 11 + 1 - 3 revisions.
+    b.create(&create("k", "l", 3), now);
+    b.create(&create("x", "", 0), now);
+    let s = hub.stats();
+    assert_eq!(
+        (s.streams, s.watchers, s.unsynced, s.max_lag),
+        (2, 3, 1, now as u64 - 2)
+    );
+    drop(b);
+    assert_eq!(
+        hub.stats(),
+        HubStats {
+            streams: 1,
+            watchers: 1,
+            unsynced: 0,
+            max_lag: 0
+        }
+    );
+    drop(a);
+}
