@@ -210,6 +210,46 @@ pub struct Config {
           default_missing_value = "true", default_value_t = false)]
     pub client_cert_auth: bool,
 
+    /// Certificate revocation list (PEM or DER) checked against client
+    /// certificates.
+    #[arg(long, env = "CONCORD_CLIENT_CRL_FILE")]
+    pub client_crl_file: Option<PathBuf>,
+
+    /// A client certificate must be valid for this host name (its SANs).
+    #[arg(long, env = "CONCORD_CLIENT_CERT_ALLOWED_HOSTNAME")]
+    pub client_cert_allowed_hostname: Option<String>,
+
+    /// Serve https:// client URLs with a self-signed certificate made at
+    /// start (in `<data-dir>/fixtures/client`) when no --cert-file is given.
+    #[arg(long, env = "CONCORD_AUTO_TLS", action = ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true", default_value_t = false)]
+    pub auto_tls: bool,
+
+    /// Members talk over TLS with self-signed certificates made at start
+    /// (in `<data-dir>/fixtures/peer`); peers' certificates are then not
+    /// verified, as with etcd.
+    #[arg(long, env = "CONCORD_PEER_AUTO_TLS", action = ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true", default_value_t = false)]
+    pub peer_auto_tls: bool,
+
+    /// Validity of the self-signed certificates, in years.
+    #[arg(long, env = "CONCORD_SELF_SIGNED_CERT_VALIDITY", default_value_t = 1)]
+    pub self_signed_cert_validity: u32,
+
+    /// Lowest TLS version served: `TLS1.2` (the default) or `TLS1.3`
+    /// (`TLS1.0`/`TLS1.1` are taken as TLS1.2: Concord speaks no older TLS).
+    #[arg(long, env = "CONCORD_TLS_MIN_VERSION", default_value = "")]
+    pub tls_min_version: String,
+
+    /// Highest TLS version served: `TLS1.3` (the default) or `TLS1.2`.
+    #[arg(long, env = "CONCORD_TLS_MAX_VERSION", default_value = "")]
+    pub tls_max_version: String,
+
+    /// Comma-separated TLS 1.2 cipher suites, by Go's names
+    /// (`TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`, …); empty: the defaults.
+    #[arg(long, env = "CONCORD_CIPHER_SUITES", default_value = "")]
+    pub cipher_suites: String,
+
     /// Peer TLS certificate (PEM), for member-to-member traffic.
     #[arg(long, env = "CONCORD_PEER_CERT_FILE")]
     pub peer_cert_file: Option<PathBuf>,
@@ -227,6 +267,20 @@ pub struct Config {
           default_missing_value = "true", default_value_t = false)]
     pub peer_client_cert_auth: bool,
 
+    /// Certificate revocation list (PEM or DER) checked against peers'
+    /// certificates.
+    #[arg(long, env = "CONCORD_PEER_CRL_FILE")]
+    pub peer_crl_file: Option<PathBuf>,
+
+    /// Comma-separated common names a peer's client certificate must carry
+    /// one of.
+    #[arg(long, env = "CONCORD_PEER_CERT_ALLOWED_CN")]
+    pub peer_cert_allowed_cn: Option<String>,
+
+    /// A peer's client certificate must be valid for this host name.
+    #[arg(long, env = "CONCORD_PEER_CERT_ALLOWED_HOSTNAME")]
+    pub peer_cert_allowed_hostname: Option<String>,
+
     /// Log filter (tracing's syntax: `info`, `concord_core=debug`, …).
     #[arg(long, env = "CONCORD_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -234,6 +288,33 @@ pub struct Config {
     /// `text` (also etcd's `console`) or `json` (one object per line).
     #[arg(long, env = "CONCORD_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+
+    /// Skip fdatasync of the log: faster, and a machine crash (not a process
+    /// crash) can lose acknowledged writes. For throwaway clusters only.
+    #[arg(long, env = "CONCORD_UNSAFE_NO_FSYNC", action = ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true", default_value_t = false)]
+    pub unsafe_no_fsync: bool,
+
+    /// Refuse membership changes that would leave the cluster without a
+    /// quorum of started, connected members (as etcd, on by default).
+    #[arg(long, env = "CONCORD_STRICT_RECONFIG_CHECK", action = ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true", default_value_t = true)]
+    pub strict_reconfig_check: bool,
+
+    /// Most concurrent HTTP/2 streams (gRPC calls) per client connection.
+    /// etcd's default is unlimited; Concord's is 1000, which bounds what one
+    /// connection can hold (gRPC clients queue calls beyond it).
+    #[arg(long, env = "CONCORD_MAX_CONCURRENT_STREAMS", default_value_t = 1000)]
+    pub max_concurrent_streams: u32,
+
+    /// Idle time after which the server pings a client connection to see
+    /// that it is alive (Go duration; `0s` turns pings off).
+    #[arg(long, env = "CONCORD_GRPC_KEEPALIVE_INTERVAL", default_value = "2h")]
+    pub grpc_keepalive_interval: String,
+
+    /// How long a ping may go unanswered before the connection is closed.
+    #[arg(long, env = "CONCORD_GRPC_KEEPALIVE_TIMEOUT", default_value = "20s")]
+    pub grpc_keepalive_timeout: String,
 
     /// `basic`, or `extensive` to add `grpc_server_handling_seconds`
     /// (each RPC's latency, by method) to /metrics, as etcd does.
@@ -357,28 +438,56 @@ pub fn parse_retention(s: &str) -> Result<Duration, ConfigError> {
 /// Reads a duration: `1h`, `30m`, `45s`, `500ms`, or a bare number of hours.
 pub fn parse_duration(s: &str) -> Result<Duration, ConfigError> {
     let bad = || ConfigError::Duration(s.to_string());
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, "h"),
-    };
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "h" => n * 3600.0,
-        "m" => n * 60.0,
-        "s" => n,
-        "ms" => n / 1000.0,
-        _ => return Err(bad()),
-    };
-    if !secs.is_finite() || secs < 0.0 {
+    let mut rest = s.trim();
+    if rest.is_empty() {
         return Err(bad());
     }
-    Ok(Duration::from_secs_f64(secs))
+    if !rest.contains(|c: char| c.is_ascii_alphabetic()) {
+        // A bare number: hours (etcd's retention).
+        rest = rest.trim_end();
+        let n: f64 = rest.parse().map_err(|_| bad())?;
+        return Duration::try_from_secs_f64(n * 3600.0).map_err(|_| bad());
+    }
+    // Go's syntax: a sequence of number and unit, `2h0m0s`, `1.5s`, `300ms`.
+    let mut secs = 0.0;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let n: f64 = rest[..num_end].parse().map_err(|_| bad())?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return Err(bad()),
+        };
+        secs += n * scale;
+        rest = &rest[unit_end..];
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| bad())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_duration("2h0m0s").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("300ms").unwrap(), Duration::from_millis(300));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(7200));
+        for bad in ["", "s", "5x", "-1s", "1h-", "h1"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn urls_and_retentions() {

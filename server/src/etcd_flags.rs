@@ -39,9 +39,7 @@ const LOGGING: &str = "Concord logs with --log-level, --log-format and --log-out
 const TRACING: &str = "distributed tracing is not implemented";
 const V2: &str = "the v2 API is not served yet";
 const PROXY: &str = "Concord has no proxy mode";
-const SAFE: &str = "Concord always fsyncs and never needs it";
 const EXPERIMENTAL: &str = "an etcd experiment Concord does not need";
-const SECURITY: &str = "not implemented; refusing to start rather than accept connections this flag would refuse";
 const DISCOVERY: &str = "bootstrap by discovery is not implemented: list the members in --initial-cluster";
 
 /// etcd 3.4, 3.5 and 3.6 flags Concord does not implement.
@@ -71,7 +69,6 @@ const FLAGS: &[(&str, Kind, Handling)] = &[
     ),
     ("bootstrap-defrag-threshold-megabytes", Value, Ignore(STORAGE)),
     ("experimental-stop-grpc-service-on-defrag", Switch, Ignore(STORAGE)),
-    ("unsafe-no-fsync", Switch, Ignore(SAFE)),
     ("initial-election-tick-advance", Switch, Ignore(RAFT)),
     ("raft-read-timeout", Value, Ignore(RAFT)),
     ("raft-write-timeout", Value, Ignore(RAFT)),
@@ -85,7 +82,6 @@ const FLAGS: &[(&str, Kind, Handling)] = &[
         Value,
         Ignore("--snapshot-count sets the entries kept"),
     ),
-    ("strict-reconfig-check", Switch, Ignore("not implemented yet")),
     ("max-learners", Value, Ignore(RAFT)),
     ("experimental-max-learners", Value, Ignore(RAFT)),
     (
@@ -135,10 +131,11 @@ const FLAGS: &[(&str, Kind, Handling)] = &[
     ("warning-unary-request-duration", Value, Ignore(EXPERIMENTAL)),
     ("feature-gates", Value, Ignore("Concord has no feature gates")),
     ("debug", Switch, Ignore("use --log-level debug")),
-    ("max-concurrent-streams", Value, Ignore(TRANSPORT)),
-    ("grpc-keepalive-min-time", Value, Ignore(TRANSPORT)),
-    ("grpc-keepalive-interval", Value, Ignore(TRANSPORT)),
-    ("grpc-keepalive-timeout", Value, Ignore(TRANSPORT)),
+    (
+        "grpc-keepalive-min-time",
+        Value,
+        Ignore("hyper's HTTP/2 server has no policy on how often clients may ping"),
+    ),
     ("socket-reuse-port", Switch, Ignore(TRANSPORT)),
     ("socket-reuse-address", Switch, Ignore(TRANSPORT)),
     (
@@ -172,17 +169,6 @@ const FLAGS: &[(&str, Kind, Handling)] = &[
     ("proxy-dial-timeout", Value, Ignore(PROXY)),
     ("proxy-write-timeout", Value, Ignore(PROXY)),
     ("proxy-read-timeout", Value, Ignore(PROXY)),
-    ("auto-tls", Switch, Ignore("give --cert-file and --key-file")),
-    (
-        "peer-auto-tls",
-        Switch,
-        Ignore("give --peer-cert-file and --peer-key-file"),
-    ),
-    (
-        "self-signed-cert-validity",
-        Value,
-        Ignore("no certificates are generated"),
-    ),
     ("client-cert-file", Value, Ignore("members present --cert-file")),
     ("client-key-file", Value, Ignore("members present --key-file")),
     (
@@ -208,22 +194,6 @@ const FLAGS: &[(&str, Kind, Handling)] = &[
         Ignore("peer SANs are not checked"),
     ),
     ("host-whitelist", Value, Ignore("the Host header is not checked")),
-    ("client-crl-file", Value, Refuse(SECURITY)),
-    ("peer-crl-file", Value, Refuse(SECURITY)),
-    ("client-cert-allowed-hostname", Value, Refuse(SECURITY)),
-    ("peer-cert-allowed-cn", Value, Refuse(SECURITY)),
-    ("peer-cert-allowed-hostname", Value, Refuse(SECURITY)),
-    ("cipher-suites", Value, Refuse(SECURITY)),
-    (
-        "tls-min-version",
-        Value,
-        Refuse("only TLS 1.2 (the default) is accepted"),
-    ),
-    (
-        "tls-max-version",
-        Value,
-        Refuse("only TLS 1.3 or empty (the default) is accepted"),
-    ),
     (
         "config-file",
         Value,
@@ -307,11 +277,8 @@ pub fn with_etcd_env(
 }
 
 /// Whether a refused flag's value asks for nothing (empty, or a switch off).
-fn harmless(flag: &str, value: &str) -> bool {
-    value.is_empty()
-        || value == "false"
-        || (flag == "tls-min-version" && value.eq_ignore_ascii_case("TLS1.2"))
-        || (flag == "tls-max-version" && value.eq_ignore_ascii_case("TLS1.3"))
+fn harmless(value: &str) -> bool {
+    value.is_empty() || value == "false"
 }
 
 fn is_bool(s: &str) -> bool {
@@ -375,7 +342,7 @@ pub fn strip(args: Vec<OsString>) -> Result<(Vec<OsString>, Vec<IgnoredFlag>), R
             (None, Value) => it.next().and_then(|v| v.into_string().ok()).unwrap_or_default(),
         };
         match handling {
-            Refuse(why) if !harmless(flag, &value) => {
+            Refuse(why) if !harmless(&value) => {
                 return Err(RefusedFlag { flag, value, why });
             }
             Refuse(_) => {}
@@ -415,7 +382,7 @@ mod tests {
             "--name",
             "m1",
             "--enable-pprof",
-            "--unsafe-no-fsync=true",
+            "--experimental-memory-mlock=true",
             "--socket-reuse-port",
             "false",
             "--max-wals",
@@ -432,7 +399,7 @@ mod tests {
             ignored,
             [
                 "--enable-pprof=true",
-                "--unsafe-no-fsync=true",
+                "--experimental-memory-mlock=true",
                 "--socket-reuse-port=false",
                 "--max-wals=5",
                 "--backend-batch-limit=100",
@@ -492,15 +459,14 @@ mod tests {
 
     #[test]
     fn restrictions_that_cannot_be_honoured_stop_the_start() {
-        let e = run(&["--peer-cert-allowed-cn", "etcd-peer"]).unwrap_err();
+        let e = run(&["--discovery", "https://discovery.etcd.io/abc"]).unwrap_err();
         assert!(
             e.to_string()
-                .contains("--peer-cert-allowed-cn=etcd-peer: not implemented"),
+                .contains("--discovery=https://discovery.etcd.io/abc: bootstrap"),
             "{e}"
         );
-        assert!(run(&["--discovery=https://discovery.etcd.io/abc"]).is_err());
-        // Asking for the default (or nothing) is fine.
-        assert!(run(&["--tls-min-version=TLS1.2", "--cipher-suites=", "--discovery-srv", ""]).is_ok());
+        // Asking for nothing is fine.
+        assert!(run(&["--discovery-srv", "", "--discovery=false"]).is_ok());
     }
 
     #[test]

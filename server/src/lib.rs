@@ -20,6 +20,7 @@ mod grpc;
 mod grpc_metrics;
 mod h2fix;
 mod health;
+mod log_format;
 mod metrics;
 pub mod pb;
 pub mod peer;
@@ -46,7 +47,7 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 use config::{CompactionMode, Config, ConfigError};
 use peer::PeerInfo;
-use tls::{TlsError, TlsFiles};
+use tls::{TlsError, TlsFiles, TlsPolicy};
 
 /// Why the server could not start or stopped on its own.
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +107,10 @@ pub fn init_logging(filter: &str, format: &str, outputs: &[String]) -> Result<()
     let writer = writer.unwrap_or_else(|| BoxMakeWriter::new(std::io::stderr));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     let _ = if format.eq_ignore_ascii_case("json") {
-        builder.json().try_init()
+        builder
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(log_format::ZapJson)
+            .try_init()
     } else {
         builder.try_init()
     };
@@ -159,17 +163,49 @@ async fn bind(url: &str) -> Result<(tokio::net::TcpListener, SocketAddr), Server
     Ok((listener, addr))
 }
 
+/// HTTP/2 settings of the client port (etcd's `--max-concurrent-streams`
+/// and `--grpc-keepalive-*`).
+#[derive(Clone, Copy, Debug)]
+struct Http2Settings {
+    max_concurrent_streams: u32,
+    /// Ping a connection idle this long (`None`: never).
+    keepalive_interval: Option<Duration>,
+    /// Close a connection whose ping goes unanswered this long.
+    keepalive_timeout: Duration,
+}
+
+impl Http2Settings {
+    fn from_config(cfg: &Config) -> Result<Http2Settings, ConfigError> {
+        let interval = config::parse_duration(&cfg.grpc_keepalive_interval)?;
+        Ok(Http2Settings {
+            max_concurrent_streams: cfg.max_concurrent_streams,
+            keepalive_interval: (!interval.is_zero()).then_some(interval),
+            keepalive_timeout: config::parse_duration(&cfg.grpc_keepalive_timeout)?,
+        })
+    }
+}
+
 /// Serves `app` on `listener` (HTTP/1.1 and HTTP/2, so gRPC and the
 /// gateway share it), over TLS with `tls`, until `stop` turns true; each
-/// request carries its connection's [`PeerInfo`].
+/// request carries its connection's [`PeerInfo`]. `h2` tunes HTTP/2 (the
+/// client port), else hyper's defaults hold.
 async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     tls: Option<(Arc<rustls::ServerConfig>, bool)>,
+    h2: Option<Http2Settings>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    if let Some(h2) = h2 {
+        builder
+            .http2()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .max_concurrent_streams(h2.max_concurrent_streams)
+            .keep_alive_interval(h2.keepalive_interval)
+            .keep_alive_timeout(h2.keepalive_timeout);
+    }
     let cert_users = tls.as_ref().is_some_and(|(_, client_cert_auth)| *client_cert_auth);
     let acceptor = tls.map(|(cfg, _)| tokio_rustls::TlsAcceptor::from(cfg));
     loop {
@@ -200,8 +236,10 @@ async fn serve(
             };
             let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
-                Ok(Err(e)) => return tracing::debug!(%addr, error = %e, "TLS handshake failed"),
-                Err(_) => return tracing::debug!(%addr, "TLS handshake timed out"),
+                Ok(Err(e)) => {
+                    return tracing::warn!(remote_addr = %addr, error = %e, "rejected connection (TLS handshake failed)")
+                }
+                Err(_) => return tracing::warn!(remote_addr = %addr, "rejected connection (TLS handshake timed out)"),
             };
             let cert_user = if cert_users {
                 stream
@@ -242,6 +280,56 @@ fn connection_service(
     hyper_util::service::TowerToHyperService::new(svc)
 }
 
+/// Which port a TLS setting is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Port {
+    Client,
+    Peer,
+}
+
+/// `files` as the flags give them, with a self-signed certificate made
+/// for `https://` URLs when `--auto-tls` (`--peer-auto-tls`) is on and no
+/// certificate is given.
+fn tls_files(cfg: &Config, port: Port, mut files: TlsFiles) -> Result<TlsFiles, ServerError> {
+    let (auto, urls, dir) = match port {
+        Port::Client => (
+            cfg.auto_tls,
+            [&cfg.listen_client_urls[..], &cfg.advertise_client_urls[..]].concat(),
+            "client",
+        ),
+        Port::Peer => (
+            cfg.peer_auto_tls,
+            [&cfg.listen_peer_urls[..], &cfg.initial_advertise_peer_urls[..]].concat(),
+            "peer",
+        ),
+    };
+    if !auto || !urls.iter().any(|u| u.starts_with("https://")) {
+        return Ok(files);
+    }
+    if files.is_set() {
+        tracing::warn!(
+            port = dir,
+            "auto TLS is on but certificate files are given: using the files"
+        );
+        return Ok(files);
+    }
+    let mut hosts = vec!["localhost".to_string()];
+    for u in &urls {
+        let (host, _) = config::host_port(u)?;
+        if !hosts.contains(&host) {
+            hosts.push(host);
+        }
+    }
+    let (cert, key) = tls::self_signed(
+        &cfg.data_dir().join("fixtures").join(dir),
+        &hosts,
+        cfg.self_signed_cert_validity,
+    )?;
+    files.cert = Some(cert);
+    files.key = Some(key);
+    Ok(files)
+}
+
 /// Revokes expired leases, twice a second (this member decides expiry).
 async fn expire_leases(svc: Arc<EtcdService>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -280,6 +368,7 @@ pub async fn run_reporting(
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(Vec<SocketAddr>) + Send,
 ) -> Result<(), ServerError> {
+    let h2 = Http2Settings::from_config(&cfg)?;
     if cfg.metrics == config::MetricsLevel::Extensive {
         grpc_metrics::measure_latency();
     }
@@ -306,26 +395,57 @@ pub async fn run_reporting(
         progress_interval: config::parse_duration(&cfg.experimental_watch_progress_notify_interval)?,
         max_response_bytes: cfg.max_request_bytes,
         backend_cache_bytes: cfg.backend_cache_bytes,
+        fsync: !cfg.unsafe_no_fsync,
     };
-    let client_files = TlsFiles {
-        cert: cfg.cert_file.clone(),
-        key: cfg.key_file.clone(),
-        trusted_ca: cfg.trusted_ca_file.clone(),
-        client_cert_auth: cfg.client_cert_auth,
-    };
+    if cfg.unsafe_no_fsync {
+        tracing::warn!(
+            "--unsafe-no-fsync: writes are acknowledged before they are on disk; a machine crash can lose them"
+        );
+    }
+    let (tls_policy, tls_notes) = TlsPolicy::new(&cfg.tls_min_version, &cfg.tls_max_version, &cfg.cipher_suites)?;
+    for note in tls_notes {
+        tracing::warn!("{note}");
+    }
+    let client_files = tls_files(
+        &cfg,
+        Port::Client,
+        TlsFiles {
+            cert: cfg.cert_file.clone(),
+            key: cfg.key_file.clone(),
+            trusted_ca: cfg.trusted_ca_file.clone(),
+            client_cert_auth: cfg.client_cert_auth,
+            crl: cfg.client_crl_file.clone().filter(|p| !p.as_os_str().is_empty()),
+            allowed_cns: Vec::new(),
+            allowed_hostname: cfg.client_cert_allowed_hostname.clone().filter(|h| !h.is_empty()),
+        },
+    )?;
     let client_tls = if client_files.is_set() {
-        Some(client_files.server_config()?)
+        Some(client_files.server_config(&tls_policy)?)
     } else {
         None
     };
-    let peer_files = TlsFiles {
-        cert: cfg.peer_cert_file.clone(),
-        key: cfg.peer_key_file.clone(),
-        trusted_ca: cfg.peer_trusted_ca_file.clone(),
-        client_cert_auth: cfg.peer_client_cert_auth,
-    };
+    let peer_files = tls_files(
+        &cfg,
+        Port::Peer,
+        TlsFiles {
+            cert: cfg.peer_cert_file.clone(),
+            key: cfg.peer_key_file.clone(),
+            trusted_ca: cfg.peer_trusted_ca_file.clone(),
+            client_cert_auth: cfg.peer_client_cert_auth,
+            crl: cfg.peer_crl_file.clone().filter(|p| !p.as_os_str().is_empty()),
+            allowed_cns: cfg
+                .peer_cert_allowed_cn
+                .iter()
+                .flat_map(|l| l.split(','))
+                .map(str::trim)
+                .filter(|cn| !cn.is_empty())
+                .map(str::to_string)
+                .collect(),
+            allowed_hostname: cfg.peer_cert_allowed_hostname.clone().filter(|h| !h.is_empty()),
+        },
+    )?;
     let peer_tls = if peer_files.is_set() {
-        Some(peer_files.server_config()?)
+        Some(peer_files.server_config(&tls_policy)?)
     } else {
         None
     };
@@ -351,7 +471,7 @@ pub async fn run_reporting(
             .iter()
             .any(|m| m.peer_urls.iter().any(|u| u.starts_with("https://")));
         let client_tls = if uses_tls {
-            Some(peer_files.client_config()?)
+            Some(peer_files.client_config(&tls_policy, cfg.peer_auto_tls)?)
         } else {
             None
         };
@@ -398,6 +518,7 @@ pub async fn run_reporting(
             pre_vote: cfg.pre_vote,
             snapshot_count: cfg.snapshot_count,
             transport,
+            strict_reconfig_check: cfg.strict_reconfig_check,
             attrs: concord_core::api::concordpb::Member {
                 id,
                 name: cfg.name.clone(),
@@ -450,7 +571,7 @@ pub async fn run_reporting(
             };
             let (listener, addr) = bind(url).await?;
             tracing::info!(%addr, tls = tls.is_some(), "serving peers");
-            servers.spawn(serve(listener, peer_app.clone(), tls, stop_rx.clone()));
+            servers.spawn(serve(listener, peer_app.clone(), tls, None, stop_rx.clone()));
         }
     }
 
@@ -474,6 +595,7 @@ pub async fn run_reporting(
             listener,
             gateway::probes_router(Arc::clone(&svc)),
             tls,
+            None,
             stop_rx.clone(),
         ));
     }
@@ -489,7 +611,7 @@ pub async fn run_reporting(
             None
         };
         tracing::info!(%addr, tls = tls.is_some(), "serving clients (gRPC and HTTP)");
-        servers.spawn(serve(listener, app.clone(), tls, stop_rx.clone()));
+        servers.spawn(serve(listener, app.clone(), tls, Some(h2), stop_rx.clone()));
         bound.push(addr);
     }
     if cfg.experimental_initial_corrupt_check && replicated {

@@ -182,6 +182,50 @@ impl PeerConn {
     }
 }
 
+/// Whether a peer answers, as the probes and sends to it find.
+#[derive(Default)]
+struct PeerHealth {
+    /// Since when it has answered without a failure in between.
+    up_since: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Its last answer.
+    last_ok: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl PeerHealth {
+    /// It answered; the first answer after a failure is logged.
+    fn ok(&self, peer: u64) {
+        let now = std::time::Instant::now();
+        *self.last_ok.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
+        let mut up = self.up_since.lock().unwrap_or_else(|e| e.into_inner());
+        if up.is_none() {
+            tracing::info!(peer = format_args!("{peer:x}"), "peer became active");
+            *up = Some(now);
+        }
+    }
+
+    /// It did not answer; the first failure after answers is logged.
+    fn failed(&self, peer: u64, what: &str) {
+        let mut up = self.up_since.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(since) = up.take() {
+            tracing::warn!(
+                peer = format_args!("{peer:x}"),
+                active_for_s = since.elapsed().as_secs(),
+                failed = what,
+                "peer became inactive"
+            );
+        }
+    }
+
+    /// Since when it answers, if its last answer is recent.
+    fn connected_since(&self) -> Option<std::time::Instant> {
+        let last = (*self.last_ok.lock().unwrap_or_else(|e| e.into_inner()))?;
+        if last.elapsed() > 3 * PROBE_EVERY {
+            return None;
+        }
+        *self.up_since.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// A peer's queue of encoded messages (and whether each is a snapshot).
 type Queue = mpsc::UnboundedSender<(Vec<u8>, bool)>;
 
@@ -192,6 +236,7 @@ pub struct HttpTransport {
     me: u64,
     queues: RwLock<HashMap<u64, Queue>>,
     forward: RwLock<HashMap<u64, Arc<PeerConn>>>,
+    health: RwLock<HashMap<u64, Arc<PeerHealth>>>,
     client: PeerClient,
     svc: SvcCell,
     runtime: tokio::runtime::Handle,
@@ -206,6 +251,7 @@ impl HttpTransport {
             me,
             queues: RwLock::new(HashMap::new()),
             forward: RwLock::new(HashMap::new()),
+            health: RwLock::new(HashMap::new()),
             client,
             svc,
             runtime: tokio::runtime::Handle::current(),
@@ -251,12 +297,19 @@ impl Transport for HttpTransport {
         }
     }
 
+    fn connected_since(&self, id: u64) -> Option<std::time::Instant> {
+        let health = self.health.read().unwrap_or_else(|e| e.into_inner());
+        health.get(&id)?.connected_since()
+    }
+
     fn set_peer(&self, id: u64, url: Option<String>) {
         let mut queues = self.queues.write().unwrap_or_else(|e| e.into_inner());
         let mut forward = self.forward.write().unwrap_or_else(|e| e.into_inner());
+        let mut health = self.health.write().unwrap_or_else(|e| e.into_inner());
         // Dropping the old queue ends its sender task.
         queues.remove(&id);
         forward.remove(&id);
+        health.remove(&id);
         if let Some(url) = url {
             let (tx, rx) = mpsc::unbounded_channel();
             let alive = tx.downgrade();
@@ -267,8 +320,11 @@ impl Transport for HttpTransport {
                 to: id,
                 base: url,
                 client: self.client.clone(),
+                health: Arc::default(),
             };
-            self.runtime.spawn(probe_loop(peer.clone(), alive));
+            health.insert(id, Arc::clone(&peer.health));
+            self.runtime
+                .spawn(probe_loop(peer.clone(), alive, Arc::clone(&self.svc)));
             self.runtime.spawn(send_loop(peer, rx, Arc::clone(&self.svc)));
         }
     }
@@ -339,16 +395,18 @@ struct Peer {
     to: u64,
     base: String,
     client: PeerClient,
+    health: Arc<PeerHealth>,
 }
 
-/// How often each peer's round trip is measured.
-const PROBE_EVERY: Duration = Duration::from_secs(5);
+/// How often each peer is probed (its round trip measured, and whether
+/// it answers noted).
+const PROBE_EVERY: Duration = Duration::from_secs(2);
 
-/// Measures the round trip to one peer every [`PROBE_EVERY`] (etcd:
-/// `etcd_network_peer_round_trip_time_seconds`), while the peer's queue
-/// exists. A probe that fails records nothing: the send path counts
-/// failures.
-async fn probe_loop(peer: Peer, alive: mpsc::WeakUnboundedSender<(Vec<u8>, bool)>) {
+/// Probes one peer every [`PROBE_EVERY`] while the peer's queue exists:
+/// the round trip goes to `etcd_network_peer_round_trip_time_seconds`,
+/// and whether it answered to the peer's health (the send path counts
+/// failures). A peer that answers "removed" stops this member.
+async fn probe_loop(peer: Peer, alive: mpsc::WeakUnboundedSender<(Vec<u8>, bool)>, svc: SvcCell) {
     let conn = PeerConn::new(&peer.base, peer.client.clone(), peer.me);
     let mut first = true;
     while alive.upgrade().is_some() {
@@ -356,8 +414,19 @@ async fn probe_loop(peer: Peer, alive: mpsc::WeakUnboundedSender<(Vec<u8>, bool)
         first = false;
         tokio::time::sleep(wait).await;
         let started = std::time::Instant::now();
-        if let Ok((204, _)) = conn.post("/raft/probing", Vec::new(), SEND_TIMEOUT).await {
-            crate::metrics::peer_round_trip(peer.to, started.elapsed());
+        match conn.post("/raft/probing", Vec::new(), SEND_TIMEOUT).await {
+            Ok((204, _)) => {
+                crate::metrics::peer_round_trip(peer.to, started.elapsed());
+                peer.health.ok(peer.to);
+            }
+            Ok((410, _)) => {
+                tracing::warn!(peer = format_args!("{:x}", peer.to), "{REMOVED}: the peer says so");
+                if let Some(member) = svc.get().and_then(Weak::upgrade) {
+                    member.node().report_removed();
+                }
+                return;
+            }
+            _ => peer.health.failed(peer.to, "probe"),
         }
     }
 }
@@ -402,6 +471,7 @@ async fn send_loop(peer: Peer, mut rx: mpsc::UnboundedReceiver<(Vec<u8>, bool)>,
             };
             if ok {
                 crate::metrics::peer_sent(to, len);
+                peer.health.ok(to);
             }
             if !ok {
                 stream = None;
@@ -423,6 +493,7 @@ async fn send_loop(peer: Peer, mut rx: mpsc::UnboundedReceiver<(Vec<u8>, bool)>,
             ok &= sent;
         }
         if !ok {
+            peer.health.failed(to, "message send");
             crate::metrics::peer_send_failed(to);
             if let Some(node) = &node {
                 node.report_unreachable(to);
@@ -511,45 +582,83 @@ fn step_frames(svc: &Svc, buf: &[u8]) -> Option<usize> {
     Some(off)
 }
 
-/// The sending member as `X-Server-From` names it, in hex, if it is a
-/// member of this cluster; "unknown" otherwise (so that nobody outside
-/// can grow the metrics' label set).
-fn sender(svc: &Svc, headers: &HeaderMap) -> String {
+/// Who sent a peer request, as its `X-Server-From` header says.
+#[derive(Debug, PartialEq, Eq)]
+enum Sender {
+    /// A member of this cluster (its ID in hex, the metrics' label).
+    Member(String),
+    /// A member removed from the cluster: refused, and told so.
+    Removed,
+    /// No header, or an ID this member does not know (yet): counted as
+    /// "unknown", so that nobody outside can grow the label set.
+    Unknown,
+}
+
+impl Sender {
+    fn label(&self) -> &str {
+        match self {
+            Sender::Member(id) => id,
+            Sender::Removed | Sender::Unknown => UNKNOWN,
+        }
+    }
+}
+
+fn sender(svc: &Svc, headers: &HeaderMap) -> Sender {
     let Some(id) = headers
         .get(FROM_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| u64::from_str_radix(v, 16).ok())
     else {
-        return UNKNOWN.into();
+        return Sender::Unknown;
     };
-    if svc.member_list().members.iter().any(|m| m.id == id) {
-        format!("{id:x}")
+    if svc.node().state().is_removed(id) {
+        Sender::Removed
+    } else if svc.member_list().members.iter().any(|m| m.id == id) {
+        Sender::Member(format!("{id:x}"))
     } else {
-        UNKNOWN.into()
+        Sender::Unknown
     }
 }
 
 /// The `From` label of bytes from a sender that is not a known member.
 const UNKNOWN: &str = "unknown";
 
-/// `POST /raft/probing`: answers at once, for a peer measuring its round trip.
-async fn probing() -> StatusCode {
-    StatusCode::NO_CONTENT
+/// What a removed member is told (etcd's words, with its status 410).
+const REMOVED: &str = "the member has been permanently removed from the cluster";
+
+fn removed() -> Response {
+    (StatusCode::GONE, REMOVED).into_response()
+}
+
+/// `POST /raft/probing`: answers at once, for a peer measuring its round
+/// trip (a removed member learns here that it was removed).
+async fn probing(State(svc): State<Svc>, headers: HeaderMap) -> Response {
+    if sender(&svc, &headers) == Sender::Removed {
+        return removed();
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 /// `POST /raft/message`: whole messages (snapshots).
-async fn raft_message(State(svc): State<Svc>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    crate::metrics::peer_received(&sender(&svc, &headers), body.len());
+async fn raft_message(State(svc): State<Svc>, headers: HeaderMap, body: Bytes) -> Response {
+    let from = sender(&svc, &headers);
+    if from == Sender::Removed {
+        return removed();
+    }
+    crate::metrics::peer_received(from.label(), body.len());
     match step_frames(&svc, &body) {
-        Some(n) if n == body.len() => StatusCode::NO_CONTENT,
-        _ => StatusCode::BAD_REQUEST,
+        Some(n) if n == body.len() => StatusCode::NO_CONTENT.into_response(),
+        _ => StatusCode::BAD_REQUEST.into_response(),
     }
 }
 
 /// `POST /raft/stream`: a peer's message stream, stepped as frames
 /// arrive, for as long as the peer keeps it open.
-async fn raft_stream(State(svc): State<Svc>, headers: HeaderMap, body: axum::body::Body) -> StatusCode {
+async fn raft_stream(State(svc): State<Svc>, headers: HeaderMap, body: axum::body::Body) -> Response {
     let mut from = sender(&svc, &headers);
+    if from == Sender::Removed {
+        return removed();
+    }
     let mut checked = std::time::Instant::now();
     let mut data = body.into_data_stream();
     let mut buf: Vec<u8> = Vec::new();
@@ -557,18 +666,18 @@ async fn raft_stream(State(svc): State<Svc>, headers: HeaderMap, body: axum::bod
         let Ok(chunk) = chunk else {
             break;
         };
-        if from == UNKNOWN && checked.elapsed() >= Duration::from_secs(1) {
+        if from == Sender::Unknown && checked.elapsed() >= Duration::from_secs(1) {
             // A stream opened while the cluster's first members were not
             // yet applied: the sender may be known now.
             from = sender(&svc, &headers);
             checked = std::time::Instant::now();
         }
-        crate::metrics::peer_received(&from, chunk.len());
+        crate::metrics::peer_received(from.label(), chunk.len());
         if buf.is_empty() {
             // The usual case: whole frames in one chunk, no copy.
             match step_frames(&svc, &chunk) {
                 Some(n) => buf.extend_from_slice(&chunk[n..]),
-                None => return StatusCode::BAD_REQUEST,
+                None => return StatusCode::BAD_REQUEST.into_response(),
             }
         } else {
             buf.extend_from_slice(&chunk);
@@ -576,11 +685,11 @@ async fn raft_stream(State(svc): State<Svc>, headers: HeaderMap, body: axum::bod
                 Some(n) => {
                     buf.drain(..n);
                 }
-                None => return StatusCode::BAD_REQUEST,
+                None => return StatusCode::BAD_REQUEST.into_response(),
             }
         }
     }
-    StatusCode::NO_CONTENT
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn keep_alive(State(svc): State<Svc>, body: Bytes) -> Response {

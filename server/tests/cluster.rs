@@ -536,12 +536,20 @@ async fn members_join_as_learners_get_promoted_and_leave_under_load() {
 
     // Remove an original member (not the one we send writes through): it
     // stops, the other three go on.
-    let victim_id = {
-        let status = ok(etcdctl(&eps[0], &["endpoint", "status", "-w", "json"]));
-        let v: serde_json::Value = serde_json::from_str(&status).unwrap();
-        format!("{:x}", v[0]["Status"]["header"]["member_id"].as_u64().unwrap())
-    };
-    ok(etcdctl(&eps[1], &["member", "remove", &victim_id]));
+    let victim_id = member_id_hex(&eps[0]);
+    // The strict reconfiguration check (on by default, as in etcd) wants
+    // the others connected for 5 s first: a young cluster is refused.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = etcdctl(&eps[1], &["member", "remove", &victim_id]);
+        if out.status.success() {
+            break;
+        }
+        let e = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(e.contains("etcdserver: unhealthy cluster"), "{e}");
+        assert!(Instant::now() < deadline, "the member was never removed");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     assert!(
         cluster.members[0].wait_exit(Duration::from_secs(10)),
         "a removed member stops"
@@ -585,9 +593,7 @@ async fn leadership_moves_and_leases_follow_the_leader() {
     let keeper = on_f.lease_keep_alive(lease).await.unwrap();
 
     // Hand leadership to that follower (etcdctl finds the leader itself).
-    let status = ok(etcdctl(&eps[f], &["endpoint", "status", "-w", "json"]));
-    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
-    let f_id = format!("{:x}", v[0]["Status"]["header"]["member_id"].as_u64().unwrap());
+    let f_id = member_id_hex(&eps[f]);
     let out = ok(etcdctl(&eps.join(","), &["move-leader", &f_id]));
     assert!(out.contains("Leadership transferred"), "{out}");
     assert_eq!(cluster.wait_leader(Duration::from_secs(5)), f);
@@ -661,4 +667,46 @@ async fn auth_state_reaches_a_member_through_a_snapshot() {
     assert!(e.contains("permission denied"), "{e}");
     let e = common::err(etcdctl(ep, &["--user", "alice:wrong", "get", "app/x"]));
     assert!(e.contains("authentication failed"), "{e}");
+}
+
+/// A member's ID in hex, as etcdctl takes it.
+fn member_id_hex(endpoint: &str) -> String {
+    let status = ok(etcdctl(endpoint, &["endpoint", "status", "-w", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    format!("{:x}", v[0]["Status"]["header"]["member_id"].as_u64().unwrap())
+}
+
+#[test]
+fn a_member_that_missed_its_removal_is_told_and_stops() {
+    let mut cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_leader(Duration::from_secs(10));
+    let victim = (leader + 1) % 3;
+    let eps = cluster.endpoints();
+    let victim_id = member_id_hex(&eps[victim]);
+    // Nothing reaches the victim any more: it cannot learn of its removal
+    // from the log.
+    cluster.members[victim].relay.cut();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = etcdctl(&eps[leader], &["member", "remove", &victim_id]);
+        if out.status.success() {
+            break;
+        }
+        let e = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(e.contains("unhealthy cluster"), "{e}");
+        assert!(Instant::now() < deadline, "never removed: {e}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // Its own probes of the others are answered 410: it stops.
+    assert!(
+        cluster.members[victim].wait_exit(Duration::from_secs(15)),
+        "the removed member still runs:\n{}",
+        cluster.members[victim].log_text()
+    );
+    let log = cluster.members[victim].log_text();
+    assert!(log.contains("permanently removed from the cluster"), "{log}");
+    let list = ok(etcdctl(&eps[leader], &["member", "list"]));
+    assert_eq!(list.lines().count(), 2, "{list}");
+    // The two left go on.
+    ok(etcdctl(&eps[leader], &["put", "after", "removal"]));
 }

@@ -11,6 +11,16 @@ use std::time::{Duration, Instant};
 
 use common::{free_port, http};
 
+/// A child process killed when dropped, even when a test panics.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn a_kubeadm_manifest_starts_concord_and_its_probes_answer() {
     let tmp = tempfile::tempdir().unwrap();
@@ -53,11 +63,13 @@ fn a_kubeadm_manifest_starts_concord_and_its_probes_answer() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_concord"))
-        .args(&args)
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_concord"))
+            .args(&args)
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let probe = format!("127.0.0.1:{metrics}");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -67,7 +79,7 @@ fn a_kubeadm_manifest_starts_concord_and_its_probes_answer() {
             break;
         }
         assert!(
-            child.try_wait().unwrap().is_none(),
+            child.0.try_wait().unwrap().is_none(),
             "concord exited: {}",
             std::fs::read_to_string(&log).unwrap()
         );
@@ -79,6 +91,13 @@ fn a_kubeadm_manifest_starts_concord_and_its_probes_answer() {
     let (status, metrics) = http(&probe, "GET", "/metrics", "").unwrap();
     assert_eq!(status, 200);
     assert!(metrics.contains("\netcd_server_has_leader 1\n"), "{metrics}");
+    let fsyncs = |metrics: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with("etcd_disk_wal_fsync_duration_seconds_count "))
+            .map(str::to_string)
+    };
+    let fsyncs_before = fsyncs(&metrics);
     // The probe port serves probes and metrics only.
     assert_eq!(http(&probe, "POST", "/v3/kv/range", "{}").unwrap().0, 404);
     let (status, _) = http(
@@ -89,8 +108,11 @@ fn a_kubeadm_manifest_starts_concord_and_its_probes_answer() {
     )
     .unwrap();
     assert_eq!(status, 200);
-    let _ = child.kill();
-    let _ = child.wait();
+    // --unsafe-no-fsync: the put was logged without an fdatasync.
+    let (_, metrics) = http(&probe, "GET", "/metrics", "").unwrap();
+    assert!(fsyncs_before.is_some());
+    assert_eq!(fsyncs(&metrics), fsyncs_before);
+    drop(child);
     let text = std::fs::read_to_string(&log).unwrap();
     let line = text
         .lines()
@@ -101,16 +123,20 @@ fn a_kubeadm_manifest_starts_concord_and_its_probes_answer() {
     assert!(file.contains("ignoring etcd flags"), "{file}");
     for l in file.lines().chain(text.lines()) {
         let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
-        assert!(v["level"].is_string() && v["fields"]["message"].is_string(), "{l}");
+        // zap's field names, as etcd's JSON logs have them.
+        for key in ["level", "ts", "caller", "msg"] {
+            assert!(v[key].is_string(), "{key}: {l}");
+        }
     }
     for named in [
         "--max-wals=5",
         "--enable-v2=true",
-        "--unsafe-no-fsync=true",
-        "--strict-reconfig-check=true",
         "--feature-gates=InitialCorruptCheck=true",
     ] {
         assert!(line.contains(named), "{named} not named: {line}");
+    }
+    for implemented in ["--unsafe-no-fsync", "--strict-reconfig-check", "--tls-min-version"] {
+        assert!(!line.contains(implemented), "{implemented} is implemented: {line}");
     }
 }
 
@@ -121,8 +147,8 @@ fn a_restriction_concord_cannot_honour_stops_the_start() {
         .args([
             "--data-dir",
             tmp.path().to_str().unwrap(),
-            "--peer-cert-allowed-cn",
-            "etcd-peer",
+            "--discovery",
+            "https://discovery.etcd.io/3e86b59982e49066c5d813af1c2e2579",
         ])
         .stderr(Stdio::piped())
         .spawn()
@@ -132,7 +158,7 @@ fn a_restriction_concord_cannot_honour_stops_the_start() {
     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert!(!status.success());
     assert!(
-        err.contains("--peer-cert-allowed-cn=etcd-peer: not implemented"),
+        err.contains("--discovery=https://discovery.etcd.io/3e86b59982e49066c5d813af1c2e2579: bootstrap by discovery"),
         "{err}"
     );
 }
@@ -237,4 +263,72 @@ fn an_etcd_config_file_replaces_the_command_line() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is not an etcd config file"), "{err}");
+}
+
+/// Reads one HTTP/2 frame: (type, flags, stream, payload).
+fn read_frame(s: &mut std::net::TcpStream) -> std::io::Result<(u8, u8, u32, Vec<u8>)> {
+    let mut head = [0u8; 9];
+    s.read_exact(&mut head)?;
+    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    let mut payload = vec![0; len];
+    s.read_exact(&mut payload)?;
+    let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+    Ok((head[3], head[4], stream, payload))
+}
+
+/// An HTTP/2 connection that has sent its preface and an empty SETTINGS.
+fn h2_connect(endpoint: &str) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(endpoint).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    s.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).unwrap();
+    s
+}
+
+#[test]
+fn http2_stream_limit_and_keepalive_pings_follow_the_flags() {
+    let s = common::Server::concord_with(&[
+        "--max-concurrent-streams=7",
+        "--grpc-keepalive-interval=300ms",
+        "--grpc-keepalive-timeout=500ms",
+    ]);
+    let mut conn = h2_connect(&s.endpoint);
+    // The server's SETTINGS: MAX_CONCURRENT_STREAMS (0x3) is ours.
+    let (kind, _, _, payload) = read_frame(&mut conn).unwrap();
+    assert_eq!(kind, 4, "SETTINGS first");
+    let settings: Vec<(u16, u32)> = payload
+        .chunks(6)
+        .map(|c| {
+            (
+                u16::from_be_bytes([c[0], c[1]]),
+                u32::from_be_bytes([c[2], c[3], c[4], c[5]]),
+            )
+        })
+        .collect();
+    assert!(settings.contains(&(3, 7)), "{settings:?}");
+    // Idle, the server pings (PING, 0x6, without ACK); unanswered, it
+    // closes the connection soon after the timeout.
+    let started = Instant::now();
+    let mut pinged = None;
+    loop {
+        match read_frame(&mut conn) {
+            Ok((6, flags, _, _)) if flags & 1 == 0 => {
+                pinged.get_or_insert(started.elapsed());
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+        assert!(started.elapsed() < Duration::from_secs(8), "the connection stays open");
+    }
+    let pinged = pinged.expect("the server pinged");
+    assert!(pinged < Duration::from_secs(3), "{pinged:?}");
+    // A bad duration stops the start with its value named.
+    let out = Command::new(env!("CARGO_BIN_EXE_concord"))
+        .args(["--grpc-keepalive-timeout=soon", "--data-dir"])
+        .arg(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("soon"), "{out:?}");
 }

@@ -169,6 +169,14 @@ pub enum EtcdError {
     LearnerNotReady,
     #[error("etcdserver: not leader")]
     NotLeader,
+    /// A membership change refused by the strict reconfiguration check:
+    /// too few members started for a quorum afterwards.
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    NotEnoughStartedMembers,
+    /// A membership change refused by the strict reconfiguration check:
+    /// too few members connected for a quorum afterwards.
+    #[error("etcdserver: unhealthy cluster")]
+    Unhealthy,
     #[error("etcdserver: bad leader transferee")]
     BadLeaderTransferee,
     #[error("etcdserver: request timed out, leader transfer took too long")]
@@ -226,14 +234,17 @@ impl EtcdError {
             | EtcdError::MemberNotLearner
             | EtcdError::LearnerNotReady
             | EtcdError::NotLeader
+            | EtcdError::NotEnoughStartedMembers
             | EtcdError::BadLeaderTransferee => Code::FailedPrecondition,
             EtcdError::NoSpace | EtcdError::TooManyRequests | EtcdError::MessageTooLarge { .. } => {
                 Code::ResourceExhausted
             }
             EtcdError::LeaseNotFound | EtcdError::MemberNotFound => Code::NotFound,
-            EtcdError::Timeout | EtcdError::Stopped | EtcdError::NoLeader | EtcdError::LeaderTransferTimeout => {
-                Code::Unavailable
-            }
+            EtcdError::Timeout
+            | EtcdError::Stopped
+            | EtcdError::NoLeader
+            | EtcdError::LeaderTransferTimeout
+            | EtcdError::Unhealthy => Code::Unavailable,
             EtcdError::PermissionDenied => Code::PermissionDenied,
             EtcdError::Corrupt => Code::DataLoss,
             EtcdError::InvalidAuthToken => Code::Unauthenticated,
@@ -254,7 +265,7 @@ impl EtcdError {
     /// assert_eq!(EtcdError::from_wire(2, "boom").code(), Code::Unknown);
     /// ```
     pub fn from_wire(code: i32, message: &str) -> EtcdError {
-        const FIXED: [EtcdError; 42] = [
+        const FIXED: [EtcdError; 44] = [
             EtcdError::EmptyKey,
             EtcdError::KeyNotFound,
             EtcdError::ValueProvided,
@@ -297,6 +308,8 @@ impl EtcdError {
             EtcdError::NotLeader,
             EtcdError::BadLeaderTransferee,
             EtcdError::LeaderTransferTimeout,
+            EtcdError::NotEnoughStartedMembers,
+            EtcdError::Unhealthy,
         ];
         let code = Code::from_i32(code);
         FIXED

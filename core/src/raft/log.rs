@@ -73,6 +73,9 @@ pub struct Log {
     reserved: u64,
     next: u64,
     buf: Vec<u8>,
+    /// Whether appends wait for fdatasync (off only with
+    /// `--unsafe-no-fsync`).
+    fsync: bool,
 }
 
 fn segment_path(dir: &Path, first: u64) -> PathBuf {
@@ -135,6 +138,12 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 impl Log {
+    /// Whether appends are made durable before they return (the default);
+    /// `false` is etcd's `--unsafe-no-fsync`, for throwaway clusters.
+    pub fn set_fsync(&mut self, on: bool) {
+        self.fsync = on;
+    }
+
     /// Opens the log in `dir` (created if missing) and returns it with every
     /// entry it holds at or after `from`.
     pub fn open(dir: &Path, from: u64) -> Result<(Log, Vec<Entry>), LogError> {
@@ -204,6 +213,7 @@ impl Log {
                 reserved,
                 next,
                 buf: Vec::new(),
+                fsync: true,
             },
             entries,
         ))
@@ -238,6 +248,9 @@ impl Log {
 
     /// Appends `payloads` as consecutive entries and makes them durable
     /// with one fdatasync. Returns the index of the first one.
+    ///
+    /// Without fsync ([`Log::set_fsync`]) the batch is only written: a
+    /// crash of the machine (not of the process) may lose it.
     pub fn append<'a>(&mut self, payloads: impl IntoIterator<Item = &'a [u8]>) -> Result<u64, LogError> {
         let first = self.next;
         self.buf.clear();
@@ -259,6 +272,9 @@ impl Log {
             };
         }
         let synced = self.file.write_all_at(&self.buf, self.file_len).and_then(|()| {
+            if !self.fsync {
+                return Ok(());
+            }
             let started = std::time::Instant::now();
             let r = self.file.sync_data();
             crate::metrics::WAL_FSYNC.observe(started.elapsed());

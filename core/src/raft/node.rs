@@ -88,6 +88,10 @@ pub struct NodeConfig {
     pub max_response_bytes: usize,
     /// Pages of the state machine's database kept in memory.
     pub backend_cache_bytes: usize,
+    /// Whether the log waits for fdatasync before a write is acknowledged.
+    /// `false` is etcd's `--unsafe-no-fsync`: faster, and a machine crash
+    /// can lose acknowledged writes (a process crash cannot).
+    pub fsync: bool,
 }
 
 impl Default for NodeConfig {
@@ -96,6 +100,7 @@ impl Default for NodeConfig {
             progress_interval: Duration::from_secs(600),
             max_response_bytes: 1536 * 1024,
             backend_cache_bytes: 8 * 1024 * 1024,
+            fsync: true,
         }
     }
 }
@@ -241,6 +246,11 @@ impl State {
         let sm = self.sm.read();
         let (puts, deletes) = sm.mvcc.write_counts();
         (sm.mvcc.key_count(), puts, deletes)
+    }
+
+    /// Whether member `id` was removed from the cluster.
+    pub fn is_removed(&self, id: u64) -> bool {
+        self.sm.read().removed.contains(&id)
     }
 
     /// Number of watchers on this member.
@@ -418,7 +428,8 @@ impl Node {
         let storage = Storage::open(&data_dir.join("db"), cfg.backend_cache_bytes)?;
         let meta = storage.meta()?;
         let mut sm = storage.load()?;
-        let (log, tail) = Log::open(&data_dir.join("wal"), meta.applied_index + 1)?;
+        let (mut log, tail) = Log::open(&data_dir.join("wal"), meta.applied_index + 1)?;
+        log.set_fsync(cfg.fsync);
         let mut applied = meta.applied_index;
         if !tail.is_empty() {
             tracing::info!(entries = tail.len(), from = meta.applied_index + 1, "replaying log");
@@ -508,7 +519,8 @@ impl Node {
             leader: 0,
         };
         let state = State::open(storage, sm, &cfg, identity)?;
-        let (wal, core) = open_raft_log(&data_dir.join("raft"), &raft, meta.applied_index)?;
+        let (mut wal, core) = open_raft_log(&data_dir.join("raft"), &raft, meta.applied_index)?;
+        wal.set_fsync(cfg.fsync);
         let mut raft_loop = RaftLoop::new(core, wal, Arc::clone(&state), raft)?;
         let sync_thread = spawn_watch_sync(&state)?;
         let (tx, rx) = mpsc::channel();
@@ -611,6 +623,14 @@ impl Node {
     pub fn report_unreachable(&self, to: u64) {
         if let WritePath::Raft(tx) = &self.path {
             let _ = tx.send(RaftMsg::Unreachable(to));
+        }
+    }
+
+    /// A peer refused this member's messages because it was removed from
+    /// the cluster: the member stops, as if it had applied its removal.
+    pub fn report_removed(&self) {
+        if let WritePath::Raft(tx) = &self.path {
+            let _ = tx.send(RaftMsg::Removed);
         }
     }
 

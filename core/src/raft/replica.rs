@@ -47,6 +47,10 @@ pub trait Transport: Send + Sync + 'static {
     fn send(&self, to: u64, msg: Vec<u8>, snapshot: bool);
     /// A member was added (with its peer URL) or removed (`None`).
     fn set_peer(&self, id: u64, url: Option<String>);
+    /// Since when member `id` has answered without a break (`None`: it
+    /// does not answer now). The strict reconfiguration check counts the
+    /// members connected for a while, as etcd's does.
+    fn connected_since(&self, id: u64) -> Option<Instant>;
 }
 
 /// A change of the cluster's membership.
@@ -58,6 +62,80 @@ pub enum MemberChange {
     Remove(u64),
     /// Make a learner a voter.
     Promote(u64),
+}
+
+/// How long a peer must have answered without a break to count as
+/// connected for a membership change (etcd's health interval).
+const CONNECTED_FOR: Duration = Duration::from_secs(5);
+
+/// What the strict reconfiguration check looks at: the voters, which of
+/// them have started (published their name), and which answer.
+struct Quorum<'a> {
+    me: u64,
+    voters: &'a [u64],
+    members: &'a std::collections::BTreeMap<u64, Member>,
+    connected_since: &'a dyn Fn(u64) -> Option<Instant>,
+    now: Instant,
+}
+
+impl Quorum<'_> {
+    fn started(&self, id: u64) -> bool {
+        self.members.get(&id).is_some_and(|m| !m.name.is_empty())
+    }
+
+    /// This member, or a peer answering for [`CONNECTED_FOR`].
+    fn connected(&self, id: u64) -> bool {
+        id == self.me
+            || (self.connected_since)(id).is_some_and(|t| self.now.saturating_duration_since(t) >= CONNECTED_FOR)
+    }
+
+    /// Whether `change` leaves a quorum of started and connected voters,
+    /// as etcd's strict reconfiguration check decides.
+    fn allows(&self, change: &MemberChange) -> Result<(), EtcdError> {
+        let started = |ids: &mut dyn Iterator<Item = u64>| ids.filter(|&id| self.started(id)).count();
+        match change {
+            MemberChange::Add(m) if !m.is_learner => {
+                let members = self.voters.len() + 1;
+                let up = started(&mut self.voters.iter().copied());
+                // A second member may join a cluster of one.
+                if !(up == 1 && members == 2) && up < members / 2 + 1 {
+                    return Err(EtcdError::NotEnoughStartedMembers);
+                }
+                if !self.voters.iter().all(|&id| self.connected(id)) {
+                    return Err(EtcdError::Unhealthy);
+                }
+                Ok(())
+            }
+            MemberChange::Add(_) => Ok(()),
+            MemberChange::Remove(id) => {
+                if self.members.get(id).is_some_and(|m| m.is_learner) || !self.voters.contains(id) {
+                    return Ok(());
+                }
+                let rest = self.voters.len() - 1;
+                if started(&mut self.voters.iter().copied().filter(|v| v != id)) < rest / 2 + 1 {
+                    return Err(EtcdError::NotEnoughStartedMembers);
+                }
+                if *id != self.me && (self.connected_since)(*id).is_none() {
+                    // A member that is down is not part of the working quorum.
+                    return Ok(());
+                }
+                let active = self.voters.iter().filter(|&&v| self.connected(v)).count();
+                if active.saturating_sub(1) < 1 + (self.voters.len() - 1) / 2 {
+                    return Err(EtcdError::Unhealthy);
+                }
+                Ok(())
+            }
+            MemberChange::Promote(_) => {
+                // The learner counts as a started member of the new quorum.
+                let members = self.voters.len() + 1;
+                let up = started(&mut self.voters.iter().copied()) + 1;
+                if up < members / 2 + 1 {
+                    return Err(EtcdError::NotEnoughStartedMembers);
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// How a replicated member takes part.
@@ -80,6 +158,9 @@ pub struct RaftConfig {
     pub snapshot_count: u64,
     /// Where messages go.
     pub transport: Arc<dyn Transport>,
+    /// Refuse membership changes that would leave too few started or
+    /// connected members for a quorum (`--strict-reconfig-check`).
+    pub strict_reconfig_check: bool,
     /// This member's attributes, published through the log once it runs.
     pub attrs: Member,
     /// Joining a running cluster: the state to start from.
@@ -107,6 +188,8 @@ pub(crate) enum RaftMsg {
     ChangeMembers(MemberChange, Reply),
     JoinInfo(Vec<String>, oneshot::Sender<Result<Vec<u8>, EtcdError>>),
     TransferLeader(u64, oneshot::Sender<bool>),
+    /// A peer refused this member's messages: it was removed.
+    Removed,
     Stop(oneshot::Sender<()>),
 }
 
@@ -311,6 +394,8 @@ pub(crate) struct RaftLoop {
     /// flight, and whether it has been applied.
     published: bool,
     publish_sent: Option<Instant>,
+    /// A peer said this member was removed from the cluster.
+    told_removed: bool,
 }
 
 impl RaftLoop {
@@ -352,6 +437,7 @@ impl RaftLoop {
             read_seq: 0,
             published,
             publish_sent: None,
+            told_removed: false,
         })
     }
 
@@ -382,6 +468,13 @@ impl RaftLoop {
             self.start_reads();
             self.on_ready()?;
             self.maybe_checkpoint()?;
+            if self.told_removed {
+                // It missed the entry that removed it (the leader stops
+                // sending once it applies it).
+                tracing::warn!("a peer says this member was removed from the cluster; stopping");
+                self.checkpoint()?;
+                return Err(NodeError::Removed);
+            }
             if let Some(done) = stop {
                 self.checkpoint()?;
                 let _ = done.send(());
@@ -422,6 +515,7 @@ impl RaftLoop {
                 }
                 let _ = ok.send(voter);
             }
+            RaftMsg::Removed => self.told_removed = true,
             RaftMsg::Stop(done) => *stop = Some(done),
         }
     }
@@ -430,6 +524,22 @@ impl RaftLoop {
     fn change_members(&mut self, change: MemberChange, reply: Reply) {
         use raft::prelude::{ConfChange, ConfChangeType};
         let members = self.state.with(|sm| sm.members.clone());
+        if self.cfg.strict_reconfig_check {
+            let voters = self.core.read().cs.voters.clone();
+            let transport = Arc::clone(&self.cfg.transport);
+            let quorum = Quorum {
+                me: self.cfg.id,
+                voters: &voters,
+                members: &members,
+                connected_since: &|id| transport.connected_since(id),
+                now: Instant::now(),
+            };
+            if let Err(e) = quorum.allows(&change) {
+                tracing::warn!(change = ?change, error = %e, "membership change refused by the strict reconfiguration check");
+                let _ = reply.send(Err(e));
+                return;
+            }
+        }
         let mut cc = ConfChange::default();
         let mut member = None;
         match change {
@@ -752,6 +862,7 @@ impl RaftLoop {
             match (&ctx.request, removed) {
                 (_, true) => {
                     sm.members.remove(&id);
+                    sm.removed.insert(id);
                 }
                 (Some(LogOp::MemberAttrs(m)), false) => {
                     let mut m = m.clone();
@@ -768,7 +879,11 @@ impl RaftLoop {
             self.state.storage.write(|view| {
                 use super::AuthPersist;
                 view.put_members(&members)
-                    .map_err(|e| StorageError::Io(std::io::Error::other(e.to_string())))
+                    .map_err(|e| StorageError::Io(std::io::Error::other(e.to_string())))?;
+                if removed {
+                    view.put_removed(&sm.removed)?;
+                }
+                Ok(())
             })?;
         }
         if id != self.cfg.id {
@@ -852,5 +967,93 @@ impl RaftLoop {
             tracing::info!(to, kept = keep, "raft log compacted");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: u64, name: &str, is_learner: bool) -> Member {
+        Member {
+            id,
+            name: name.into(),
+            is_learner,
+            ..Default::default()
+        }
+    }
+
+    /// Members 1–3 voters (3 not started unless `all_started`), 4 a learner.
+    fn members(all_started: bool) -> std::collections::BTreeMap<u64, Member> {
+        [
+            member(1, "a", false),
+            member(2, "b", false),
+            member(3, if all_started { "c" } else { "" }, false),
+            member(4, "d", true),
+        ]
+        .into_iter()
+        .map(|m| (m.id, m))
+        .collect()
+    }
+
+    fn check(change: MemberChange, all_started: bool, up: &[(u64, u64)]) -> Result<(), EtcdError> {
+        let now = Instant::now() + Duration::from_secs(60);
+        let members = members(all_started);
+        // `(id, seconds connected)`
+        let since = |id: u64| {
+            up.iter()
+                .find(|(m, _)| *m == id)
+                .map(|(_, s)| now - Duration::from_secs(*s))
+        };
+        Quorum {
+            me: 1,
+            voters: &[1, 2, 3],
+            members: &members,
+            connected_since: &since,
+            now,
+        }
+        .allows(&change)
+    }
+
+    #[test]
+    fn adding_a_voter_needs_started_and_connected_members() {
+        let add = || MemberChange::Add(member(9, "", false));
+        assert_eq!(check(add(), true, &[(2, 10), (3, 10)]), Ok(()));
+        // 2 started of a future 4: no quorum.
+        assert_eq!(
+            check(add(), false, &[(2, 10), (3, 10)]),
+            Err(EtcdError::NotEnoughStartedMembers)
+        );
+        // Member 3 answers, but not for long enough; or not at all.
+        assert_eq!(check(add(), true, &[(2, 10), (3, 2)]), Err(EtcdError::Unhealthy));
+        assert_eq!(check(add(), true, &[(2, 10)]), Err(EtcdError::Unhealthy));
+        // A learner is always welcome.
+        assert_eq!(check(MemberChange::Add(member(9, "", true)), false, &[]), Ok(()));
+    }
+
+    #[test]
+    fn removing_a_voter_keeps_a_working_quorum() {
+        // A member that is down can go.
+        assert_eq!(check(MemberChange::Remove(3), true, &[(2, 10)]), Ok(()));
+        // Removing a live member while another is down leaves one: refused.
+        assert_eq!(
+            check(MemberChange::Remove(2), true, &[(2, 10)]),
+            Err(EtcdError::Unhealthy)
+        );
+        assert_eq!(check(MemberChange::Remove(2), true, &[(2, 10), (3, 10)]), Ok(()));
+        // The remaining voters must have started: 1 and the unstarted 3.
+        assert_eq!(
+            check(MemberChange::Remove(2), false, &[(2, 10), (3, 10)]),
+            Err(EtcdError::NotEnoughStartedMembers)
+        );
+        // Learners and unknown members are not the check's business.
+        assert_eq!(check(MemberChange::Remove(4), false, &[]), Ok(()));
+    }
+
+    #[test]
+    fn promoting_counts_the_learner_as_started() {
+        assert_eq!(check(MemberChange::Promote(4), true, &[]), Ok(()));
+        // 2 started voters + the learner = 3 of 4.
+        assert_eq!(check(MemberChange::Promote(4), false, &[]), Ok(()));
     }
 }

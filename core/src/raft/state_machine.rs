@@ -95,6 +95,9 @@ pub struct StateMachine {
     pub members: std::collections::BTreeMap<u64, Member>,
     /// The raised alarms: (member ID, `AlarmType`).
     pub alarms: BTreeSet<(u64, i32)>,
+    /// Members removed from the cluster: their messages are refused, and
+    /// told so, so that one that missed its own removal stops.
+    pub removed: BTreeSet<u64>,
 }
 
 /// Whether a txn (or one nested in it) may put a key.

@@ -71,6 +71,11 @@ fn record(tag: u8, msg: &dyn protobuf::Message) -> Result<Vec<u8>, NodeError> {
 }
 
 impl RaftWal {
+    /// Whether writes wait for fdatasync (see [`Log::set_fsync`]).
+    pub(crate) fn set_fsync(&mut self, on: bool) {
+        self.log.set_fsync(on);
+    }
+
     /// Opens the log in `dir` and rebuilds raft's log from it. `initial`
     /// gives the configuration and starting point of a log that holds
     /// nothing yet (a new cluster, or a member joining from a snapshot);

@@ -37,6 +37,9 @@ const AUTH: TableDefinition<&str, &[u8]> = TableDefinition::new("auth");
 const AUTH_STATE: &str = "state";
 /// The member list (`concordpb.Member` records, length-delimited) under [`AUTH_MEMBERS`].
 const AUTH_MEMBERS: &str = "members";
+/// The IDs of removed members (`concordpb.Member` records holding only
+/// the ID, length-delimited).
+const AUTH_REMOVED: &str = "removed_members";
 /// The raised alarms (`etcdserverpb.AlarmMember` records, length-delimited).
 const AUTH_ALARMS: &str = "alarms";
 
@@ -180,6 +183,20 @@ pub struct WriteView<'t> {
 }
 
 impl WriteView<'_> {
+    /// Stores the IDs of removed members.
+    pub fn put_removed(&mut self, ids: &std::collections::BTreeSet<u64>) -> Result<(), StorageError> {
+        let records: Vec<Member> = ids
+            .iter()
+            .map(|&id| Member {
+                id,
+                ..Default::default()
+            })
+            .collect();
+        let mut t = self.txn.open_table(AUTH)?;
+        t.insert(AUTH_REMOVED, encode_list(&records).as_slice())?;
+        Ok(())
+    }
+
     /// Records the key space's counters and the last applied log index,
     /// in the same transaction as the changes they describe.
     pub fn set_applied(&mut self, mvcc: &Mvcc, applied_index: u64) -> Result<(), StorageError> {
@@ -395,6 +412,10 @@ impl Storage {
             for m in decode_list::<Member>(rec.value())? {
                 sm.members.insert(m.id, m);
             }
+        }
+        if let Some(rec) = auth.get(AUTH_REMOVED)? {
+            sm.removed
+                .extend(decode_list::<Member>(rec.value())?.iter().map(|m| m.id));
         }
         if let Some(rec) = auth.get(AUTH_ALARMS)? {
             for a in decode_list::<AlarmMember>(rec.value())? {
