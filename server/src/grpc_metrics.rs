@@ -23,30 +23,31 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 /// The process-wide registry of the gRPC counters (scraped with the rest).
 pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
 
+/// `metric`, registered in [`REGISTRY`].
+fn registered<M: prometheus::core::Collector + Clone + 'static>(metric: prometheus::Result<M>) -> M {
+    let m = metric.expect("a valid metric");
+    REGISTRY.register(Box::new(m.clone())).expect("registered once");
+    m
+}
+
 static STARTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    let c = IntCounterVec::new(
+    registered(IntCounterVec::new(
         Opts::new(
             "grpc_server_started_total",
             "Total number of RPCs started on the server.",
         ),
         &["grpc_type", "grpc_service", "grpc_method"],
-    )
-    .expect("a valid metric");
-    REGISTRY.register(Box::new(c.clone())).expect("registered once");
-    c
+    ))
 });
 
 static HANDLED: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    let c = IntCounterVec::new(
+    registered(IntCounterVec::new(
         Opts::new(
             "grpc_server_handled_total",
             "Total number of RPCs completed on the server, regardless of success or failure.",
         ),
         &["grpc_type", "grpc_service", "grpc_method", "grpc_code"],
-    )
-    .expect("a valid metric");
-    REGISTRY.register(Box::new(c.clone())).expect("registered once");
-    c
+    ))
 });
 
 /// Whether calls' latencies are measured (`--metrics extensive`).
@@ -60,38 +61,29 @@ pub fn measure_latency() {
 }
 
 static HANDLING: LazyLock<HistogramVec> = LazyLock::new(|| {
-    let h = HistogramVec::new(
+    registered(HistogramVec::new(
         HistogramOpts::new(
             "grpc_server_handling_seconds",
             "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
         ),
         &["grpc_type", "grpc_service", "grpc_method"],
-    )
-    .expect("a valid metric");
-    REGISTRY.register(Box::new(h.clone())).expect("registered once");
-    h
+    ))
 });
 
 /// gRPC bytes received and sent, as etcd counts them
 /// (`etcd_network_client_grpc_{received,sent}_bytes_total`): message
 /// bytes, framing included.
 static RECEIVED_BYTES: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
-    let c = prometheus::IntCounter::new(
+    registered(prometheus::IntCounter::new(
         "etcd_network_client_grpc_received_bytes_total",
         "The total number of bytes received from grpc clients.",
-    )
-    .expect("a valid metric");
-    REGISTRY.register(Box::new(c.clone())).expect("registered once");
-    c
+    ))
 });
 static SENT_BYTES: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
-    let c = prometheus::IntCounter::new(
+    registered(prometheus::IntCounter::new(
         "etcd_network_client_grpc_sent_bytes_total",
         "The total number of bytes sent to grpc clients.",
-    )
-    .expect("a valid metric");
-    REGISTRY.register(Box::new(c.clone())).expect("registered once");
-    c
+    ))
 });
 
 /// The kind of an etcd RPC, as go-grpc-prometheus labels it.

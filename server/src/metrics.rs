@@ -19,146 +19,188 @@ use prometheus::{
 
 type Svc = Arc<EtcdService>;
 
+/// A plain series' type.
+enum Kind {
+    Gauge,
+    Counter,
+}
+
 /// One scrape's metrics.
 fn gather(svc: &Svc) -> prometheus::Result<Vec<u8>> {
     let r = Registry::new();
-    let gauge = |name: &str, help: &str, v: f64| -> prometheus::Result<()> {
-        let g = Gauge::new(name, help)?;
-        g.set(v);
-        r.register(Box::new(g))
-    };
-    let counter = |name: &str, help: &str, v: f64| -> prometheus::Result<()> {
-        let c = Counter::new(name, help)?;
-        c.inc_by(v);
-        r.register(Box::new(c))
-    };
     let node = svc.node();
     let state = node.state();
     let leader = state.leader();
     let has_leader = !node.is_replicated() || leader != 0;
-    gauge(
-        "etcd_server_has_leader",
-        "Whether or not a leader exists. 1 is existence, 0 is not.",
-        f64::from(u8::from(has_leader)),
-    )?;
-    gauge(
-        "etcd_server_is_leader",
-        "Whether or not this member is a leader. 1 if is, 0 otherwise.",
-        f64::from(u8::from(node.is_leader())),
-    )?;
-    counter(
-        "etcd_server_leader_changes_seen_total",
-        "The number of leader changes seen.",
-        state.leader_changes() as f64,
-    )?;
-    gauge(
-        "etcd_server_proposals_applied_total",
-        "The total number of consensus proposals applied.",
-        state.applied_index() as f64,
-    )?;
-    gauge(
-        "etcd_server_proposals_committed_total",
-        "The total number of consensus proposals committed.",
-        state.committed_index() as f64,
-    )?;
-    gauge(
-        "etcd_server_proposals_pending",
-        "The current number of pending proposals to commit.",
-        core_metrics::PROPOSALS_PENDING.get() as f64,
-    )?;
-    counter(
-        "etcd_server_proposals_failed_total",
-        "The total number of failed proposals seen.",
-        core_metrics::PROPOSALS_FAILED.get() as f64,
-    )?;
-    counter(
-        "etcd_server_slow_apply_total",
-        "The total number of slow apply requests (likely overloaded from slow disk).",
-        core_metrics::SLOW_APPLIES.get() as f64,
-    )?;
-    counter(
-        "etcd_server_health_success",
-        "The total number of successful health checks",
-        HEALTH_SUCCESS.get() as f64,
-    )?;
-    counter(
-        "etcd_server_health_failures",
-        "The total number of failed health checks",
-        HEALTH_FAILURES.get() as f64,
-    )?;
-    counter(
-        "etcd_debugging_lease_granted_total",
-        "The total number of granted leases.",
-        core_metrics::LEASES_GRANTED.get() as f64,
-    )?;
-    counter(
-        "etcd_debugging_lease_revoked_total",
-        "The total number of revoked leases.",
-        core_metrics::LEASES_REVOKED.get() as f64,
-    )?;
-    counter(
-        "etcd_debugging_lease_renewed_total",
-        "The number of renewed leases seen by the leader.",
-        core_metrics::LEASES_RENEWED.get() as f64,
-    )?;
-    gauge(
-        "etcd_server_quota_backend_bytes",
-        "Current backend storage quota size in bytes.",
-        svc.config().quota_backend_bytes as f64,
-    )?;
-    gauge(
-        "etcd_mvcc_db_total_size_in_bytes",
-        "Total size of the underlying database physically allocated in bytes.",
-        state.db_size() as f64,
-    )?;
-    gauge(
-        "etcd_debugging_mvcc_db_total_size_in_bytes",
-        "Total size of the underlying database physically allocated in bytes (etcd 3.4's older name).",
-        state.db_size() as f64,
-    )?;
-    gauge(
-        "etcd_mvcc_db_total_size_in_use_in_bytes",
-        "Total size of the underlying database logically in use in bytes.",
-        state.db_size_in_use() as f64,
-    )?;
     let (keys, puts, deletes) = state.key_stats();
-    gauge(
-        "etcd_debugging_mvcc_keys_total",
-        "Total number of keys (with history not yet compacted).",
-        keys as f64,
-    )?;
-    counter(
-        "etcd_mvcc_put_total",
-        "Total number of puts seen by this member.",
-        puts as f64,
-    )?;
-    counter(
-        "etcd_mvcc_delete_total",
-        "Total number of deletes seen by this member.",
-        deletes as f64,
-    )?;
     let watch = state.watch_stats();
-    gauge(
-        "etcd_debugging_mvcc_watcher_total",
-        "Total number of watchers.",
-        watch.watchers as f64,
-    )?;
-    gauge(
-        "etcd_debugging_mvcc_slow_watcher_total",
-        "Total number of unsynced slow watchers.",
-        watch.unsynced as f64,
-    )?;
-    gauge(
-        "etcd_debugging_mvcc_watch_stream_total",
-        "Total number of watch streams.",
-        watch.streams as f64,
-    )?;
-    gauge(
-        "concord_watch_catchup_lag_revisions",
-        "Revisions the furthest-behind watcher still has to replay from history (0: every watcher is live).",
-        watch.max_lag as f64,
-    )?;
     let alarms = svc.alarms();
+    let series = [
+        (
+            Kind::Gauge,
+            "etcd_server_has_leader",
+            "Whether or not a leader exists. 1 is existence, 0 is not.",
+            f64::from(u8::from(has_leader)),
+        ),
+        (
+            Kind::Gauge,
+            "etcd_server_is_leader",
+            "Whether or not this member is a leader. 1 if is, 0 otherwise.",
+            f64::from(u8::from(node.is_leader())),
+        ),
+        (
+            Kind::Counter,
+            "etcd_server_leader_changes_seen_total",
+            "The number of leader changes seen.",
+            state.leader_changes() as f64,
+        ),
+        (
+            Kind::Gauge,
+            "etcd_server_proposals_applied_total",
+            "The total number of consensus proposals applied.",
+            state.applied_index() as f64,
+        ),
+        (
+            Kind::Gauge,
+            "etcd_server_proposals_committed_total",
+            "The total number of consensus proposals committed.",
+            state.committed_index() as f64,
+        ),
+        (
+            Kind::Gauge,
+            "etcd_server_proposals_pending",
+            "The current number of pending proposals to commit.",
+            core_metrics::PROPOSALS_PENDING.get() as f64,
+        ),
+        (
+            Kind::Counter,
+            "etcd_server_proposals_failed_total",
+            "The total number of failed proposals seen.",
+            core_metrics::PROPOSALS_FAILED.get() as f64,
+        ),
+        (
+            Kind::Counter,
+            "etcd_server_slow_apply_total",
+            "The total number of slow apply requests (likely overloaded from slow disk).",
+            core_metrics::SLOW_APPLIES.get() as f64,
+        ),
+        (
+            Kind::Counter,
+            "etcd_server_health_success",
+            "The total number of successful health checks",
+            HEALTH_SUCCESS.get() as f64,
+        ),
+        (
+            Kind::Counter,
+            "etcd_server_health_failures",
+            "The total number of failed health checks",
+            HEALTH_FAILURES.get() as f64,
+        ),
+        (
+            Kind::Counter,
+            "etcd_debugging_lease_granted_total",
+            "The total number of granted leases.",
+            core_metrics::LEASES_GRANTED.get() as f64,
+        ),
+        (
+            Kind::Counter,
+            "etcd_debugging_lease_revoked_total",
+            "The total number of revoked leases.",
+            core_metrics::LEASES_REVOKED.get() as f64,
+        ),
+        (
+            Kind::Counter,
+            "etcd_debugging_lease_renewed_total",
+            "The number of renewed leases seen by the leader.",
+            core_metrics::LEASES_RENEWED.get() as f64,
+        ),
+        (
+            Kind::Gauge,
+            "etcd_server_quota_backend_bytes",
+            "Current backend storage quota size in bytes.",
+            svc.config().quota_backend_bytes as f64,
+        ),
+        (
+            Kind::Gauge,
+            "etcd_mvcc_db_total_size_in_bytes",
+            "Total size of the underlying database physically allocated in bytes.",
+            state.db_size() as f64,
+        ),
+        (
+            Kind::Gauge,
+            "etcd_debugging_mvcc_db_total_size_in_bytes",
+            "Total size of the underlying database physically allocated in bytes (etcd 3.4's older name).",
+            state.db_size() as f64,
+        ),
+        (
+            Kind::Gauge,
+            "etcd_mvcc_db_total_size_in_use_in_bytes",
+            "Total size of the underlying database logically in use in bytes.",
+            state.db_size_in_use() as f64,
+        ),
+        (
+            Kind::Gauge,
+            "etcd_debugging_mvcc_keys_total",
+            "Total number of keys (with history not yet compacted).",
+            keys as f64,
+        ),
+        (
+            Kind::Counter,
+            "etcd_mvcc_put_total",
+            "Total number of puts seen by this member.",
+            puts as f64,
+        ),
+        (
+            Kind::Counter,
+            "etcd_mvcc_delete_total",
+            "Total number of deletes seen by this member.",
+            deletes as f64,
+        ),
+        (
+            Kind::Gauge,
+            "etcd_debugging_mvcc_watcher_total",
+            "Total number of watchers.",
+            watch.watchers as f64,
+        ),
+        (
+            Kind::Gauge,
+            "etcd_debugging_mvcc_slow_watcher_total",
+            "Total number of unsynced slow watchers.",
+            watch.unsynced as f64,
+        ),
+        (
+            Kind::Gauge,
+            "etcd_debugging_mvcc_watch_stream_total",
+            "Total number of watch streams.",
+            watch.streams as f64,
+        ),
+        (
+            Kind::Gauge,
+            "concord_watch_catchup_lag_revisions",
+            "Revisions the furthest-behind watcher still has to replay from history (0: every watcher is live).",
+            watch.max_lag as f64,
+        ),
+        (
+            Kind::Gauge,
+            "concord_alarms_raised",
+            "Alarms (NOSPACE, CORRUPT) raised on the cluster.",
+            alarms.len() as f64,
+        ),
+    ];
+    for (kind, name, help, v) in series {
+        match kind {
+            Kind::Gauge => {
+                let g = Gauge::new(name, help)?;
+                g.set(v);
+                r.register(Box::new(g))?;
+            }
+            Kind::Counter => {
+                let c = Counter::new(name, help)?;
+                c.inc_by(v);
+                r.register(Box::new(c))?;
+            }
+        }
+    }
     let version = GaugeVec::new(
         Opts::new(
             "etcd_server_version",
@@ -177,11 +219,6 @@ fn gather(svc: &Svc) -> prometheus::Result<Vec<u8>> {
     )?;
     id.with_label_values(&[&format!("{:x}", state.member_id)]).set(1.0);
     r.register(Box::new(id))?;
-    gauge(
-        "concord_alarms_raised",
-        "Alarms (NOSPACE, CORRUPT) raised on the cluster.",
-        alarms.len() as f64,
-    )?;
     #[cfg(target_os = "linux")]
     r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
     let mut families = r.gather();

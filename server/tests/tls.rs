@@ -229,19 +229,23 @@ fn tls_client_port_with_client_certificates() {
     assert!(e.contains("permission denied"), "{e}");
 }
 
-#[test]
-fn https_url_needs_a_certificate() {
+/// Starts concord with `args` and a fresh data directory, expecting it to
+/// refuse to start; what it said.
+fn refused_start(args: &[&str]) -> String {
     let data = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_concord"))
         .args(["--data-dir", data.path().join("d").to_str().unwrap()])
-        .args([
-            "--listen-client-urls",
-            &format!("https://127.0.0.1:{}", common::free_port()),
-        ])
+        .args(args)
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} started");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[test]
+fn https_url_needs_a_certificate() {
+    let url = format!("https://127.0.0.1:{}", common::free_port());
+    let stderr = refused_start(&["--listen-client-urls", &url]);
     assert!(stderr.contains("needs --cert-file and --key-file"), "{stderr}");
 }
 
@@ -466,15 +470,11 @@ fn tls_versions_cipher_suites_revocation_and_host_names_follow_the_flags() {
     // etcdctl with the allowed certificate works end to end.
     ok(etcdctl_tls(&s, &pki, Some("hosted"), &["put", "k", "v"]));
 
-    // Flags that contradict each other stop the start, naming the problem.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_concord"))
-        .args(["--cipher-suites=TLS_NOPE", "--data-dir"])
-        .arg(data.path().join("bad"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    // A bad value stops the start, naming the problem.
+    let stderr = refused_start(&["--cipher-suites=TLS_NOPE"]);
     assert!(stderr.contains("unknown cipher suite \"TLS_NOPE\""), "{stderr}");
+    let stderr = refused_start(&["--tls-min-version=TLS1.3", "--tls-max-version=TLS1.2"]);
+    assert!(stderr.contains("above --tls-max-version"), "{stderr}");
 }
 
 #[test]
