@@ -39,6 +39,7 @@ const LOGGING: &str = "Concord logs with --log-level, --log-format and --log-out
 const TRACING: &str = "distributed tracing is not implemented";
 const V2: &str = "the v2 API is not served yet";
 const PROXY: &str = "Concord has no proxy mode";
+const LEGACY: &str = "an etcd 2 flag etcd 3 also ignores";
 const EXPERIMENTAL: &str = "an etcd experiment Concord does not need";
 const DISCOVERY: &str = "bootstrap by discovery is not implemented: list the members in --initial-cluster";
 
@@ -130,6 +131,20 @@ const FLAGS: &[(&str, Kind, Handling)] = &[
     ),
     ("warning-unary-request-duration", Value, Ignore(EXPERIMENTAL)),
     ("feature-gates", Value, Ignore("Concord has no feature gates")),
+    // etcd 2's flags, which etcd 3 still takes and ignores (switches there).
+    ("cluster-active-size", Switch, Ignore(LEGACY)),
+    ("cluster-remove-delay", Switch, Ignore(LEGACY)),
+    ("cluster-sync-interval", Switch, Ignore(LEGACY)),
+    ("config", Switch, Ignore(LEGACY)),
+    ("force", Switch, Ignore(LEGACY)),
+    ("max-result-buffer", Switch, Ignore(LEGACY)),
+    ("max-retry-attempts", Switch, Ignore(LEGACY)),
+    ("peer-heartbeat-interval", Switch, Ignore(LEGACY)),
+    ("peer-election-timeout", Switch, Ignore(LEGACY)),
+    ("retry-interval", Switch, Ignore(LEGACY)),
+    ("snapshot", Switch, Ignore(LEGACY)),
+    ("v", Switch, Ignore(LEGACY)),
+    ("vv", Switch, Ignore(LEGACY)),
     ("debug", Switch, Ignore("use --log-level debug")),
     (
         "grpc-keepalive-min-time",

@@ -332,3 +332,129 @@ fn http2_stream_limit_and_keepalive_pings_follow_the_flags() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("soon"), "{out:?}");
 }
+
+/// Flags etcd 3.5 and 3.6 added to 3.4's (the names, from their
+/// `server/etcdmain/config.go` and `server/embed/config.go`, including
+/// the legacy names etcd accepts and ignores).
+const ETCD_35_36_FLAGS: &[&str] = &[
+    "backend-bbolt-freelist-type",
+    "bootstrap-defrag-threshold-megabytes",
+    "client-cert-file",
+    "client-key-file",
+    "cluster-active-size",
+    "cluster-remove-delay",
+    "cluster-sync-interval",
+    "compact-hash-check-time",
+    "compaction-batch-limit",
+    "compaction-sleep-interval",
+    "config",
+    "config-file",
+    "corrupt-check-time",
+    "discovery-cacert",
+    "discovery-cert",
+    "discovery-dial-timeout",
+    "discovery-insecure-skip-tls-verify",
+    "discovery-insecure-transport",
+    "discovery-keepalive-time",
+    "discovery-keepalive-timeout",
+    "discovery-key",
+    "discovery-password",
+    "discovery-request-timeout",
+    "discovery-token",
+    "discovery-user",
+    "distributed-tracing-address",
+    "distributed-tracing-instance-id",
+    "distributed-tracing-sampling-rate",
+    "distributed-tracing-service-name",
+    "downgrade-check-time",
+    "enable-distributed-tracing",
+    "enable-grpc-gateway",
+    "enable-log-rotation",
+    "experimental-bootstrap-defrag-threshold-megabytes",
+    "experimental-compact-hash-check-enabled",
+    "experimental-compact-hash-check-time",
+    "experimental-compaction-sleep-interval",
+    "experimental-distributed-tracing-address",
+    "experimental-distributed-tracing-instance-id",
+    "experimental-distributed-tracing-sampling-rate",
+    "experimental-distributed-tracing-service-name",
+    "experimental-downgrade-check-time",
+    "experimental-enable-distributed-tracing",
+    "experimental-enable-lease-checkpoint-persist",
+    "experimental-memory-mlock",
+    "experimental-snapshot-catchup-entries",
+    "experimental-stop-grpc-service-on-defrag",
+    "experimental-txn-mode-write-with-shared-buffer",
+    "experimental-warning-unary-request-duration",
+    "force",
+    "log-format",
+    "log-rotation-config-json",
+    "max-learners",
+    "max-result-buffer",
+    "max-retry-attempts",
+    "memory-mlock",
+    "peer-client-cert-file",
+    "peer-client-key-file",
+    "peer-election-timeout",
+    "peer-heartbeat-interval",
+    "peer-skip-client-san-verification",
+    "raft-read-timeout",
+    "raft-write-timeout",
+    "retry-interval",
+    "self-signed-cert-validity",
+    "snapshot",
+    "snapshot-catchup-entries",
+    "socket-reuse-address",
+    "socket-reuse-port",
+    "tls-max-version",
+    "tls-min-version",
+    "unsafe-no-fsync",
+    "v",
+    "v2-deprecation",
+    "version",
+    "vv",
+    "warning-apply-duration",
+    "warning-unary-request-duration",
+    "watch-progress-notify-interval",
+];
+
+/// Whether concord's command line takes `--{flag}=` (an empty value):
+/// not refused by the etcd-flag filter, and not unknown to clap (a value
+/// clap finds invalid still means the flag is known).
+fn takes(flag: &str) -> Result<(), String> {
+    if ["version", "config-file"].contains(&flag) {
+        return Ok(()); // read by main before anything else (tested above)
+    }
+    let args = vec![std::ffi::OsString::from("concord"), format!("--{flag}=").into()];
+    let (kept, _) = concord_server::etcd_flags::strip(args).map_err(|e| e.to_string())?;
+    match <concord_server::config::Config as clap::Parser>::try_parse_from(kept) {
+        Err(e) if e.kind() == clap::error::ErrorKind::UnknownArgument => Err(e.to_string()),
+        _ => Ok(()),
+    }
+}
+
+#[test]
+fn every_flag_of_etcd_3_4_3_5_and_3_6_is_taken() {
+    // 3.4's from Debian's etcd itself.
+    let help = Command::new("etcd")
+        .arg("--help")
+        .output()
+        .expect("etcd 3.4 (Debian's etcd-server) is installed");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&help.stdout),
+        String::from_utf8_lossy(&help.stderr)
+    );
+    let etcd34: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("--"))
+        .map(|l| l.split([' ', '=']).next().unwrap())
+        .collect();
+    assert!(etcd34.len() >= 70, "{text}");
+    let refused: Vec<String> = etcd34
+        .iter()
+        .chain(ETCD_35_36_FLAGS)
+        .filter_map(|f| takes(f).err().map(|e| format!("--{f}: {e}")))
+        .collect();
+    assert!(refused.is_empty(), "refused:\n{}", refused.join("\n"));
+}
