@@ -360,7 +360,42 @@ pub(crate) fn body_limit(transport_limit: usize) -> usize {
 
 /// The routes of a `--listen-metrics-urls` listener: the probes.
 pub fn probes_router(svc: Svc) -> Router {
-    crate::health::routes().with_state(svc)
+    crate::health::routes().with_state(svc).fallback(not_found)
+}
+
+/// What a path nothing serves answers, as etcd's client port does: a gRPC
+/// call gets `Unimplemented` (grpc-status 12), a `/v3/` path the JSON
+/// gateway's `404 Not Found`, any other path Go's `404 page not found`.
+pub async fn not_found(req: axum::extract::Request) -> Response {
+    let grpc = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/grpc"));
+    if grpc {
+        return (
+            StatusCode::OK,
+            [
+                (axum::http::header::CONTENT_TYPE, "application/grpc"),
+                (axum::http::HeaderName::from_static("grpc-status"), "12"),
+            ],
+        )
+            .into_response();
+    }
+    let body = if req.uri().path().starts_with("/v3/") || req.uri().path().starts_with("/v3beta/") {
+        "Not Found\n"
+    } else {
+        "404 page not found\n"
+    };
+    (
+        StatusCode::NOT_FOUND,
+        [
+            (axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (axum::http::HeaderName::from_static("x-content-type-options"), "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// The HTTP routes of the client port; `cors`: the origins `--cors`

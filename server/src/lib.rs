@@ -237,7 +237,8 @@ async fn serve(
             let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
-                    return tracing::warn!(remote_addr = %addr, error = %e, "rejected connection (TLS handshake failed)")
+                    let hint = tls::handshake_hint(&e);
+                    return tracing::warn!(remote_addr = %addr, error = %e, hint, "rejected connection (TLS handshake failed)");
                 }
                 Err(_) => return tracing::warn!(remote_addr = %addr, "rejected connection (TLS handshake timed out)"),
             };
@@ -581,7 +582,8 @@ pub async fn run_reporting(
             grpc::routes(Arc::clone(&svc))
                 .into_axum_router()
                 .layer(axum::middleware::from_fn(grpc_metrics::count)),
-        );
+        )
+        .fallback(gateway::not_found);
 
     for url in &cfg.listen_metrics_urls {
         let tls = if url.starts_with("https://") {
@@ -640,7 +642,9 @@ pub async fn run_reporting(
 
     let failure = tokio::select! {
         () = shutdown => None,
-        r = fatal.wait_for(Option::is_some) => r.ok().and_then(|v| v.clone()),
+        // A write path gone without a word (its sender dropped) is a
+        // failure too: the process must not exit 0.
+        r = fatal.wait_for(Option::is_some) => Some(r.map_or_else(|_| "the write path stopped".to_string(), |v| v.clone().unwrap_or_default())),
     };
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);

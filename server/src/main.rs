@@ -69,6 +69,13 @@ async fn main() -> std::process::ExitCode {
         eprintln!("concord: --log-outputs: {e}");
         return std::process::ExitCode::FAILURE;
     }
+    // As Go raises it for etcd: many clients and watch streams each hold
+    // a descriptor, and the default soft limit (often 1024) is far below
+    // what the system allows.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open file limit raised to the hard limit"),
+        Err(e) => tracing::warn!(error = %e, "the open file limit could not be raised"),
+    }
     if let Some(path) = &config_file {
         tracing::info!(path = %std::path::Path::new(path).display(), "loaded the configuration file; other flags and ETCD_ variables are ignored, as etcd ignores them");
     }

@@ -532,6 +532,24 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
     f.write_all(bytes).map_err(|e| file_err(path, e))
 }
 
+/// What to tell an operator about a failed handshake, beyond the error.
+///
+/// A client certificate made as many guides make it (`openssl x509 -req`
+/// without extensions) is X.509 v1, which rustls refuses; etcd (Go) takes it.
+pub fn handshake_hint(error: &dyn std::fmt::Display) -> &'static str {
+    let text = error.to_string();
+    if text.contains("UnsupportedCertVersion") {
+        "the client certificate is X.509 v1; Concord needs v3: sign it with extensions, e.g. \
+         `openssl x509 -req ... -extfile <(printf 'extendedKeyUsage=clientAuth')`"
+    } else if text.contains("UnknownIssuer") {
+        "the certificate is not signed by the trusted CA file"
+    } else if text.contains("peer sent no certificates") {
+        "a client certificate is required (--client-cert-auth)"
+    } else {
+        ""
+    }
+}
+
 /// The common name of a (verified) certificate.
 pub fn common_name(cert: &CertificateDer<'_>) -> Option<String> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;

@@ -11,16 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::{free_port, http};
 
-/// A child process killed when dropped, even when a test panics.
-struct Reaped(std::process::Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_kubeadm_manifest_starts_concord_and_its_probes_answer() {
     let tmp = tempfile::tempdir().unwrap();
@@ -63,7 +53,7 @@ fn a_kubeadm_manifest_starts_concord_and_its_probes_answer() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut child = Reaped(
+    let mut child = common::Reaped(
         Command::new(env!("CARGO_BIN_EXE_concord"))
             .args(&args)
             .stderr(std::fs::File::create(&log).unwrap())

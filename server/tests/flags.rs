@@ -190,3 +190,49 @@ fn cors_lets_a_page_send_its_token() {
     let other = raw_head(&s.endpoint, "OPTIONS", "/v3/kv/range", preflight);
     assert!(!other.contains("access-control-allow-origin"), "{other}");
 }
+
+/// The soft limit on open files is raised to the hard one at start (as Go
+/// does for etcd), so idle connections cannot exhaust a small default.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_open_file_limit_is_raised_to_the_hard_limit() {
+    let data = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut child = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -Sn 256 && exec {} --data-dir {} --listen-client-urls {url} --advertise-client-urls {url}",
+            env!("CARGO_BIN_EXE_concord"),
+            data.path().display()
+        ))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let limits = |pid: u32| -> (String, String) {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap_or("")
+            .to_string();
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        (
+            cols.get(3).unwrap_or(&"").to_string(),
+            cols.get(4).unwrap_or(&"").to_string(),
+        )
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !matches!(
+        common::http(&format!("127.0.0.1:{port}"), "GET", "/health", ""),
+        Ok((200, _))
+    ) {
+        assert!(std::time::Instant::now() < deadline, "concord did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (soft, hard) = limits(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_ne!(soft, "256", "the soft limit stayed at 256");
+    assert_eq!(soft, hard);
+}

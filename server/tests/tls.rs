@@ -49,6 +49,7 @@ fn make_pki() -> Pki {
     };
     let (ca_cert, issuer) = ca("concord test CA");
     write(dir.path(), "ca.pem", &ca_cert.pem());
+    write(dir.path(), "ca-key.pem", &issuer.key().serialize_pem());
 
     let mut sp = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
     sp.subject_alt_names
@@ -603,15 +604,8 @@ fn the_sample_production_config_starts_a_member() {
     let path = tmp.path().join("concord.yml");
     std::fs::write(&path, text).unwrap();
 
-    struct Reaped(std::process::Child);
-    impl Drop for Reaped {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let log = tmp.path().join("log");
-    let mut child = Reaped(
+    let mut child = common::Reaped(
         std::process::Command::new(env!("CARGO_BIN_EXE_concord"))
             .arg("--config-file")
             .arg(&path)
@@ -687,15 +681,8 @@ fn a_kubeadm_manifest_with_its_certificates_serves_etcdctl_over_tls() {
         "--snapshot-count=10000".into(),
         format!("--trusted-ca-file={ca}"),
     ];
-    struct Reaped(std::process::Child);
-    impl Drop for Reaped {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let log = tmp.path().join("log");
-    let mut child = Reaped(
+    let mut child = common::Reaped(
         std::process::Command::new(env!("CARGO_BIN_EXE_concord"))
             .args(&args)
             .stderr(std::fs::File::create(&log).unwrap())
@@ -737,4 +724,89 @@ fn a_kubeadm_manifest_with_its_certificates_serves_etcdctl_over_tls() {
     }
     let members = ok(etcdctl_tls_at(&e1, &pki, Some("root"), &["member", "list"]));
     assert!(members.contains(&format!("https://127.0.0.1:{peer}")), "{members}");
+}
+
+/// A client certificate made as many guides make it (`openssl x509 -req`
+/// without extensions: X.509 v1) is refused, and the member says why and
+/// how to make one it takes.
+#[test]
+fn a_v1_client_certificate_is_refused_with_a_hint() {
+    let pki = make_pki();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(pki.dir.path())
+            .output()
+            .expect("openssl runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "v1-key.pem",
+        "-subj",
+        "/CN=alice",
+        "-out",
+        "v1.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "v1.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-out",
+        "v1.pem",
+        "-days",
+        "1",
+    ]);
+    let tmp = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let url = format!("https://127.0.0.1:{port}");
+    let log = tmp.path().join("log");
+    let _child = common::Reaped(
+        std::process::Command::new(env!("CARGO_BIN_EXE_concord"))
+            .args(["--data-dir", tmp.path().join("d").to_str().unwrap()])
+            .args(["--listen-client-urls", &url, "--advertise-client-urls", &url])
+            .args([
+                "--cert-file",
+                &pki.p("server.pem"),
+                "--key-file",
+                &pki.p("server-key.pem"),
+            ])
+            .args(["--trusted-ca-file", &pki.p("ca.pem"), "--client-cert-auth"])
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let ep = format!("127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(&ep).is_err() {
+        assert!(std::time::Instant::now() < deadline, "concord did not listen");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // etcdctl (Go) presents the v1 certificate; rustls would not load it.
+    let out = etcdctl_tls_at(&ep, &pki, Some("v1"), &["get", "k"]);
+    assert!(!out.status.success());
+    ok(etcdctl_tls_at(&ep, &pki, Some("alice"), &["get", "k"]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        if text.contains("rejected connection") && text.contains("X.509 v1") {
+            assert!(text.contains("remote_addr"), "{text}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no warning with a hint:\n{text}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

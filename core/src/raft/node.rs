@@ -465,16 +465,15 @@ impl Node {
         let write_thread = thread::Builder::new()
             .name("concord-write".into())
             .spawn(move || {
-                let mut w = WriteLoop {
-                    state: loop_state,
-                    log,
-                    checkpoints: Checkpointer::new(applied),
-                    last_batch: 0,
-                };
-                if let Err(e) = w.run(&rx) {
-                    tracing::error!(error = %e, "write path failed; no more writes are accepted");
-                    let _ = fatal_tx.send(Some(e.to_string()));
-                }
+                guarded("write path", &fatal_tx, || {
+                    let mut w = WriteLoop {
+                        state: loop_state,
+                        log,
+                        checkpoints: Checkpointer::new(applied),
+                        last_batch: 0,
+                    };
+                    w.run(&rx)
+                });
             })
             .map_err(NodeError::Thread)?;
         Ok(Node {
@@ -527,12 +526,7 @@ impl Node {
         let (fatal_tx, fatal) = watch::channel(None);
         let raft_thread = thread::Builder::new()
             .name("concord-raft".into())
-            .spawn(move || {
-                if let Err(e) = raft_loop.run(&rx) {
-                    tracing::error!(error = %e, "raft loop failed; no more writes are accepted");
-                    let _ = fatal_tx.send(Some(e.to_string()));
-                }
-            })
+            .spawn(move || guarded("raft loop", &fatal_tx, || raft_loop.run(&rx)))
             .map_err(NodeError::Thread)?;
         Ok(Node {
             path: WritePath::Raft(tx),
@@ -762,6 +756,26 @@ fn auth_gate(sm: &StateMachine) -> u64 {
     (sm.auth.revision() << 1) | u64::from(sm.auth.enabled())
 }
 
+/// Runs a member's write thread: a failure, or a panic, is reported on
+/// `fatal` (the server then stops with an error, so a supervisor restarts
+/// it), never swallowed.
+fn guarded(what: &str, fatal: &watch::Sender<Option<String>>, run: impl FnOnce() -> Result<(), NodeError>) {
+    let reason = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e.to_string(),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            format!("{what} panicked: {msg}")
+        }
+    };
+    tracing::error!(error = %reason, "{what} failed; no more writes are accepted");
+    let _ = fatal.send(Some(reason));
+}
+
 /// The thread that catches slow watchers up from history.
 fn spawn_watch_sync(state: &Arc<State>) -> Result<thread::JoinHandle<()>, NodeError> {
     let sync_state = Arc::clone(state);
@@ -938,5 +952,26 @@ impl WriteLoop {
             self.log.release(self.checkpoints.durable())?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_write_thread_is_reported_not_swallowed() {
+        let (tx, rx) = watch::channel(None);
+        let t = thread::spawn(move || guarded("write path", &tx, || panic!("boom")));
+        t.join().unwrap();
+        assert_eq!(rx.borrow().as_deref(), Some("write path panicked: boom"));
+
+        let (tx, rx) = watch::channel(None);
+        guarded("raft loop", &tx, || Err(NodeError::Removed));
+        assert_eq!(rx.borrow().as_deref(), Some("this member was removed from the cluster"));
+
+        let (tx, rx) = watch::channel(None);
+        guarded("raft loop", &tx, || Ok(()));
+        assert_eq!(*rx.borrow(), None);
     }
 }

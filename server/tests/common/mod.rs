@@ -502,3 +502,14 @@ pub fn scrape(
     }
     (values, types)
 }
+
+/// A child process killed (and reaped) when dropped, even when a test
+/// panics.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
