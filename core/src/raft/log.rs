@@ -30,8 +30,9 @@ pub enum LogError {
     /// A file operation failed.
     #[error("log: {0}")]
     Io(#[from] io::Error),
-    /// A record inside the log (not at its end) is damaged.
-    #[error("log: corrupt record in {path} at byte {offset}")]
+    /// A record inside the log (not at its end) is damaged: acknowledged
+    /// writes are at stake, so the member must not start over it.
+    #[error("log: corrupt record in {path} at byte {offset} (a damaged record with good ones after it, not a torn write: restore this member from a snapshot or replace it)")]
     Corrupt {
         /// The segment file.
         path: PathBuf,
@@ -89,9 +90,33 @@ fn checksum(index: u64, payload: &[u8]) -> u32 {
     h.finalize()
 }
 
-/// Reads the records of one segment; returns them and the length of the
-/// valid prefix of the file.
-fn read_segment(path: &Path) -> io::Result<(Vec<Entry>, u64, bool)> {
+/// Whether a whole, checksummed record starts at `off` in `data`.
+fn record_at(data: &[u8], off: usize) -> bool {
+    if off + HEADER > data.len() {
+        return false;
+    }
+    let len = u32::from_le_bytes(data[off..off + 4].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(data[off + 4..off + 8].try_into().expect("4 bytes"));
+    let index = u64::from_le_bytes(data[off + 8..off + 16].try_into().expect("8 bytes"));
+    let end = off + HEADER + len;
+    end <= data.len() && index != 0 && checksum(index, &data[off + HEADER..end]) == crc
+}
+
+/// What follows the last good record of a segment.
+#[derive(Debug, PartialEq, Eq)]
+enum Tail {
+    /// Nothing but zeros (reserved space): a clean end.
+    Clean,
+    /// An incomplete or garbled last write: cut it off.
+    Torn,
+    /// A whole record that fails its checksum, with good records after
+    /// it: acknowledged data is damaged.
+    Corrupt,
+}
+
+/// Reads the records of one segment; returns them, the length of the
+/// valid prefix of the file, and what follows it.
+fn read_segment(path: &Path) -> io::Result<(Vec<Entry>, u64, Tail)> {
     let mut data = Vec::new();
     File::open(path)?.read_to_end(&mut data)?;
     let mut entries = Vec::new();
@@ -114,9 +139,21 @@ fn read_segment(path: &Path) -> io::Result<(Vec<Entry>, u64, bool)> {
         });
         off = end;
     }
-    // Reserved space (zeros) after the records is a clean end.
-    let clean = data[off..].iter().all(|&b| b == 0);
-    Ok((entries, off as u64, clean))
+    // Reserved space (zeros) after the records is a clean end. A record
+    // whose length fits but whose checksum fails, followed by a good
+    // record, is damage to written data, not a write cut short.
+    let tail = if data[off..].iter().all(|&b| b == 0) {
+        Tail::Clean
+    } else {
+        let len = data.get(off..off + 4).map_or(usize::MAX, |b| {
+            u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize
+        });
+        match off.checked_add(HEADER).and_then(|h| h.checked_add(len)) {
+            Some(next) if next < data.len() && record_at(&data, next) => Tail::Corrupt,
+            _ => Tail::Torn,
+        }
+    };
+    Ok((entries, off as u64, tail))
 }
 
 /// Reserves space in `file` up to `len` bytes (best effort: where the file
@@ -163,12 +200,12 @@ impl Log {
         let mut tail_len = 0;
         for (i, first) in firsts.iter().copied().enumerate() {
             let path = segment_path(dir, first);
-            let (seg_entries, valid, clean) = read_segment(&path)?;
+            let (seg_entries, valid, tail) = read_segment(&path)?;
             let last_segment = i + 1 == firsts.len();
-            if !clean && !last_segment {
+            if tail == Tail::Corrupt || (tail == Tail::Torn && !last_segment) {
                 return Err(LogError::Corrupt { path, offset: valid });
             }
-            if !clean {
+            if tail == Tail::Torn {
                 tracing::warn!(path = %path.display(), valid, "cutting off a torn log tail");
                 let f = OpenOptions::new().write(true).open(&path)?;
                 f.set_len(valid)?;
@@ -386,6 +423,38 @@ mod tests {
         data[HEADER] ^= 0xff; // the first payload byte of "hello"
         fs::write(&seg, data).unwrap();
         assert!(matches!(Log::open(dir.path(), 1), Err(LogError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_bad_record_before_good_ones_in_the_last_segment_is_corruption_not_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = Log::open(dir.path(), 1).unwrap();
+        log.append([b"one".as_slice()]).unwrap();
+        log.append([b"two".as_slice()]).unwrap();
+        log.append([b"three".as_slice()]).unwrap();
+        drop(log);
+        let seg = segment_path(dir.path(), 1);
+        let clean = fs::read(&seg).unwrap();
+        // Bit rot in the second record's payload: the third is intact.
+        let mut data = clean.clone();
+        data[HEADER + 3 + HEADER] ^= 0x01;
+        fs::write(&seg, &data).unwrap();
+        let Err(e) = Log::open(dir.path(), 1) else {
+            panic!("a corrupt record was taken for a torn tail")
+        };
+        assert!(
+            matches!(e, LogError::Corrupt { offset, .. } if offset == (HEADER + 3) as u64),
+            "{e}"
+        );
+        assert!(e.to_string().contains("not a torn write"), "{e}");
+        assert_eq!(fs::read(&seg).unwrap(), data, "nothing was cut");
+        // The same damage to the last record is a torn tail: cut, and the
+        // first two survive.
+        let mut data = clean;
+        data[HEADER + 3 + HEADER + 3 + HEADER] ^= 0x01;
+        fs::write(&seg, &data).unwrap();
+        let (_, got) = Log::open(dir.path(), 1).unwrap();
+        assert_eq!(got.len(), 2);
     }
 
     #[test]
