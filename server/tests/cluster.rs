@@ -710,3 +710,67 @@ fn a_member_that_missed_its_removal_is_told_and_stops() {
     // The two left go on.
     ok(etcdctl(&eps[leader], &["put", "after", "removal"]));
 }
+
+/// A member's ID (decimal in the status JSON) and raft term.
+fn id_and_term(endpoint: &str) -> (u64, u64) {
+    let (_, body) = common::http(endpoint, "POST", "/v3/maintenance/status", "{}").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = v["header"]["member_id"].as_str().unwrap().parse().unwrap();
+    let term = v["raftTerm"]
+        .as_str()
+        .or(v["raft_term"].as_str())
+        .unwrap_or("0")
+        .parse()
+        .unwrap();
+    (id, term)
+}
+
+/// Forged raft messages on the peer port: a heartbeat claiming a commit
+/// index far beyond the log (raft-rs panics on it), one from an ID that
+/// is no member, one addressed to someone else. The member drops them
+/// and says so; the cluster goes on.
+#[test]
+fn forged_raft_messages_on_the_peer_port_are_dropped() {
+    use protobuf::Message as _;
+    use raft::prelude::{Message, MessageType};
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_leader(Duration::from_secs(10));
+    let target = (leader + 1) % 3;
+    let eps = cluster.endpoints();
+    let (leader_id, term) = id_and_term(&eps[leader]);
+    let (target_id, _) = id_and_term(&eps[target]);
+    let forge = |from: u64, to: u64, commit: u64| {
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgHeartbeat);
+        m.from = from;
+        m.to = to;
+        m.term = term + 100;
+        m.commit = commit;
+        let bytes = m.write_to_bytes().unwrap();
+        let mut frame = (bytes.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&bytes);
+        let peer = format!("127.0.0.1:{}", cluster.members[target].peer_port);
+        let mut s = std::net::TcpStream::connect(&peer).unwrap();
+        use std::io::{Read, Write};
+        write!(
+            s,
+            "POST /raft/message HTTP/1.1\r\nHost: {peer}\r\nX-Server-From: {from:x}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            frame.len()
+        )
+        .unwrap();
+        s.write_all(&frame).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+    };
+    forge(leader_id, target_id, 1_000_000_000);
+    forge(0xdead_beef, target_id, 1);
+    forge(leader_id, leader_id ^ 1, 1);
+    cluster.members[target].wait_log("a commit index beyond this member's log", Duration::from_secs(5));
+    cluster.members[target].wait_log("the sender is not a member", Duration::from_secs(5));
+    cluster.members[target].wait_log("addressed to another member", Duration::from_secs(5));
+    // Still there, still following the same leader, still taking writes.
+    assert!(cluster.members[target].healthy());
+    assert_eq!(cluster.leader(), Some(leader));
+    ok(etcdctl(&eps[target], &["put", "after", "forgery"]));
+    assert_eq!(id_and_term(&eps[target]).1, term, "the forged term was not taken");
+}

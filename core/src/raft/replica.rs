@@ -489,6 +489,10 @@ impl RaftLoop {
             RaftMsg::Step(bytes) => {
                 let mut msg = RaftMessage::default();
                 if msg.merge_from_bytes(&bytes).is_ok() {
+                    if let Some(why) = self.refuse(&msg) {
+                        tracing::warn!(from = format_args!("{:x}", msg.from), kind = ?msg.get_msg_type(), why, "raft message dropped");
+                        return;
+                    }
                     if let Err(e) = self.raw.step(msg) {
                         tracing::debug!(error = %e, "raft message not taken");
                     }
@@ -518,6 +522,28 @@ impl RaftLoop {
             RaftMsg::Removed => self.told_removed = true,
             RaftMsg::Stop(done) => *stop = Some(done),
         }
+    }
+
+    /// Why a message must not reach raft, if it must not: it does not
+    /// come from a member of the current configuration (a removed member, or
+    /// anything forged on the peer port), is addressed to another member, or
+    /// is a heartbeat claiming a commit index this log does not have (raft
+    /// would panic on it; a real leader never sends one).
+    fn refuse(&self, msg: &RaftMessage) -> Option<&'static str> {
+        let conf = self.raw.raft.prs().conf();
+        let member = conf.voters().contains(msg.from) || conf.learners().contains(&msg.from);
+        if !member {
+            return Some("the sender is not a member");
+        }
+        if msg.to != self.cfg.id {
+            return Some("addressed to another member");
+        }
+        if msg.get_msg_type() == raft::prelude::MessageType::MsgHeartbeat
+            && msg.commit > self.raw.raft.raft_log.last_index()
+        {
+            return Some("a commit index beyond this member's log");
+        }
+        None
     }
 
     /// Proposes a membership change; answered when applied here.
