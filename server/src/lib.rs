@@ -504,7 +504,7 @@ pub async fn run_reporting(
         let mut others = peer_urls.clone();
         others.remove(&id);
         let transport = Arc::new(replication::HttpTransport::new(
-            id,
+            replication::Me { id, cluster },
             &others,
             client,
             Arc::clone(&peer_cell),

@@ -134,22 +134,58 @@ where
 /// The header naming the sending member (its ID in hex), as etcd's
 /// peers send it.
 const FROM_HEADER: &str = "x-server-from";
+/// The header naming the sender's cluster (its ID in hex), as etcd's.
+const CLUSTER_HEADER: &str = "x-etcd-cluster-id";
+
+/// Who this member is, as its peer requests say (0: not known yet, before
+/// joining a cluster).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Me {
+    /// The member's ID.
+    pub id: u64,
+    /// The cluster's ID.
+    pub cluster: u64,
+}
+
+/// [`Me`], shared by a member's connections: learned for certain once the
+/// member has opened its data (an added member's ID does not follow from
+/// its flags).
+#[derive(Clone, Debug, Default)]
+struct MeCell(Arc<RwLock<Me>>);
+
+impl MeCell {
+    fn get(&self) -> Me {
+        *self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Me {
+    /// `req` with the headers naming this member and its cluster.
+    fn stamp(self, mut req: hyper::http::request::Builder) -> hyper::http::request::Builder {
+        if self.id != 0 {
+            req = req.header(FROM_HEADER, format!("{:x}", self.id));
+        }
+        if self.cluster != 0 {
+            req = req.header(CLUSTER_HEADER, format!("{:x}", self.cluster));
+        }
+        req
+    }
+}
 
 /// One peer's connection, opened on first use and reopened after a failure.
 struct PeerConn {
     base: String,
     client: PeerClient,
-    /// This member's ID, sent with each request (0: not known yet).
-    from: u64,
+    me: MeCell,
     conn: tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>,
 }
 
 impl PeerConn {
-    fn new(base: &str, client: PeerClient, from: u64) -> PeerConn {
+    fn new(base: &str, client: PeerClient, me: MeCell) -> PeerConn {
         PeerConn {
             base: base.trim_end_matches('/').to_string(),
             client,
-            from,
+            me,
             conn: tokio::sync::Mutex::new(None),
         }
     }
@@ -161,10 +197,10 @@ impl PeerConn {
             *guard = Some(self.client.connect(&self.base).await?);
         }
         let c = guard.as_mut().expect("connected above");
-        let mut req = hyper::Request::post(path).header(hyper::header::HOST, c.authority.as_str());
-        if self.from != 0 {
-            req = req.header(FROM_HEADER, format!("{:x}", self.from));
-        }
+        let req = self
+            .me
+            .get()
+            .stamp(hyper::Request::post(path).header(hyper::header::HOST, c.authority.as_str()));
         let req = req.body(Full::new(Bytes::from(body))).map_err(|e| e.to_string())?;
         let result = tokio::time::timeout(timeout, async {
             c.tx.ready().await.map_err(|e| e.to_string())?;
@@ -232,8 +268,8 @@ type Queue = mpsc::UnboundedSender<(Vec<u8>, bool)>;
 /// Raft messages to other members over HTTP, and keep-alives forwarded
 /// to the leader.
 pub struct HttpTransport {
-    /// This member's ID.
-    me: u64,
+    /// This member and its cluster.
+    me: MeCell,
     queues: RwLock<HashMap<u64, Queue>>,
     forward: RwLock<HashMap<u64, Arc<PeerConn>>>,
     health: RwLock<HashMap<u64, Arc<PeerHealth>>>,
@@ -246,9 +282,9 @@ impl HttpTransport {
     /// Starts one sender task per peer (`id -> peer URL`) for member `me`.
     /// `svc` is filled in once the member runs; failures are reported to
     /// its raft node. Must be called within the tokio runtime.
-    pub fn new(me: u64, peers: &HashMap<u64, String>, client: PeerClient, svc: SvcCell) -> HttpTransport {
+    pub fn new(me: Me, peers: &HashMap<u64, String>, client: PeerClient, svc: SvcCell) -> HttpTransport {
         let t = HttpTransport {
-            me,
+            me: MeCell(Arc::new(RwLock::new(me))),
             queues: RwLock::new(HashMap::new()),
             forward: RwLock::new(HashMap::new()),
             health: RwLock::new(HashMap::new()),
@@ -297,6 +333,10 @@ impl Transport for HttpTransport {
         }
     }
 
+    fn set_identity(&self, member: u64, cluster: u64) {
+        *self.me.0.write().unwrap_or_else(|e| e.into_inner()) = Me { id: member, cluster };
+    }
+
     fn connected_since(&self, id: u64) -> Option<std::time::Instant> {
         let health = self.health.read().unwrap_or_else(|e| e.into_inner());
         health.get(&id)?.connected_since()
@@ -314,9 +354,9 @@ impl Transport for HttpTransport {
             let (tx, rx) = mpsc::unbounded_channel();
             let alive = tx.downgrade();
             queues.insert(id, tx);
-            forward.insert(id, Arc::new(PeerConn::new(&url, self.client.clone(), self.me)));
+            forward.insert(id, Arc::new(PeerConn::new(&url, self.client.clone(), self.me.clone())));
             let peer = Peer {
-                me: self.me,
+                me: self.me.clone(),
                 to: id,
                 base: url,
                 client: self.client.clone(),
@@ -347,9 +387,10 @@ impl MessageStream {
     async fn open(peer: &Peer) -> Result<MessageStream, String> {
         let mut c = peer.client.connect::<StreamBody>(&peer.base).await?;
         let (frames, rx) = mpsc::channel(STREAM_QUEUE);
-        let req = hyper::Request::post("/raft/stream")
-            .header(hyper::header::HOST, c.authority.as_str())
-            .header(FROM_HEADER, format!("{:x}", peer.me))
+        let req = peer
+            .me
+            .get()
+            .stamp(hyper::Request::post("/raft/stream").header(hyper::header::HOST, c.authority.as_str()))
             .body(http_body_util::StreamBody::new(ReceiverStream::new(rx)))
             .map_err(|e| e.to_string())?;
         tokio::time::timeout(SEND_TIMEOUT, c.tx.ready())
@@ -391,7 +432,7 @@ fn put_frame(out: &mut Vec<u8>, msg: &[u8]) {
 /// Who sends to whom, and how.
 #[derive(Clone)]
 struct Peer {
-    me: u64,
+    me: MeCell,
     to: u64,
     base: String,
     client: PeerClient,
@@ -407,7 +448,7 @@ const PROBE_EVERY: Duration = Duration::from_secs(2);
 /// and whether it answered to the peer's health (the send path counts
 /// failures). A peer that answers "removed" stops this member.
 async fn probe_loop(peer: Peer, alive: mpsc::WeakUnboundedSender<(Vec<u8>, bool)>, svc: SvcCell) {
-    let conn = PeerConn::new(&peer.base, peer.client.clone(), peer.me);
+    let conn = PeerConn::new(&peer.base, peer.client.clone(), peer.me.clone());
     let mut first = true;
     while alive.upgrade().is_some() {
         let wait = if first { Duration::from_millis(500) } else { PROBE_EVERY };
@@ -437,7 +478,7 @@ async fn probe_loop(peer: Peer, alive: mpsc::WeakUnboundedSender<(Vec<u8>, bool)
 /// while the peer is unreachable (raft resends what matters).
 async fn send_loop(peer: Peer, mut rx: mpsc::UnboundedReceiver<(Vec<u8>, bool)>, svc: SvcCell) {
     let to = peer.to;
-    let snapshots = PeerConn::new(&peer.base, peer.client.clone(), peer.me);
+    let snapshots = PeerConn::new(&peer.base, peer.client.clone(), peer.me.clone());
     let mut stream: Option<MessageStream> = None;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -731,7 +772,7 @@ pub async fn fetch_join(client: &PeerClient, peers: &[String], my_peer_urls: &[S
     let mut last = String::from("no member to ask");
     for _ in 0..20 {
         for p in peers {
-            let conn = PeerConn::new(p, client.clone(), 0);
+            let conn = PeerConn::new(p, client.clone(), MeCell::default());
             match conn.post("/raft/join", body.clone(), Duration::from_secs(30)).await {
                 Ok((200, b)) => return Ok(b.to_vec()),
                 Ok((s, b)) => last = format!("{p}: {s} {}", String::from_utf8_lossy(&b)),
@@ -741,6 +782,30 @@ pub async fn fetch_join(client: &PeerClient, peers: &[String], my_peer_urls: &[S
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Err(last)
+}
+
+/// Refuses a peer request from another cluster (`X-Etcd-Cluster-ID`
+/// differs) with 412, as etcd does; requests without the header (a member
+/// joining, which does not know the cluster yet) pass.
+async fn same_cluster(State(svc): State<Svc>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let theirs = req
+        .headers()
+        .get(CLUSTER_HEADER)
+        .map(|v| v.to_str().ok().and_then(|v| u64::from_str_radix(v, 16).ok()));
+    let ours = svc.node().state().cluster_id;
+    match theirs {
+        Some(id) if id != Some(ours) => {
+            tracing::warn!(
+                path = %req.uri().path(),
+                from = ?req.headers().get(FROM_HEADER),
+                their_cluster = ?req.headers().get(CLUSTER_HEADER),
+                our_cluster = format_args!("{ours:x}"),
+                "peer request from another cluster refused"
+            );
+            (StatusCode::PRECONDITION_FAILED, "cluster ID mismatch").into_response()
+        }
+        _ => next.run(req).await,
+    }
 }
 
 /// The peer port's routes.
@@ -753,6 +818,7 @@ pub fn router(svc: Svc) -> Router {
         .route("/raft/join", post(join))
         .route("/raft/timetolive", post(time_to_live))
         .route("/members/hashkv", post(peer_hash_kv))
+        .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&svc), same_cluster))
         .layer(axum::extract::DefaultBodyLimit::max(512 * 1024 * 1024))
         .with_state(svc)
 }

@@ -768,6 +768,23 @@ fn forged_raft_messages_on_the_peer_port_are_dropped() {
     cluster.members[target].wait_log("a commit index beyond this member's log", Duration::from_secs(5));
     cluster.members[target].wait_log("the sender is not a member", Duration::from_secs(5));
     cluster.members[target].wait_log("addressed to another member", Duration::from_secs(5));
+    // A request stamped with another cluster's ID is refused, as etcd
+    // refuses it.
+    let peer = format!("127.0.0.1:{}", cluster.members[target].peer_port);
+    let other = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&peer).unwrap();
+        write!(
+            s,
+            "POST /raft/message HTTP/1.1\r\nHost: {peer}\r\nX-Etcd-Cluster-ID: deadbeef\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    assert!(other.starts_with("HTTP/1.1 412"), "{other}");
+    assert!(other.ends_with("cluster ID mismatch"), "{other}");
     // Still there, still following the same leader, still taking writes.
     assert!(cluster.members[target].healthy());
     assert_eq!(cluster.leader(), Some(leader));

@@ -505,6 +505,7 @@ impl Node {
             raft.cluster_id = meta.cluster_id;
             raft.attrs.id = meta.member_id;
         }
+        raft.transport.set_identity(raft.id, raft.cluster_id);
         for m in sm.members.values().filter(|m| m.id != raft.id) {
             if let Some(url) = m.peer_urls.first() {
                 raft.transport.set_peer(m.id, Some(url.clone()));

@@ -47,6 +47,13 @@ pub trait Transport: Send + Sync + 'static {
     fn send(&self, to: u64, msg: Vec<u8>, snapshot: bool);
     /// A member was added (with its peer URL) or removed (`None`).
     fn set_peer(&self, id: u64, url: Option<String>);
+    /// Who this member is and which cluster it is in, once its data is
+    /// open (a restarted member that was added to a running cluster has
+    /// the IDs it was given then, not the ones its flags suggest). Called
+    /// before raft sends anything.
+    fn set_identity(&self, member: u64, cluster: u64) {
+        let _ = (member, cluster);
+    }
     /// Since when member `id` has answered without a break (`None`: it
     /// does not answer now). The strict reconfiguration check counts the
     /// members connected for a while, as etcd's does.
