@@ -575,6 +575,24 @@ async fn members_join_as_learners_get_promoted_and_leave_under_load() {
     let list = ok(etcdctl(&remaining[0], &["member", "list"]));
     assert_eq!(list.lines().count(), 3, "{list}");
     assert!(list.contains(", m4,"), "{list}");
+
+    // The added member restarts from its data: it talks to the others as
+    // the member (and cluster) it was made, not what its flags suggest.
+    cluster.members[new].terminate();
+    cluster.members[new].start();
+    ok(etcdctl(&remaining[0], &["put", "m/after-restart", "v"]));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !local_view(&cluster.members[new].endpoint, "m/after-restart")
+        .await
+        .contains_key("m/after-restart")
+    {
+        assert!(Instant::now() < deadline, "the restarted m4 gets nothing");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for m in &cluster.members[1..] {
+        assert!(!m.log_text().contains("from another cluster"), "{}", m.log_text());
+    }
+    drop(moved);
 }
 
 #[tokio::test(flavor = "multi_thread")]
