@@ -803,6 +803,14 @@ fn forged_raft_messages_on_the_peer_port_are_dropped() {
     };
     assert!(other.starts_with("HTTP/1.1 412"), "{other}");
     assert!(other.ends_with("cluster ID mismatch"), "{other}");
+    // Joining as a member that has started (its peer URL is public, from
+    // the member list) gets no data.
+    let list = ok(etcdctl(&eps[leader], &["member", "list", "-w", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let url = v["members"][0]["peerURLs"][0].as_str().unwrap().to_string();
+    let (status, body) = common::http(&peer, "POST", "/raft/join", &format!("[\"{url}\"]")).unwrap();
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("already started"), "{body}");
     // Still there, still following the same leader, still taking writes.
     assert!(cluster.members[target].healthy());
     assert_eq!(cluster.leader(), Some(leader));

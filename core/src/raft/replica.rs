@@ -639,16 +639,30 @@ impl RaftLoop {
 
     /// What a member joining with `peer_urls` needs: its ID (as MemberAdd
     /// recorded it), the cluster's, and the state machine now.
+    /// What a member added with `peer_urls` needs to join: only a member
+    /// added and not yet started gets it (a started member's peer URLs
+    /// are public, its data is not).
     fn join_info(&self, peer_urls: &[String]) -> Result<Vec<u8>, EtcdError> {
-        let member_id = self
-            .state
-            .with(|sm| {
-                sm.members
-                    .values()
-                    .find(|m| m.peer_urls.iter().any(|u| peer_urls.contains(u)))
-                    .map(|m| m.id)
-            })
-            .ok_or(EtcdError::MemberNotFound)?;
+        let found = self.state.with(|sm| {
+            sm.members
+                .values()
+                .find(|m| m.peer_urls.iter().any(|u| peer_urls.contains(u)))
+                .map(|m| (m.id, m.name.is_empty()))
+        });
+        let member_id = match found {
+            Some((id, true)) => id,
+            Some((id, false)) => {
+                tracing::warn!(
+                    member = format_args!("{id:x}"),
+                    ?peer_urls,
+                    "join refused: that member has already started"
+                );
+                return Err(EtcdError::InvalidRequest(
+                    "concord: that member has already started; only a member added and not yet started can join".into(),
+                ));
+            }
+            None => return Err(EtcdError::MemberNotFound),
+        };
         let store = Store {
             core: Arc::clone(&self.core),
             state: Arc::clone(&self.state),
