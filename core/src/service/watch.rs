@@ -25,6 +25,12 @@ pub struct WatchSession {
 }
 
 impl WatchSession {
+    /// Resolves when the next request may be handled: a client that does
+    /// not read its answers is not read either, so its queue stays bounded.
+    pub async fn ready(&self) {
+        self.stream.has_room().await;
+    }
+
     /// Handles one request of the stream: create, cancel or progress. While
     /// auth is on, a create needs read permission on its range; refused,
     /// it is answered created and canceled with etcd's reason.

@@ -27,6 +27,10 @@ use crate::api::mvccpb::{Event, KeyValue};
 /// Responses a stream may have queued before its watchers fall behind
 /// (etcd's channel length).
 const STREAM_CAPACITY: usize = 128;
+/// Responses a stream may have queued before its reader stops taking
+/// requests (each request can add a control response): the client's
+/// unread answers cannot grow without bound.
+const CONTROL_LIMIT: usize = 2 * STREAM_CAPACITY;
 /// Revisions read from the store per catch-up step…
 const SYNC_CHUNK: i64 = 1000;
 /// …and at most about this many bytes (whole revisions only).
@@ -91,10 +95,25 @@ impl Outbox {
     }
 }
 
+/// Wakes a stream's reader when its client has read answers, or is gone.
+#[derive(Default)]
+struct Room {
+    notify: tokio::sync::Notify,
+    closed: std::sync::atomic::AtomicBool,
+}
+
 /// The receiving end of one watch stream.
 pub struct WatchReceiver {
     rx: mpsc::UnboundedReceiver<WatchResponse>,
     queued: Arc<AtomicUsize>,
+    room: Arc<Room>,
+}
+
+impl Drop for WatchReceiver {
+    fn drop(&mut self) {
+        self.room.closed.store(true, Ordering::Release);
+        self.room.notify.notify_waiters();
+    }
 }
 
 impl WatchReceiver {
@@ -107,7 +126,9 @@ impl WatchReceiver {
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<WatchResponse>> {
         let r = self.rx.poll_recv(cx);
         if let Poll::Ready(Some(_)) = &r {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
+            if self.queued.fetch_sub(1, Ordering::AcqRel) <= CONTROL_LIMIT {
+                self.room.notify.notify_waiters();
+            }
         }
         r
     }
@@ -182,6 +203,7 @@ impl Hub {
     pub fn open(self: &Arc<Self>) -> (WatchStream, WatchReceiver) {
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
+        let room = Arc::new(Room::default());
         let mut inner = self.inner.lock();
         let id = inner.next_stream;
         inner.next_stream += 1;
@@ -200,8 +222,10 @@ impl Hub {
             WatchStream {
                 hub: Arc::clone(self),
                 id,
+                queued: Arc::clone(&queued),
+                room: Arc::clone(&room),
             },
-            WatchReceiver { rx, queued },
+            WatchReceiver { rx, queued, room },
         )
     }
 
@@ -493,9 +517,24 @@ pub struct HubStats {
 pub struct WatchStream {
     hub: Arc<Hub>,
     id: u64,
+    queued: Arc<AtomicUsize>,
+    room: Arc<Room>,
 }
 
 impl WatchStream {
+    /// Resolves once the stream's client has read enough of its answers
+    /// that another request may be taken (see [`CONTROL_LIMIT`]), or has
+    /// gone (its receiver dropped).
+    pub async fn has_room(&self) {
+        loop {
+            let notified = self.room.notify.notified();
+            if self.queued.load(Ordering::Acquire) < CONTROL_LIMIT || self.room.closed.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// Creates a watcher. The answer (created, or canceled with a reason)
     /// is queued on the stream before any of its events.
     ///

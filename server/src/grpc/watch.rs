@@ -38,7 +38,10 @@ impl crate::pb::etcdserverpb::watch_server::Watch for Watch {
         let reader = Arc::clone(&session);
         let mut inbound = req.into_inner();
         tokio::spawn(async move {
-            while let Ok(Some(msg)) = inbound.message().await {
+            loop {
+                // Stop reading while the client leaves its answers unread.
+                reader.ready().await;
+                let Ok(Some(msg)) = inbound.message().await else { break };
                 reader.handle(msg);
             }
         });

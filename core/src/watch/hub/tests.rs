@@ -325,3 +325,36 @@ fn stats_count_streams_watchers_and_the_catch_up_lag() {
     );
     drop(a);
 }
+
+#[test]
+fn a_client_that_reads_nothing_is_not_read_either() {
+    let (hub, mem) = (hub(Duration::from_secs(600)), Arc::new(Mem::default()));
+    let (ws, mut rx) = hub.open();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let room = |ws: &WatchStream| {
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_millis(100), ws.has_room())
+                .await
+                .is_ok()
+        })
+    };
+    assert!(room(&ws));
+    // Every create queues an answer nobody reads.
+    for i in 0..CONTROL_LIMIT {
+        ws.create(&create(&format!("k{i}"), "", 0), mem.kv.lock().0.current_revision());
+    }
+    assert!(!room(&ws), "the reader must wait");
+    // The client reads one answer: there is room again.
+    assert!(next(&mut rx).unwrap().created);
+    assert!(room(&ws));
+    for i in 0..4 {
+        ws.create(&create(&format!("x{i}"), "", 0), 1);
+    }
+    assert!(!room(&ws));
+    // The client goes away: the reader is let go, to find the stream closed.
+    drop(rx);
+    assert!(room(&ws));
+}
