@@ -580,7 +580,17 @@ async fn members_join_as_learners_get_promoted_and_leave_under_load() {
     // the member (and cluster) it was made, not what its flags suggest.
     cluster.members[new].terminate();
     cluster.members[new].start();
-    ok(etcdctl(&remaining[0], &["put", "m/after-restart", "v"]));
+    // If m4 led, the others elect a leader first: retry as a client would.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = etcdctl(&remaining[0], &["put", "m/after-restart", "v"]);
+        if out.status.success() {
+            break;
+        }
+        let e = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(Instant::now() < deadline, "no write after m4 restarted: {e}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let deadline = Instant::now() + Duration::from_secs(20);
     while !local_view(&cluster.members[new].endpoint, "m/after-restart")
         .await
