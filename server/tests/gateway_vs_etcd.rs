@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{b64, http, mask_ids, Server};
+use common::{b64, http, mask_ids, raw, Server};
 use serde_json::Value;
 
 fn call(ep: &str, path: &str, body: &str) -> (u16, Value) {
@@ -173,30 +173,6 @@ fn json_shapes() {
     let (_, v) = call(ep, "/v3/cluster/member/list", "{}");
     assert_eq!(v["members"][0]["clientURLs"][0], format!("http://{ep}"));
     assert!(v["header"].get("revision").is_none());
-}
-
-/// A raw HTTP/1.1 exchange: status, content type and body.
-fn raw(ep: &str, method: &str, path: &str) -> (u16, String, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(ep).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {ep}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap();
-    let status = head[9..12].parse().unwrap();
-    let ctype = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-type: ")
-                .map(str::to_string)
-        })
-        .unwrap_or_default();
-    (status, ctype, body.to_string())
 }
 
 #[test]
