@@ -376,6 +376,27 @@ fn etcdctl_stdin_root(ep: &str, args: &[&str], stdin: &str) -> std::process::Out
     common::etcdctl_stdin(ep, &with_root(args), stdin)
 }
 
+/// A POST to `endpoint` from the loopback address `source`.
+fn http_from(source: &str, endpoint: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let src: std::net::SocketAddr = format!("{source}:0").parse().unwrap();
+    socket.bind(&src.into()).unwrap();
+    let dst: std::net::SocketAddr = endpoint.parse().unwrap();
+    socket.connect(&dst.into()).unwrap();
+    let mut s: std::net::TcpStream = socket.into();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {endpoint}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, out)
+}
+
 #[test]
 fn failed_authentications_are_limited() {
     let s = Server::concord_with(&["--bcrypt-cost", "4"]);
@@ -396,6 +417,11 @@ fn failed_authentications_are_limited() {
     // Refused before the password is looked at, even the right one.
     assert_eq!(auth("alice", "alicepw"), (429, "etcdserver: too many requests".into()));
     assert_eq!(auth("bob", "bobpw").1, "ok", "other users are not affected");
+    // From another address alice still gets in: failures from one place
+    // do not lock her out everywhere.
+    let body = json!({"name": "alice", "password": "alicepw"}).to_string();
+    let (status, answer) = http_from("127.0.0.2", ep, "/v3/auth/authenticate", &body);
+    assert_eq!(status, 200, "{answer}");
     // One failure is forgiven every 2 s.
     std::thread::sleep(std::time::Duration::from_millis(2100));
     assert_eq!(auth("alice", "alicepw").1, "ok");

@@ -139,7 +139,8 @@ pub(crate) fn txn_access<'a>(t: &'a TxnRequest, out: &mut Vec<(&'a [u8], &'a [u8
     }
 }
 
-/// Failed authentications allowed per user and per source address: a
+/// Failed authentications allowed per user (from one source address) and
+/// per source address: a
 /// bucket of `burst` attempts that refills at `per_sec`. Only failures
 /// take from it; while it is empty, attempts are refused before the
 /// password is checked (so they cost no bcrypt time either).
@@ -151,8 +152,8 @@ pub struct AuthLimit {
     pub per_sec: f64,
 }
 
-/// The limits in force: 5 failures per user, then one every 2 s; 20 per
-/// source address, then 2 a second.
+/// The limits in force: 5 failures per user from one address, then one
+/// every 2 s; 20 per source address, then 2 a second.
 pub const USER_LIMIT: AuthLimit = AuthLimit {
     burst: 5.0,
     per_sec: 0.5,
@@ -302,8 +303,10 @@ impl EtcdService {
     }
 
     /// `Auth.Authenticate`: checks the password (bcrypt, off the async
-    /// threads) and issues a token. Failures are limited per user and per
-    /// source address ([`USER_LIMIT`], [`ADDR_LIMIT`]).
+    /// threads) and issues a token. Failures are limited per user and
+    /// source address, and per source address ([`USER_LIMIT`],
+    /// [`ADDR_LIMIT`]): someone guessing root's password from one place
+    /// cannot lock root out everywhere.
     pub async fn authenticate(
         &self,
         caller: &Caller,
@@ -320,7 +323,8 @@ impl EtcdService {
             return Err(EtcdError::AuthNotEnabled);
         }
         let now = Instant::now();
-        let user_ok = self.auth_limits.0.allows(&req.name, now);
+        let user_key = (req.name.clone(), caller.addr);
+        let user_ok = self.auth_limits.0.allows(&user_key, now);
         let addr_ok = caller.addr.is_none_or(|a| self.auth_limits.1.allows(&a, now));
         if !user_ok || !addr_ok {
             tracing::warn!(user = %req.name, addr = ?caller.addr, "authentication refused: too many failures");
@@ -339,7 +343,7 @@ impl EtcdService {
         .await
         .map_err(|e| EtcdError::Internal(e.to_string()))?;
         if !(matched && usable) {
-            self.auth_limits.0.failed(&req.name, now);
+            self.auth_limits.0.failed(&user_key, now);
             if let Some(a) = caller.addr {
                 self.auth_limits.1.failed(&a, now);
             }

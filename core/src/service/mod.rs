@@ -80,7 +80,8 @@ pub struct EtcdService {
     /// Auth tokens issued and checked by this member.
     tokens: Arc<Tokens>,
     /// Failed authentications, per user and per source address.
-    auth_limits: (auth::Limiter<String>, auth::Limiter<IpAddr>),
+    /// Failed authentications by (user, source address), and by source.
+    auth_limits: (auth::Limiter<(String, Option<IpAddr>)>, auth::Limiter<IpAddr>),
     /// Whether this member led at the last expiry round.
     leading: Mutex<bool>,
     /// Sends keep-alives to the leader (replicated members).
