@@ -220,29 +220,34 @@ impl PeerConn {
 
 /// Whether a peer answers, as the probes and sends to it find.
 #[derive(Default)]
-struct PeerHealth {
-    /// Since when it has answered without a failure in between.
-    up_since: std::sync::Mutex<Option<std::time::Instant>>,
-    /// Its last answer.
-    last_ok: std::sync::Mutex<Option<std::time::Instant>>,
+struct PeerHealth(std::sync::Mutex<Liveness>);
+
+/// When a peer last answered, and since when without a failure between.
+#[derive(Default)]
+struct Liveness {
+    up_since: Option<std::time::Instant>,
+    last_ok: Option<std::time::Instant>,
 }
 
 impl PeerHealth {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Liveness> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// It answered; the first answer after a failure is logged.
     fn ok(&self, peer: u64) {
         let now = std::time::Instant::now();
-        *self.last_ok.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
-        let mut up = self.up_since.lock().unwrap_or_else(|e| e.into_inner());
-        if up.is_none() {
+        let mut l = self.lock();
+        l.last_ok = Some(now);
+        if l.up_since.is_none() {
             tracing::info!(peer = format_args!("{peer:x}"), "peer became active");
-            *up = Some(now);
+            l.up_since = Some(now);
         }
     }
 
     /// It did not answer; the first failure after answers is logged.
     fn failed(&self, peer: u64, what: &str) {
-        let mut up = self.up_since.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(since) = up.take() {
+        if let Some(since) = self.lock().up_since.take() {
             tracing::warn!(
                 peer = format_args!("{peer:x}"),
                 active_for_s = since.elapsed().as_secs(),
@@ -254,11 +259,9 @@ impl PeerHealth {
 
     /// Since when it answers, if its last answer is recent.
     fn connected_since(&self) -> Option<std::time::Instant> {
-        let last = (*self.last_ok.lock().unwrap_or_else(|e| e.into_inner()))?;
-        if last.elapsed() > 3 * PROBE_EVERY {
-            return None;
-        }
-        *self.up_since.lock().unwrap_or_else(|e| e.into_inner())
+        let l = self.lock();
+        l.last_ok.filter(|last| last.elapsed() <= 3 * PROBE_EVERY)?;
+        l.up_since
     }
 }
 
