@@ -37,3 +37,5 @@ pub mod raft;
 pub mod service;
 #[cfg(feature = "server")]
 pub mod storage;
+#[cfg(feature = "server")]
+pub mod v2;

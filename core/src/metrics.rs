@@ -183,6 +183,13 @@ pub static LEASES_REVOKED: Counter = Counter::new();
 /// `etcd_debugging_lease_renewed_total`).
 pub static LEASES_RENEWED: Counter = Counter::new();
 
+/// raft appends this member took from a leader (etcd's v2
+/// `/v2/stats/self` `recvAppendRequestCnt`).
+pub static APPENDS_RECEIVED: Counter = Counter::new();
+
+/// raft appends this member sent as leader (`sendAppendRequestCnt`).
+pub static APPENDS_SENT: Counter = Counter::new();
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -175,6 +175,13 @@ pub struct Config {
     )]
     pub experimental_corrupt_check_time: String,
 
+    /// Serve etcd's v2 keys API (`/v2/keys`, `/v2/stats/store`). On by
+    /// default, unlike etcd 3.4: the v2 guides and scripts work as written.
+    /// The v2 key space is separate from the v3 one, as in etcd.
+    #[arg(long, env = "CONCORD_ENABLE_V2", action = ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true", default_value_t = true)]
+    pub enable_v2: bool,
+
     /// Comma-separated origins allowed by CORS on the HTTP API; `*` allows any.
     #[arg(long, env = "CONCORD_CORS", default_value = "*", value_delimiter = ',')]
     pub cors: Vec<String>,

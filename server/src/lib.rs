@@ -27,6 +27,7 @@ pub mod peer;
 pub mod replication;
 pub mod snapshot;
 pub mod tls;
+mod v2;
 mod websocket;
 
 use std::collections::HashMap;
@@ -331,8 +332,9 @@ fn tls_files(cfg: &Config, port: Port, mut files: TlsFiles) -> Result<TlsFiles, 
     Ok(files)
 }
 
-/// Revokes expired leases, twice a second (this member decides expiry).
-async fn expire_leases(svc: Arc<EtcdService>) {
+/// Revokes expired leases and removes expired v2 keys, twice a second
+/// (when this member leads, it decides expiry).
+async fn expire_leases(svc: Arc<EtcdService>, v2_info: Arc<v2::V2Info>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -341,6 +343,11 @@ async fn expire_leases(svc: Arc<EtcdService>) {
         if n > 0 {
             tracing::debug!(revoked = n, "expired leases revoked");
         }
+        let n = svc.expire_v2().await;
+        if n > 0 {
+            tracing::debug!(expired = n, "expired v2 keys removed");
+        }
+        v2_info.note_leader(&svc);
     }
 }
 
@@ -576,7 +583,9 @@ pub async fn run_reporting(
         }
     }
 
+    let v2_info = v2::V2Info::new();
     let app = gateway::router(Arc::clone(&svc), &cfg.cors)
+        .merge(v2::routes(Arc::clone(&svc), cfg.enable_v2, Arc::clone(&v2_info)).with_state(Arc::clone(&svc)))
         .layer(cors_layer(&cfg.cors))
         .merge(
             grpc::routes(Arc::clone(&svc))
@@ -637,7 +646,7 @@ pub async fn run_reporting(
     });
     ready(bound);
     let compactor = retention.map(|r| tokio::spawn(compactor::run(Arc::clone(&svc), r)));
-    let expiry = tokio::spawn(expire_leases(Arc::clone(&svc)));
+    let expiry = tokio::spawn(expire_leases(Arc::clone(&svc), Arc::clone(&v2_info)));
     tracing::info!(name = %cfg.name, data_dir = %cfg.data_dir().display(), "concord is ready");
 
     let failure = tokio::select! {

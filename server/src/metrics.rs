@@ -322,8 +322,36 @@ static PEER_RTT: LazyLock<HistogramVec> = LazyLock::new(|| {
     .expect("a valid metric")
 });
 
+/// What etcd's `/v2/stats/leader` reports of one follower: the round
+/// trips measured to it (in ms) and the sends that worked or failed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FollowerStats {
+    pub current_ms: f64,
+    pub count: u64,
+    pub sum_ms: f64,
+    pub sum_sq_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    pub success: u64,
+    pub fail: u64,
+}
+
+/// Per peer (members only: IDs come from the configuration).
+static FOLLOWERS: LazyLock<std::sync::Mutex<std::collections::BTreeMap<u64, FollowerStats>>> =
+    LazyLock::new(Default::default);
+
+fn followers() -> std::sync::MutexGuard<'static, std::collections::BTreeMap<u64, FollowerStats>> {
+    FOLLOWERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What is known of each peer, by ID.
+pub fn follower_stats() -> std::collections::BTreeMap<u64, FollowerStats> {
+    followers().clone()
+}
+
 /// Bytes sent to member `to` over the peer port.
 pub fn peer_sent(to: u64, bytes: usize) {
+    followers().entry(to).or_default().success += 1;
     PEER_SENT_BYTES
         .with_label_values(&[format!("{to:x}").as_str()])
         .inc_by(bytes as u64);
@@ -337,6 +365,7 @@ pub fn peer_received(from: &str, bytes: usize) {
 
 /// A send to member `to` that failed.
 pub fn peer_send_failed(to: u64) {
+    followers().entry(to).or_default().fail += 1;
     PEER_SENT_FAILURES
         .with_label_values(&[format!("{to:x}").as_str()])
         .inc();
@@ -344,6 +373,17 @@ pub fn peer_send_failed(to: u64) {
 
 /// One measured round trip to member `to`.
 pub fn peer_round_trip(to: u64, took: Duration) {
+    {
+        let ms = took.as_secs_f64() * 1e3;
+        let mut all = followers();
+        let f = all.entry(to).or_default();
+        f.min_ms = if f.count == 0 { ms } else { f.min_ms.min(ms) };
+        f.max_ms = f.max_ms.max(ms);
+        f.current_ms = ms;
+        f.count += 1;
+        f.sum_ms += ms;
+        f.sum_sq_ms += ms * ms;
+    }
     PEER_RTT
         .with_label_values(&[format!("{to:x}").as_str()])
         .observe(took.as_secs_f64());

@@ -118,14 +118,15 @@ fn a_kubeadm_manifest_starts_concord_and_its_probes_answer() {
             assert!(v[key].is_string(), "{key}: {l}");
         }
     }
-    for named in [
-        "--max-wals=5",
-        "--enable-v2=true",
-        "--feature-gates=InitialCorruptCheck=true",
-    ] {
+    for named in ["--max-wals=5", "--feature-gates=InitialCorruptCheck=true"] {
         assert!(line.contains(named), "{named} not named: {line}");
     }
-    for implemented in ["--unsafe-no-fsync", "--strict-reconfig-check", "--tls-min-version"] {
+    for implemented in [
+        "--unsafe-no-fsync",
+        "--strict-reconfig-check",
+        "--tls-min-version",
+        "--enable-v2",
+    ] {
         assert!(!line.contains(implemented), "{implemented} is implemented: {line}");
     }
 }

@@ -500,6 +500,9 @@ impl RaftLoop {
                         tracing::warn!(from = format_args!("{:x}", msg.from), kind = ?msg.get_msg_type(), why, "raft message dropped");
                         return;
                     }
+                    if msg.get_msg_type() == raft::prelude::MessageType::MsgAppend {
+                        crate::metrics::APPENDS_RECEIVED.inc();
+                    }
                     if let Err(e) = self.raw.step(msg) {
                         tracing::debug!(error = %e, "raft message not taken");
                     }
@@ -732,6 +735,9 @@ impl RaftLoop {
     fn send(&self, msgs: Vec<RaftMessage>) {
         for m in msgs {
             let snapshot = m.get_msg_type() == raft::prelude::MessageType::MsgSnapshot;
+            if m.get_msg_type() == raft::prelude::MessageType::MsgAppend {
+                crate::metrics::APPENDS_SENT.inc();
+            }
             match m.write_to_bytes() {
                 Ok(b) => self.cfg.transport.send(m.to, b, snapshot),
                 Err(e) => tracing::error!(error = %e, "raft message not encoded"),

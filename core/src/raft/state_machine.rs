@@ -15,6 +15,7 @@ use crate::api::mvccpb::Event;
 use crate::auth::AuthStore;
 use crate::lease::Lessor;
 use crate::mvcc::{self, BackendError, KvWrite, Mvcc};
+use crate::v2::{Outcome as V2Outcome, V2Persist, V2Store};
 use std::collections::BTreeSet;
 
 /// Durable lease records, written in the same transaction as the changes.
@@ -52,6 +53,8 @@ pub enum WriteResponse {
     Member,
     /// The alarms an alarm request raised or cleared.
     Alarm(Vec<AlarmMember>),
+    /// A v2 write's outcome (a refused v2 write is an answer, not an error).
+    V2(V2Outcome),
 }
 
 /// Why an entry was not applied. [`ApplyError::Fatal`] means the storage
@@ -98,6 +101,8 @@ pub struct StateMachine {
     /// Members removed from the cluster: their messages are refused, and
     /// told so, so that one that missed its own removal stops.
     pub removed: BTreeSet<u64>,
+    /// The v2 key space (separate from the v3 one, as in etcd).
+    pub v2: V2Store,
 }
 
 /// Whether a txn (or one nested in it) may put a key.
@@ -139,6 +144,7 @@ pub fn op_name(op: &LogOp) -> &'static str {
         LogOp::MemberAttrs(_) => "member_attrs",
         LogOp::MemberUpdate(_) => "member_update",
         LogOp::Alarm(_) => "alarm",
+        LogOp::V2(_) => "v2",
     }
 }
 
@@ -146,7 +152,7 @@ impl StateMachine {
     /// Applies one logged write whose permissions were checked at auth
     /// revision `auth_revision` (0: not checked). If auth changed since,
     /// it is refused: the client must authenticate again.
-    pub fn apply<W: KvWrite + LeaseStore + AuthPersist>(
+    pub fn apply<W: KvWrite + LeaseStore + AuthPersist + V2Persist>(
         &mut self,
         w: &mut W,
         op: &LogOp,
@@ -183,6 +189,9 @@ impl StateMachine {
             sm.members.insert(m.id, merged);
             w.put_members(&sm.members.values().cloned().collect::<Vec<_>>())?;
             return Ok(WriteResponse::Member);
+        }
+        if let LogOp::V2(r) = op {
+            return Ok(WriteResponse::V2(sm.v2.apply(w, r)?));
         }
         if let LogOp::Alarm(a) = op {
             let changed = sm.apply_alarm(a);

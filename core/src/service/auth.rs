@@ -302,18 +302,11 @@ impl EtcdService {
         }
     }
 
-    /// `Auth.Authenticate`: checks the password (bcrypt, off the async
-    /// threads) and issues a token. Failures are limited per user and
-    /// source address, and per source address ([`USER_LIMIT`],
-    /// [`ADDR_LIMIT`]): someone guessing root's password from one place
-    /// cannot lock root out everywhere.
-    pub async fn authenticate(
-        &self,
-        caller: &Caller,
-        req: AuthenticateRequest,
-    ) -> Result<AuthenticateResponse, EtcdError> {
+    /// Checks `name`'s password, with the failure limits of
+    /// [`EtcdService::authenticate`]; the auth revision it was checked at.
+    pub(crate) async fn check_password(&self, caller: &Caller, name: &str, password: String) -> Result<u64, EtcdError> {
         let (enabled, revision, stored) = self.state.with(|sm| {
-            let stored = sm.auth.user(&req.name).map(|u| {
+            let stored = sm.auth.user(name).map(|u| {
                 let no_password = u.options.is_some_and(|o| o.no_password);
                 (String::from_utf8_lossy(&u.password).into_owned(), no_password)
             });
@@ -323,11 +316,11 @@ impl EtcdService {
             return Err(EtcdError::AuthNotEnabled);
         }
         let now = Instant::now();
-        let user_key = (req.name.clone(), caller.addr);
+        let user_key = (name.to_string(), caller.addr);
         let user_ok = self.auth_limits.0.allows(&user_key, now);
         let addr_ok = caller.addr.is_none_or(|a| self.auth_limits.1.allows(&a, now));
         if !user_ok || !addr_ok {
-            tracing::warn!(user = %req.name, addr = ?caller.addr, "authentication refused: too many failures");
+            tracing::warn!(user = %name, addr = ?caller.addr, "authentication refused: too many failures");
             return Err(EtcdError::TooManyRequests);
         }
         let cost = self.cfg.bcrypt_cost;
@@ -335,7 +328,6 @@ impl EtcdService {
             Some((hash, false)) if !hash.is_empty() => (hash, true),
             _ => (String::new(), false),
         };
-        let password = req.password;
         let matched = tokio::task::spawn_blocking(move || {
             let hash = if usable { hash.as_str() } else { no_user_hash(cost) };
             bcrypt::verify(password, hash).unwrap_or(false)
@@ -349,6 +341,20 @@ impl EtcdService {
             }
             return Err(EtcdError::AuthFailed);
         }
+        Ok(revision)
+    }
+
+    /// `Auth.Authenticate`: checks the password (bcrypt, off the async
+    /// threads) and issues a token. Failures are limited per user and
+    /// source address, and per source address ([`USER_LIMIT`],
+    /// [`ADDR_LIMIT`]): someone guessing root's password from one place
+    /// cannot lock root out everywhere.
+    pub async fn authenticate(
+        &self,
+        caller: &Caller,
+        req: AuthenticateRequest,
+    ) -> Result<AuthenticateResponse, EtcdError> {
+        let revision = self.check_password(caller, &req.name, req.password).await?;
         // Issued at the revision the password was checked at: if auth
         // changed meanwhile, the token is already stale.
         let token = self.tokens.assign(&req.name, revision);

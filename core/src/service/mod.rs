@@ -10,6 +10,7 @@ mod election;
 mod kv;
 mod lease;
 mod maintenance;
+mod v2;
 mod watch;
 
 use std::collections::HashMap;
@@ -28,6 +29,7 @@ use crate::raft::{Node, State, WriteResponse};
 
 pub use auth::{AuthLimit, Caller, ADDR_LIMIT, USER_LIMIT};
 pub use maintenance::Mismatch;
+pub use v2::{unix_now, V2Credentials, MAX_TTL_SECS};
 pub use watch::WatchSession;
 
 /// The etcd API version Concord implements, as `/version` and

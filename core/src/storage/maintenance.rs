@@ -47,7 +47,8 @@ pub enum SnapshotFileError {
 /// A consistent copy of the state machine being written out.
 pub struct SnapshotSource {
     txn: ReadTransaction,
-    /// Everything but the changes and leases (small).
+    /// Everything but the changes and leases (the v2 key space is in
+    /// memory already, so it goes here too).
     head: Vec<u8>,
 }
 
@@ -223,6 +224,8 @@ impl Storage {
             auth: Some(sm.auth.to_pb()),
             members: sm.members.values().cloned().collect(),
             alarms: sm.alarm_list(),
+            v2_nodes: sm.v2.dump(),
+            v2_index: sm.v2.index(),
             format: SNAPSHOT_FORMAT.into(),
             ..Default::default()
         };

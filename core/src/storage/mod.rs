@@ -22,18 +22,21 @@ use parking_lot::RwLock;
 use prost::Message;
 use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, Table, TableDefinition};
 
-use crate::api::concordpb::{AuthState, KvRecord, LeaseRecord, Member, Snapshot as SnapshotData};
+use crate::api::concordpb::{AuthState, KvRecord, LeaseRecord, Member, Snapshot as SnapshotData, V2Node};
 use crate::api::etcdserverpb::AlarmMember;
 use crate::api::mvccpb::KeyValue;
 use crate::auth::AuthStore;
 use crate::mvcc::{BackendError, KvRead, KvWrite, Leases, Mvcc, Record, Revision, ScanBudget};
 use crate::raft::{AuthPersist, LeaseStore, StateMachine};
+use crate::v2::{V2Persist, V2Store};
 
 const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const LEASE: TableDefinition<i64, i64> = TableDefinition::new("lease");
 /// The auth state, one record (`concordpb.AuthState`) under [`AUTH_STATE`].
 const AUTH: TableDefinition<&str, &[u8]> = TableDefinition::new("auth");
+/// The v2 key space: a node's key to its `concordpb.V2Node`.
+const V2: TableDefinition<&str, &[u8]> = TableDefinition::new("v2");
 const AUTH_STATE: &str = "state";
 /// The member list (`concordpb.Member` records, length-delimited) under [`AUTH_MEMBERS`].
 const AUTH_MEMBERS: &str = "members";
@@ -49,6 +52,7 @@ const COMPACT_REV: &str = "compact_rev";
 const MEMBER_ID: &str = "member_id";
 const CLUSTER_ID: &str = "cluster_id";
 const TERM: &str = "term";
+const V2_INDEX: &str = "v2_index";
 
 const FLAG_PUT: u8 = 0;
 const FLAG_TOMBSTONE: u8 = 1;
@@ -259,6 +263,27 @@ impl AuthPersist for WriteView<'_> {
     }
 }
 
+impl V2Persist for WriteView<'_> {
+    fn put_v2_node(&mut self, node: &V2Node) -> Result<(), BackendError> {
+        let mut t = self.txn.open_table(V2).map_err(StorageError::from)?;
+        t.insert(node.key.as_str(), node.encode_to_vec().as_slice())
+            .map_err(StorageError::from)?;
+        Ok(())
+    }
+
+    fn delete_v2_node(&mut self, key: &str) -> Result<(), BackendError> {
+        let mut t = self.txn.open_table(V2).map_err(StorageError::from)?;
+        t.remove(key).map_err(StorageError::from)?;
+        Ok(())
+    }
+
+    fn put_v2_index(&mut self, index: u64) -> Result<(), BackendError> {
+        let mut t = self.txn.open_table(META).map_err(StorageError::from)?;
+        t.insert(V2_INDEX, index).map_err(StorageError::from)?;
+        Ok(())
+    }
+}
+
 /// Records one after another, each length-delimited.
 fn encode_list<M: Message>(items: &[M]) -> Vec<u8> {
     let mut buf = Vec::new();
@@ -298,7 +323,15 @@ impl WriteView<'_> {
             .map_err(|e| StorageError::Io(std::io::Error::other(e.to_string())))?;
         self.put_alarms(&snap.alarms)
             .map_err(|e| StorageError::Io(std::io::Error::other(e.to_string())))?;
+        {
+            let mut v2 = self.txn.open_table(V2)?;
+            v2.retain(|_, _| false)?;
+            for n in &snap.v2_nodes {
+                v2.insert(n.key.as_str(), n.encode_to_vec().as_slice())?;
+            }
+        }
         let mut t = self.txn.open_table(META)?;
+        t.insert(V2_INDEX, snap.v2_index)?;
         t.insert(APPLIED_INDEX, applied_index)?;
         t.insert(CURRENT_REV, snap.current_revision as u64)?;
         t.insert(COMPACT_REV, snap.compact_revision as u64)?;
@@ -336,6 +369,7 @@ impl Storage {
         txn.open_table(META)?;
         txn.open_table(LEASE)?;
         txn.open_table(AUTH)?;
+        txn.open_table(V2)?;
         txn.commit()?;
         Ok(Storage {
             db: RwLock::new(db),
@@ -422,6 +456,13 @@ impl Storage {
                 sm.alarms.insert((a.member_id, a.alarm));
             }
         }
+        let v2_index = meta.get(V2_INDEX)?.map_or(0, |g| g.value());
+        let mut v2_nodes = Vec::new();
+        for entry in txn.open_table(V2)?.iter()? {
+            let (_, v) = entry?;
+            v2_nodes.push(V2Node::decode(v.value()).map_err(|_| StorageError::Corrupt(Revision::default()))?);
+        }
+        sm.v2 = V2Store::restore(v2_index, v2_nodes);
         Ok(sm)
     }
 
@@ -452,6 +493,8 @@ impl Storage {
             auth: Some(sm.auth.to_pb()),
             members: sm.members.values().cloned().collect(),
             alarms: sm.alarm_list(),
+            v2_nodes: sm.v2.dump(),
+            v2_index: sm.v2.index(),
             format: String::new(),
             padding: Vec::new(),
         })

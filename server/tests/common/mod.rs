@@ -537,3 +537,56 @@ pub fn raw(endpoint: &str, method: &str, path: &str) -> (u16, String, String) {
         .unwrap_or_default();
     (status, ctype, body.to_string())
 }
+
+/// An HTTP answer: status, headers (names lower-cased), body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    /// The first header named `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {:?}", self.body))
+    }
+}
+
+/// A request with a form-encoded body (etcd's v2 API, as curl's `-d`
+/// sends it) and optional extra header lines.
+pub fn form(endpoint: &str, method: &str, path: &str, body: &str, extra: &str) -> Reply {
+    try_form(endpoint, method, path, body, extra).unwrap_or_else(|e| panic!("{method} {path} to {endpoint}: {e}"))
+}
+
+/// [`form`], or the connection's error (a member not listening yet).
+pub fn try_form(endpoint: &str, method: &str, path: &str, body: &str, extra: &str) -> std::io::Result<Reply> {
+    let mut s = TcpStream::connect(endpoint)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {endpoint}\r\n{extra}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    let text = String::from_utf8_lossy(&out).to_string();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let headers: Vec<(String, String)> = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked { dechunk(rest) } else { rest.to_string() };
+    Ok(Reply { status, headers, body })
+}
