@@ -163,6 +163,11 @@ const SESSION: &[(&str, &str, &str)] = &[
     ("PUT", "/v2/keys/t?refresh=true", ""),
     ("PUT", "/v2/keys/missing?refresh=true&ttl=5", ""),
     ("PATCH", "/v2/keys/t", ""),
+    ("PUT", "/v2/keys/t", "value=%zz"),
+    ("PUT", "/v2/keys/t?value=%4", ""),
+    ("PUT", "/v2/keys/t?wait=true", "value=1"),
+    ("POST", "/v2/keys/jobs?dir=true", ""),
+    ("GET", "/v2/keys/jobs?recursive=true", ""),
     ("PUT", "/v2/keys/e?ttl=1", "value=gone%20soon"),
     ("GET", "/v2/keys/e?wait=true", ""),
     ("GET", "/v2/keys/e", ""),
@@ -379,6 +384,20 @@ fn v2_keys_survive_kill_9() {
     };
     assert_eq!(strip_ttl(&after), strip_ttl(&before));
     assert_eq!(after.header("x-etcd-index"), before.header("x-etcd-index"));
+    // the history is kept: a wait from the first index still gets it
+    let first = form(
+        &s.endpoint,
+        "GET",
+        "/v2/keys/d?wait=true&recursive=true&waitIndex=1",
+        "",
+        "",
+    )
+    .json();
+    assert_eq!(
+        (first["action"].as_str(), first["node"]["key"].as_str()),
+        (Some("set"), Some("/d/a")),
+        "{first}"
+    );
     // the index goes on from where it was
     let next = form(&s.endpoint, "PUT", "/v2/keys/n", "value=1", "").json();
     assert_eq!(
@@ -626,4 +645,24 @@ fn a_streamed_watch_sends_every_event() {
         }
     }
     assert_eq!(seen, ["0", "1", "2", "3", "4"]);
+}
+
+/// v2 keys live in the backend too: past the quota, writes that grow it
+/// are refused (deletes still free space).
+#[test]
+fn v2_writes_count_against_the_backend_quota() {
+    let mut s = Server::concord();
+    form(&s.endpoint, "PUT", "/v2/keys/before", "value=1", "");
+    s.kill9();
+    let small = Server::concord_in(&s.data_dir, &["--quota-backend-bytes", "1"]);
+    let r = form(&small.endpoint, "PUT", "/v2/keys/k", "value=1", "");
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert_eq!(r.json()["errorCode"], 300);
+    assert!(
+        r.json()["cause"].as_str().unwrap().contains("database space exceeded"),
+        "{}",
+        r.body
+    );
+    let d = form(&small.endpoint, "DELETE", "/v2/keys/before", "", "");
+    assert_eq!(d.status, 200, "{}", d.body);
 }

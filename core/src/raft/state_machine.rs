@@ -191,6 +191,7 @@ impl StateMachine {
             return Ok(WriteResponse::Member);
         }
         if let LogOp::V2(r) = op {
+            sm.check_v2_alarms(r).map_err(ApplyError::Refused)?;
             return Ok(WriteResponse::V2(sm.v2.apply(w, r)?));
         }
         if let LogOp::Alarm(a) = op {
@@ -297,6 +298,23 @@ impl StateMachine {
             _ => false,
         };
         if grows && self.alarm_raised(AlarmType::Nospace) {
+            return Err(EtcdError::NoSpace);
+        }
+        Ok(())
+    }
+
+    /// What raised alarms forbid of v2 writes: any but expiry while
+    /// CORRUPT is raised; any that can grow the store while NOSPACE is.
+    fn check_v2_alarms(&self, r: &crate::api::concordpb::V2Request) -> Result<(), EtcdError> {
+        use crate::api::concordpb::v2_request::Method;
+        if self.alarms.is_empty() || r.method() == Method::Expire {
+            return Ok(());
+        }
+        if self.alarm_raised(AlarmType::Corrupt) {
+            return Err(EtcdError::Corrupt);
+        }
+        let frees = matches!(r.method(), Method::Delete | Method::CompareAndDelete);
+        if !frees && self.alarm_raised(AlarmType::Nospace) {
             return Err(EtcdError::NoSpace);
         }
         Ok(())

@@ -73,7 +73,12 @@ impl EtcdService {
             Some(t) => req.now.saturating_add((t.min(MAX_TTL_SECS) as i64) * 1_000_000_000),
             None => 0,
         };
-        self.check_size(prost::Message::encoded_len(&req))?;
+        let len = prost::Message::encoded_len(&req);
+        self.check_size(len)?;
+        if !matches!(req.method(), Method::Delete | Method::CompareAndDelete) {
+            // v2 keys live in the backend too: they count against its quota.
+            self.check_quota(len).await?;
+        }
         match self.propose(LogOp::V2(req), checked_at).await? {
             WriteResponse::V2(Outcome::Done(e)) => Ok(Ok(e)),
             WriteResponse::V2(Outcome::Refused(e)) => Ok(Err(e)),

@@ -22,7 +22,7 @@ use parking_lot::RwLock;
 use prost::Message;
 use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, Table, TableDefinition};
 
-use crate::api::concordpb::{AuthState, KvRecord, LeaseRecord, Member, Snapshot as SnapshotData, V2Node};
+use crate::api::concordpb::{AuthState, KvRecord, LeaseRecord, Member, Snapshot as SnapshotData, V2Event, V2Node};
 use crate::api::etcdserverpb::AlarmMember;
 use crate::api::mvccpb::KeyValue;
 use crate::auth::AuthStore;
@@ -37,6 +37,8 @@ const LEASE: TableDefinition<i64, i64> = TableDefinition::new("lease");
 const AUTH: TableDefinition<&str, &[u8]> = TableDefinition::new("auth");
 /// The v2 key space: a node's key to its `concordpb.V2Node`.
 const V2: TableDefinition<&str, &[u8]> = TableDefinition::new("v2");
+/// The last v2 events (`concordpb.V2Event`) by index, for `waitIndex`.
+const V2_EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("v2_events");
 const AUTH_STATE: &str = "state";
 /// The member list (`concordpb.Member` records, length-delimited) under [`AUTH_MEMBERS`].
 const AUTH_MEMBERS: &str = "members";
@@ -282,6 +284,20 @@ impl V2Persist for WriteView<'_> {
         t.insert(V2_INDEX, index).map_err(StorageError::from)?;
         Ok(())
     }
+
+    fn put_v2_event(&mut self, event: &V2Event) -> Result<(), BackendError> {
+        let index = event.node.as_ref().map_or(0, |n| n.modified_index);
+        let mut t = self.txn.open_table(V2_EVENTS).map_err(StorageError::from)?;
+        t.insert(index, event.encode_to_vec().as_slice())
+            .map_err(StorageError::from)?;
+        Ok(())
+    }
+
+    fn delete_v2_event(&mut self, index: u64) -> Result<(), BackendError> {
+        let mut t = self.txn.open_table(V2_EVENTS).map_err(StorageError::from)?;
+        t.remove(index).map_err(StorageError::from)?;
+        Ok(())
+    }
 }
 
 /// Records one after another, each length-delimited.
@@ -329,6 +345,9 @@ impl WriteView<'_> {
             for n in &snap.v2_nodes {
                 v2.insert(n.key.as_str(), n.encode_to_vec().as_slice())?;
             }
+            // A member restored from a snapshot starts with no history,
+            // as etcd's does.
+            self.txn.open_table(V2_EVENTS)?.retain(|_, _| false)?;
         }
         let mut t = self.txn.open_table(META)?;
         t.insert(V2_INDEX, snap.v2_index)?;
@@ -370,6 +389,7 @@ impl Storage {
         txn.open_table(LEASE)?;
         txn.open_table(AUTH)?;
         txn.open_table(V2)?;
+        txn.open_table(V2_EVENTS)?;
         txn.commit()?;
         Ok(Storage {
             db: RwLock::new(db),
@@ -462,7 +482,12 @@ impl Storage {
             let (_, v) = entry?;
             v2_nodes.push(V2Node::decode(v.value()).map_err(|_| StorageError::Corrupt(Revision::default()))?);
         }
-        sm.v2 = V2Store::restore(v2_index, v2_nodes);
+        let mut v2_events = Vec::new();
+        for entry in txn.open_table(V2_EVENTS)?.iter()? {
+            let (_, v) = entry?;
+            v2_events.push(V2Event::decode(v.value()).map_err(|_| StorageError::Corrupt(Revision::default()))?);
+        }
+        sm.v2 = V2Store::restore(v2_index, v2_nodes, v2_events);
         Ok(sm)
     }
 

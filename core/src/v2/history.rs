@@ -65,12 +65,16 @@ pub struct History {
 }
 
 impl History {
-    /// Remembers `e`, forgetting the oldest past [`HISTORY`].
-    pub fn push(&mut self, e: Arc<Event>) {
-        if self.events.len() == HISTORY {
-            self.events.pop_front();
-        }
+    /// Remembers `e`; the oldest event, if it had to go to stay within
+    /// [`HISTORY`].
+    pub fn push(&mut self, e: Arc<Event>) -> Option<Arc<Event>> {
+        let gone = if self.events.len() >= HISTORY {
+            self.events.pop_front()
+        } else {
+            None
+        };
         self.events.push_back(e);
+        gone
     }
 
     /// The first event at or after `spec.since` that matches, if any is

@@ -28,7 +28,7 @@ pub use error::{Code, V2Error};
 pub use history::WatchSpec;
 pub use store::{segments, ttl_at, Action, Event, NodeView, Outcome, Stats, V2Persist, V2Store, Watch};
 
-use crate::api::concordpb::V2Node;
+use crate::api::concordpb::{V2Event, V2Node};
 use crate::mvcc::BackendError;
 
 /// v2 nodes kept in memory only (tests, examples).
@@ -38,6 +38,8 @@ pub struct MemV2 {
     pub nodes: std::collections::BTreeMap<String, V2Node>,
     /// The stored index.
     pub index: u64,
+    /// The remembered events by index.
+    pub events: std::collections::BTreeMap<u64, V2Event>,
 }
 
 impl V2Persist for MemV2 {
@@ -53,6 +55,17 @@ impl V2Persist for MemV2 {
 
     fn put_v2_index(&mut self, index: u64) -> Result<(), BackendError> {
         self.index = index;
+        Ok(())
+    }
+
+    fn put_v2_event(&mut self, event: &V2Event) -> Result<(), BackendError> {
+        let index = event.node.as_ref().map_or(0, |n| n.modified_index);
+        self.events.insert(index, event.clone());
+        Ok(())
+    }
+
+    fn delete_v2_event(&mut self, index: u64) -> Result<(), BackendError> {
+        self.events.remove(&index);
         Ok(())
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use super::error::{Code, V2Error};
 use super::history::{History, Waiters, WatchSpec};
 use crate::api::concordpb::v2_request::Method;
-use crate::api::concordpb::{V2Node, V2Request};
+use crate::api::concordpb::{V2Event, V2Node, V2NodeView, V2Request};
 use crate::mvcc::BackendError;
 
 /// Durable v2 nodes, written in the same transaction as the change.
@@ -24,6 +24,10 @@ pub trait V2Persist {
     fn delete_v2_node(&mut self, key: &str) -> Result<(), BackendError>;
     /// Stores the v2 index.
     fn put_v2_index(&mut self, index: u64) -> Result<(), BackendError>;
+    /// Remembers an event (for `waitIndex` after a restart).
+    fn put_v2_event(&mut self, event: &V2Event) -> Result<(), BackendError>;
+    /// Forgets the event at `index` (it left the history).
+    fn delete_v2_event(&mut self, index: u64) -> Result<(), BackendError>;
 }
 
 /// What happened to a node, as v2 responses name it.
@@ -40,6 +44,22 @@ pub enum Action {
 }
 
 impl Action {
+    const ALL: [Action; 8] = [
+        Action::Get,
+        Action::Set,
+        Action::Create,
+        Action::Update,
+        Action::CompareAndSwap,
+        Action::Delete,
+        Action::CompareAndDelete,
+        Action::Expire,
+    ];
+
+    /// The action named `s`.
+    pub fn parse(s: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
     /// The `action` field.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -94,6 +114,55 @@ impl Event {
     /// Whether the change created the node (answered `201 Created`).
     pub fn is_created(&self) -> bool {
         self.action == Action::Create || (self.action == Action::Set && self.prev_node.is_none())
+    }
+}
+
+impl NodeView {
+    fn to_record(&self) -> V2NodeView {
+        V2NodeView {
+            key: self.key.clone(),
+            value: self.value.clone(),
+            dir: self.dir,
+            expiration: self.expiration,
+            ttl: self.ttl,
+            modified_index: self.modified_index,
+            created_index: self.created_index,
+        }
+    }
+
+    fn from_record(r: V2NodeView) -> NodeView {
+        NodeView {
+            key: r.key,
+            value: r.value,
+            dir: r.dir,
+            expiration: r.expiration,
+            ttl: r.ttl,
+            nodes: None,
+            modified_index: r.modified_index,
+            created_index: r.created_index,
+        }
+    }
+}
+
+impl Event {
+    /// The event as stored.
+    pub fn to_record(&self) -> V2Event {
+        V2Event {
+            action: self.action.as_str().to_string(),
+            node: Some(self.node.to_record()),
+            prev_node: self.prev_node.as_ref().map(NodeView::to_record),
+            etcd_index: self.etcd_index,
+        }
+    }
+
+    /// A stored event; `None` if it is not one.
+    pub fn from_record(r: V2Event) -> Option<Event> {
+        Some(Event {
+            action: Action::parse(&r.action)?,
+            node: NodeView::from_record(r.node?),
+            prev_node: r.prev_node.map(NodeView::from_record),
+            etcd_index: r.etcd_index,
+        })
     }
 }
 
@@ -313,12 +382,20 @@ impl V2Store {
         self.waiters.lock().len()
     }
 
-    /// Rebuilds the store from its stored nodes (any order) at `index`.
-    pub fn restore(index: u64, nodes: impl IntoIterator<Item = V2Node>) -> V2Store {
+    /// Rebuilds the store from its stored nodes (any order) at `index`,
+    /// with the remembered events (oldest first).
+    pub fn restore(
+        index: u64,
+        nodes: impl IntoIterator<Item = V2Node>,
+        events: impl IntoIterator<Item = V2Event>,
+    ) -> V2Store {
         let mut s = V2Store {
             index,
             ..Default::default()
         };
+        for e in events.into_iter().filter_map(Event::from_record) {
+            s.history.push(Arc::new(e));
+        }
         let mut nodes: Vec<V2Node> = nodes.into_iter().collect();
         nodes.sort_by(|a, b| a.key.cmp(&b.key));
         for n in nodes {
@@ -434,7 +511,7 @@ impl V2Store {
             Ok(e) => {
                 bump(ok);
                 w.put_v2_index(self.index)?;
-                Ok(Outcome::Done(self.publish(e, req.refresh)))
+                Ok(Outcome::Done(self.publish(w, e, req.refresh)?))
             }
             Err(Failure::Refused(e)) => {
                 bump(fail);
@@ -446,13 +523,16 @@ impl V2Store {
 
     /// Remembers `e` and answers the polls waiting for it (a refresh is
     /// neither remembered nor announced, as in etcd).
-    fn publish(&mut self, e: Event, quiet: bool) -> Arc<Event> {
+    fn publish(&mut self, w: &mut impl V2Persist, e: Event, quiet: bool) -> Result<Arc<Event>, BackendError> {
         let e = Arc::new(e);
         if !quiet {
-            self.history.push(Arc::clone(&e));
+            w.put_v2_event(&e.to_record())?;
+            if let Some(gone) = self.history.push(Arc::clone(&e)) {
+                w.delete_v2_event(gone.index())?;
+            }
             self.waiters.get_mut().notify(&e);
         }
-        e
+        Ok(e)
     }
 
     fn root_read_only(&self, segs: &[&str]) -> Result<(), V2Error> {
@@ -757,7 +837,7 @@ impl V2Store {
                 Err(Failure::Refused(_)) => continue,
             };
             bump(&self.stats.expire_count);
-            self.publish(e, false);
+            self.publish(w, e, false)?;
             n += 1;
         }
         if n > 0 {

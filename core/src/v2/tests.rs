@@ -269,12 +269,31 @@ fn restore_rebuilds_the_tree_from_stored_nodes() {
         ..req(Method::Set, "/a/t")
     });
     t.ok(set("/a-b", "2"));
-    let again = V2Store::restore(t.disk.index, t.disk.nodes.values().cloned().rev());
+    let again = V2Store::restore(
+        t.disk.index,
+        t.disk.nodes.values().cloned().rev(),
+        t.disk.events.values().cloned(),
+    );
     assert_eq!(again.index(), t.s.index());
     assert_eq!(again.get("/", true, 0).unwrap(), t.s.get("/", true, 0).unwrap());
     assert_eq!(again.next_expiration(), Some(2_000 * S));
     assert_eq!(again.dump(), t.s.dump());
     assert_eq!(t.s.dump().len(), t.disk.nodes.len());
+    // the remembered events come back too
+    let spec = WatchSpec {
+        key: "/a".into(),
+        recursive: true,
+        since: 1,
+    };
+    let Watch::Ready(e) = again.watch(spec).unwrap() else {
+        panic!()
+    };
+    assert_eq!((e.node.key.as_str(), e.action), ("/a/b/c", Action::Set));
+    // and the stored history stays within its bound
+    for i in 0..history::HISTORY + 10 {
+        t.ok(set("/x", &i.to_string()));
+    }
+    assert_eq!(t.disk.events.len(), history::HISTORY);
 }
 
 #[test]

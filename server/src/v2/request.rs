@@ -64,6 +64,23 @@ impl Form {
     }
 }
 
+/// Go's check of a form's escapes: every `%` starts two hex digits.
+fn check_escapes(s: &[u8]) -> Result<(), V2Error> {
+    for (i, &b) in s.iter().enumerate() {
+        if b == b'%' {
+            let esc = &s[i..s.len().min(i + 3)];
+            if esc.len() < 3 || !esc[1].is_ascii_hexdigit() || !esc[2].is_ascii_hexdigit() {
+                let shown = String::from_utf8_lossy(esc);
+                return Err(V2Error::request(
+                    Code::InvalidForm,
+                    format!("invalid URL escape {shown:?}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn parse_bool(v: &str) -> Option<bool> {
     match v {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
@@ -135,9 +152,12 @@ impl KeyRequest {
             .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
         let mut params: Vec<(String, String)> = Vec::new();
         if form_body && [Method::PUT, Method::POST, Method::PATCH].contains(method) {
+            check_escapes(body)?;
             params.extend(form_urlencoded::parse(body).into_owned());
         }
-        params.extend(form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned());
+        let query = uri.query().unwrap_or("").as_bytes();
+        check_escapes(query)?;
+        params.extend(form_urlencoded::parse(query).into_owned());
         let f = Form(params);
         let prev_index = f.uint("prevIndex", Code::IndexNaN)?.unwrap_or(0);
         let wait_index = f.uint("waitIndex", Code::IndexNaN)?.unwrap_or(0);
@@ -147,6 +167,12 @@ impl KeyRequest {
         let dir = f.bool("dir", true)?;
         let quorum = f.bool("quorum", true)?;
         let stream = f.bool("stream", true)?;
+        if wait && method != Method::GET && method != Method::HEAD {
+            return Err(V2Error::request(
+                Code::InvalidField,
+                "\"wait\" can only be used with GET requests",
+            ));
+        }
         if f.has("prevValue") && f.get("prevValue") == Some("") {
             return Err(V2Error::request(
                 Code::PrevValueRequired,
@@ -251,6 +277,18 @@ mod tests {
         assert_eq!(
             parse(Method::PUT, "/v2/keys/t?refresh=true", ""),
             Err((212, "No TTL value set".into()))
+        );
+        assert_eq!(
+            parse(Method::PUT, "/v2/keys/x", "value=%zz"),
+            Err((210, "invalid URL escape \"%zz\"".into()))
+        );
+        assert_eq!(
+            parse(Method::PUT, "/v2/keys/x?value=%4", ""),
+            Err((210, "invalid URL escape \"%4\"".into()))
+        );
+        assert_eq!(
+            parse(Method::PUT, "/v2/keys/x?wait=true", "value=1"),
+            Err((209, "\"wait\" can only be used with GET requests".into()))
         );
         // A GET's body is not a form.
         assert_eq!(parse(Method::GET, "/v2/keys/t", "value=1").unwrap().value, None);
