@@ -413,3 +413,35 @@ pub fn router(svc: Svc, cors: &[String]) -> Router {
         .layer(axum::Extension(origins))
         .with_state(svc)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::decode;
+    use concord_core::api::etcdserverpb::{
+        AuthenticateRequest, LeaseGrantRequest, PutRequest, RangeRequest, TxnRequest, WatchRequest,
+    };
+
+    /// Any body decodes to a request or an error: never a panic.
+    fn all(body: &[u8]) {
+        let _ = decode::<RangeRequest>(body);
+        let _ = decode::<PutRequest>(body);
+        let _ = decode::<TxnRequest>(body);
+        let _ = decode::<WatchRequest>(body);
+        let _ = decode::<LeaseGrantRequest>(body);
+        let _ = decode::<AuthenticateRequest>(body);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_decode_or_fail_cleanly(body in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            all(&body);
+        }
+
+        /// Bodies shaped like the gateway's JSON (field names, base64,
+        /// int64 strings, nesting), with the odd value out of place.
+        #[test]
+        fn json_shaped_bodies_decode_or_fail_cleanly(body in r#"\{("(key|range_end|value|lease|limit|revision|sort_order|compare|success|failure|request_put|request_range|create_request|start_revision|filters|TTL|ID|name|password|target|result)":(-?[0-9]{1,22}|"[A-Za-z0-9+/=_-]{0,12}"|true|null|\[[^\]]{0,20}\]|\{[^}]{0,30}\}),?){0,6}\}"#) {
+            all(body.as_bytes());
+        }
+    }
+}

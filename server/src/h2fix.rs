@@ -13,6 +13,14 @@
 //! block is fine is not looked at again (decoding every block would cost
 //! more than the request itself).
 //!
+//! Everything the wrapper holds is bounded, and nothing a client sends can
+//! make it panic: a frame longer than the server's largest, a header block
+//! longer than [`MAX_BLOCK`], a block that is not well-formed HPACK (cut-off
+//! integers, a table size update past [`TABLE_SIZE`]) or one that would
+//! decode to more than [`DECODE_BUDGET`] bytes make it stop looking and
+//! pass the connection on as it is: the HTTP/2 library judges it with its
+//! own limits (frame size, header list size, CONTINUATION floods).
+//!
 //! On the write side, HTTP/2 output is held back for one turn of the
 //! scheduler so that the answers of a batch of requests leave in one
 //! system call (see the `AsyncWrite` implementation).
@@ -32,6 +40,15 @@ const PADDED: u8 = 0x8;
 const PRIORITY: u8 = 0x20;
 /// The largest frame payload the server accepts before settings say more.
 const MAX_FRAME: usize = 16_384;
+/// The longest header block (HEADERS and its CONTINUATION frames) looked
+/// at; a longer one is passed on untouched.
+pub const MAX_BLOCK: usize = 64 * 1024;
+/// The most bytes a looked-at block may decode to (indexed fields can
+/// expand a small block many times over).
+pub const DECODE_BUDGET: usize = 256 * 1024;
+/// The HPACK dynamic table size the server advertises (the protocol's
+/// default): a client may not ask for a larger table.
+const TABLE_SIZE: usize = 4096;
 
 enum Mode {
     /// Waiting for enough bytes to tell HTTP/2 from HTTP/1.
@@ -78,13 +95,15 @@ pub struct AuthorityFix<S> {
 impl<S> AuthorityFix<S> {
     /// Wraps a client connection.
     pub fn new(inner: S) -> Self {
+        let mut decoder = fluke_hpack::Decoder::new();
+        decoder.set_max_allowed_table_size(TABLE_SIZE);
         AuthorityFix {
             inner,
             mode: Mode::Sniff,
             input: Vec::new(),
             output: Vec::new(),
             out_pos: 0,
-            decoder: fluke_hpack::Decoder::new(),
+            decoder,
             block: None,
             rewriting: false,
             eof: false,
@@ -120,6 +139,11 @@ impl<S> AuthorityFix<S> {
                     }
                     let len =
                         usize::from(self.input[0]) << 16 | usize::from(self.input[1]) << 8 | usize::from(self.input[2]);
+                    if len > MAX_FRAME {
+                        // Not ours to buffer: the library refuses it.
+                        self.give_up(Vec::new());
+                        continue;
+                    }
                     if self.input.len() < 9 + len {
                         return;
                     }
@@ -133,6 +157,11 @@ impl<S> AuthorityFix<S> {
     fn frame(&mut self, frame: Vec<u8>) {
         let (kind, flags) = (frame[3], frame[4]);
         let stream = [frame[5], frame[6], frame[7], frame[8]];
+        if self.block.is_some() && kind != CONTINUATION {
+            // Only CONTINUATION may follow an open block: the library
+            // refuses the connection; pass it on in order.
+            return self.give_up(frame);
+        }
         match kind {
             HEADERS => {
                 let mut payload = &frame[9..];
@@ -168,6 +197,10 @@ impl<S> AuthorityFix<S> {
             }
             CONTINUATION if self.block.is_some() => {
                 let mut block = self.block.take().expect("checked");
+                if block.fragment.len() + frame.len() - 9 > MAX_BLOCK {
+                    self.block = Some(block);
+                    return self.give_up(frame);
+                }
                 block.fragment.extend_from_slice(&frame[9..]);
                 block.original.extend_from_slice(&frame);
                 if flags & END_HEADERS != 0 {
@@ -182,10 +215,21 @@ impl<S> AuthorityFix<S> {
 
     /// Decodes a whole header block; forwards it as it was, or rewritten.
     fn finish(&mut self, block: Block) {
-        let Ok(headers) = self.decoder.decode(&block.fragment) else {
+        if !well_formed(&block.fragment) {
             // Let the server judge it.
             return self.give_up(block.original);
-        };
+        }
+        let mut headers: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut decoded = 0usize;
+        let r = self.decoder.decode_with_cb(&block.fragment, |n, v| {
+            decoded += n.len() + v.len();
+            if decoded <= DECODE_BUDGET {
+                headers.push((n.into_owned(), v.into_owned()));
+            }
+        });
+        if r.is_err() || decoded > DECODE_BUDGET {
+            return self.give_up(block.original);
+        }
         let bad = headers
             .iter()
             .any(|(n, v)| n == b":authority" && v.windows(3).any(|w| w == b"://"));
@@ -244,11 +288,74 @@ impl<S> AuthorityFix<S> {
         self.output.extend_from_slice(payload);
     }
 
-    /// Stops interpreting: the rest of the connection passes through.
+    /// Stops interpreting: what was held (an open block, then `pending`)
+    /// and the rest of the connection pass through.
     fn give_up(&mut self, pending: Vec<u8>) {
+        if let Some(open) = self.block.take() {
+            self.output.extend_from_slice(&open.original);
+        }
         self.output.extend_from_slice(&pending);
         self.mode = Mode::Passthrough;
     }
+}
+
+/// An HPACK integer with an `prefix`-bit prefix at the start of `buf`:
+/// (value, bytes used); `None` if cut off or past `u32::MAX`.
+fn hpack_int(buf: &[u8], prefix: u8) -> Option<(usize, usize)> {
+    let max = (1usize << prefix) - 1;
+    let mut v = usize::from(*buf.first()?) & max;
+    if v < max {
+        return Some((v, 1));
+    }
+    for (i, &b) in buf[1..].iter().enumerate().take(5) {
+        v += usize::from(b & 0x7f) << (7 * i);
+        if v > u32::MAX as usize {
+            return None;
+        }
+        if b & 0x80 == 0 {
+            return Some((v, i + 2));
+        }
+    }
+    None
+}
+
+/// The length of an HPACK string literal at the start of `buf`.
+fn string_len(buf: &[u8]) -> Option<usize> {
+    let (len, used) = hpack_int(buf, 7)?;
+    (used + len <= buf.len()).then_some(used + len)
+}
+
+/// The length of a literal field (name index or literal name, then value).
+fn literal_len(buf: &[u8], prefix: u8) -> Option<usize> {
+    let (index, mut used) = hpack_int(buf, prefix)?;
+    if index == 0 {
+        used += string_len(&buf[used..])?;
+    }
+    Some(used + string_len(&buf[used..])?)
+}
+
+/// Whether `block` is whole HPACK representations with sane integers and
+/// table size updates within [`TABLE_SIZE`]: the decoder is only given
+/// blocks it handles without panicking.
+fn well_formed(mut block: &[u8]) -> bool {
+    while let Some(&b) = block.first() {
+        let used = if b & 0x80 != 0 {
+            hpack_int(block, 7).map(|(_, u)| u)
+        } else if b & 0x40 != 0 {
+            literal_len(block, 6)
+        } else if b & 0x20 != 0 {
+            hpack_int(block, 5)
+                .filter(|(size, _)| *size <= TABLE_SIZE)
+                .map(|(_, u)| u)
+        } else {
+            literal_len(block, 4)
+        };
+        match used {
+            Some(u) => block = &block[u..],
+            None => return false,
+        }
+    }
+    true
 }
 
 /// An HPACK string: 7-bit-prefix length (no Huffman), then the bytes.
@@ -551,5 +658,130 @@ mod tests {
         encode_string(&mut block, b"n");
         block.extend(out);
         assert_eq!(dec.decode(&block).unwrap()[0].1.len(), 300);
+    }
+
+    /// A connection that opens with the preface and a block of `frames`.
+    fn h2(frames: &[Vec<u8>]) -> Vec<u8> {
+        let mut input = PREFACE.to_vec();
+        for f in frames {
+            input.extend_from_slice(f);
+        }
+        input
+    }
+
+    #[test]
+    fn malformed_hpack_is_passed_on_without_a_panic() {
+        // A table size update cut off after its first byte (the decoder
+        // unwraps it), one past the table size, an overlong integer.
+        for block in [
+            &[0x3f][..],
+            &[0x3f, 0xe1, 0x7f],
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+            &[0x40, 0x05],
+        ] {
+            let input = h2(&[frame(HEADERS, END_HEADERS, 1, block)]);
+            assert_eq!(run(&input), input, "{block:?}");
+        }
+    }
+
+    #[test]
+    fn a_continuation_flood_is_not_buffered() {
+        let mut fix = AuthorityFix::new(());
+        fix.input.extend_from_slice(&h2(&[frame(HEADERS, 0, 1, &[0x82])]));
+        fix.process();
+        let mut passed = fix.output.len();
+        fix.output.clear();
+        for _ in 0..200 {
+            fix.input
+                .extend_from_slice(&frame(CONTINUATION, 0, 1, &[0x82; MAX_FRAME]));
+            fix.process();
+            assert!(fix.input.len() <= 9 + MAX_FRAME);
+            assert!(fix.block.as_ref().is_none_or(|b| b.fragment.len() <= MAX_BLOCK));
+            passed += fix.output.len();
+            fix.output.clear();
+        }
+        assert!(matches!(fix.mode, Mode::Passthrough));
+        assert_eq!(
+            passed,
+            PREFACE.len() + 10 + 200 * (9 + MAX_FRAME),
+            "everything passes on, in order"
+        );
+    }
+
+    #[test]
+    fn an_hpack_bomb_is_not_expanded() {
+        // One 4000-byte entry in the dynamic table, then referenced over
+        // and over: 16 KiB of block would decode to 64 MB.
+        let mut block = vec![0x40, 0x01, b'x', 0x7f];
+        let mut n = 4000 - 127;
+        while n >= 128 {
+            block.push((n % 128) as u8 | 0x80);
+            n /= 128;
+        }
+        block.push(n as u8);
+        block.extend(std::iter::repeat_n(b'v', 4000));
+        block.extend(std::iter::repeat_n(0xbe, MAX_FRAME - block.len()));
+        let input = h2(&[frame(HEADERS, END_HEADERS, 1, &block)]);
+        let mut fix = AuthorityFix::new(());
+        fix.input.extend_from_slice(&input);
+        fix.process();
+        assert_eq!(fix.output, input, "passed on untouched for the library to refuse");
+        assert!(matches!(fix.mode, Mode::Passthrough));
+    }
+
+    #[test]
+    fn oversized_frames_are_not_buffered() {
+        let mut fix = AuthorityFix::new(());
+        fix.input.extend_from_slice(&h2(&[]));
+        fix.input
+            .extend_from_slice(&[0xff, 0xff, 0xff, 0x0, 0x0, 0, 0, 0, 1, 1, 2, 3]);
+        fix.process();
+        assert!(fix.input.is_empty() && matches!(fix.mode, Mode::Passthrough));
+    }
+
+    proptest::proptest! {
+        /// Whatever arrives, in whatever pieces: no panic, bounded buffers,
+        /// and (no authority to fix in random bytes) the bytes unchanged.
+        #[test]
+        fn any_input_passes_unchanged_and_bounded(
+            frames in proptest::collection::vec(
+                (0u8..12, proptest::num::u8::ANY, 0u32..4, proptest::collection::vec(proptest::num::u8::ANY, 0..64)),
+                0..40,
+            ),
+            cuts in proptest::collection::vec(1usize..200, 1..10),
+        ) {
+            let mut input = PREFACE.to_vec();
+            for (kind, flags, stream, payload) in &frames {
+                input.extend_from_slice(&frame(*kind, *flags, *stream, payload));
+            }
+            let mut fix = AuthorityFix::new(());
+            let mut out = Vec::new();
+            let mut rest = &input[..];
+            let mut i = 0;
+            while !rest.is_empty() {
+                let n = cuts[i % cuts.len()].min(rest.len());
+                i += 1;
+                fix.input.extend_from_slice(&rest[..n]);
+                rest = &rest[n..];
+                fix.process();
+                proptest::prop_assert!(fix.input.len() <= 9 + MAX_FRAME);
+                out.append(&mut fix.output);
+            }
+            out.append(&mut fix.input);
+            if let Some(b) = fix.block.take() {
+                out.extend_from_slice(&b.original);
+            }
+            if !fix.rewriting {
+                proptest::prop_assert_eq!(out, input);
+            }
+        }
+
+        /// HPACK blocks of any bytes: never a panic.
+        #[test]
+        fn any_header_block_is_safe(block in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let input = h2(&[frame(HEADERS, END_HEADERS, 1, &block)]);
+            let out = run(&input);
+            proptest::prop_assert!(out.len() >= PREFACE.len());
+        }
     }
 }
