@@ -496,3 +496,25 @@ fn jwt_tokens() {
     // etcdctl works with JWT tokens too.
     ok(etcdctl(ep, &["--user", "alice:alicepw", "put", "app/k", "v"]));
 }
+
+/// With auth on, a watch stream needs an identity: an anonymous one is
+/// refused at once (etcd opens it and refuses each watch in it), while a
+/// user's stream opens and its watches are judged one by one.
+#[test]
+fn an_anonymous_watch_stream_is_refused_while_auth_is_on() {
+    let s = Server::concord_with(&["--bcrypt-cost", "4"]);
+    let ep = &s.endpoint;
+    set_up(ep);
+    let body = json!({"create_request": {"key": b64("app/x")}});
+    let (status, err) = common::http(ep, "POST", "/v3/watch", &body.to_string()).unwrap();
+    assert_eq!(status, 400, "{err}");
+    assert!(err.contains("user name is empty"), "{err}");
+    let out = common::etcdctl(ep, &["watch", "app/x"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("user name is empty"),
+        "{out:?}"
+    );
+    let alice = token(ep, "alice", "alicepw");
+    assert_eq!(watch_verdict(ep, &alice, &body), (200, "created".into()));
+}

@@ -59,7 +59,7 @@ impl Caller {
 /// gave no credentials) and the auth revision the check is valid at.
 #[derive(Clone, Debug)]
 pub(crate) struct Identity {
-    user: String,
+    pub(crate) user: String,
     revision: u64,
 }
 

@@ -59,9 +59,16 @@ impl EtcdService {
     /// Opens a watch stream for `caller`: requests go to the session,
     /// responses come out of the receiver, in order. A token that is
     /// invalid or stale fails the stream at once, so clients can
-    /// authenticate again and retry.
+    /// authenticate again and retry. While auth is on, a caller with no
+    /// identity at all (no token, no client certificate) gets no stream:
+    /// `etcdserver: user name is empty` (etcd opens it and refuses each
+    /// watch; an anonymous client then holds a stream for nothing).
     pub fn watch(&self, caller: Caller) -> Result<(WatchSession, WatchReceiver), EtcdError> {
-        self.identify(&caller)?;
+        if let Some(id) = self.identify(&caller)? {
+            if id.user.is_empty() {
+                return Err(EtcdError::UserEmpty);
+            }
+        }
         let (stream, rx) = self.state.watch();
         Ok((
             WatchSession {

@@ -39,6 +39,10 @@ const SYNC_BYTES: usize = 4 * 1024 * 1024;
 const SYNC_EVERY: Duration = Duration::from_millis(100);
 /// etcd's watch ID meaning "no watcher" (progress responses).
 pub const INVALID_WATCH_ID: i64 = -1;
+/// Most watchers one stream may hold (etcd sets no limit; one client's
+/// stream must not be able to grow the server without end). A client
+/// that needs more opens another stream.
+pub const MAX_WATCHERS_PER_STREAM: usize = 10_000;
 
 /// Where catch-up reads from: the applied key space.
 pub trait History: Send + Sync {
@@ -556,13 +560,22 @@ impl WatchStream {
             }
             stream.next_id
         };
-        if stream.watchers.contains_key(&watch_id) || watch_id < 0 {
+        let refused = if stream.watchers.contains_key(&watch_id) || watch_id < 0 {
+            Some("mvcc: duplicate watch ID provided on the WatchStream".to_string())
+        } else if stream.watchers.len() >= MAX_WATCHERS_PER_STREAM {
+            Some(format!(
+                "too many watchers on this stream (at most {MAX_WATCHERS_PER_STREAM}): open another stream"
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = refused {
             stream.outbox.control(WatchResponse {
                 header: hub.header(rev),
                 watch_id,
                 created: true,
                 canceled: true,
-                cancel_reason: "mvcc: duplicate watch ID provided on the WatchStream".into(),
+                cancel_reason: reason,
                 ..Default::default()
             });
             return;

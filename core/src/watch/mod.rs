@@ -9,4 +9,6 @@ pub mod filter;
 mod hub;
 
 #[cfg(feature = "server")]
-pub use hub::{History, Hub, HubConfig, HubStats, WatchReceiver, WatchStream, INVALID_WATCH_ID};
+pub use hub::{
+    History, Hub, HubConfig, HubStats, WatchReceiver, WatchStream, INVALID_WATCH_ID, MAX_WATCHERS_PER_STREAM,
+};

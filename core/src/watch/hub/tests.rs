@@ -358,3 +358,23 @@ fn a_client_that_reads_nothing_is_not_read_either() {
     drop(rx);
     assert!(room(&ws));
 }
+
+#[test]
+fn a_stream_holds_a_bounded_number_of_watchers() {
+    let hub = hub(Duration::from_secs(600));
+    let (ws, mut rx) = hub.open();
+    let reader = std::thread::spawn(move || {
+        let mut last = None;
+        for _ in 0..=MAX_WATCHERS_PER_STREAM {
+            last = next(&mut rx);
+        }
+        last.unwrap()
+    });
+    for _ in 0..=MAX_WATCHERS_PER_STREAM {
+        ws.create(&create("k", "", 0), 1);
+    }
+    let r = reader.join().unwrap();
+    assert!(r.created && r.canceled, "{r:?}");
+    assert!(r.cancel_reason.contains("too many watchers"), "{}", r.cancel_reason);
+    assert_eq!(hub.watcher_count(), MAX_WATCHERS_PER_STREAM);
+}
