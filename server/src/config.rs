@@ -199,6 +199,12 @@ pub struct Config {
     #[arg(long, env = "CONCORD_BCRYPT_COST", default_value_t = 10, value_parser = clap::value_parser!(u32).range(4..=31))]
     pub bcrypt_cost: u32,
 
+    /// Most leases kept at once (Concord's own; etcd sets no limit). Every
+    /// lease is held in memory on every member: past this, LeaseGrant is
+    /// refused (ResourceExhausted) until leases are revoked or expire.
+    #[arg(long, env = "CONCORD_MAX_LEASES", default_value_t = 1_000_000)]
+    pub max_leases: usize,
+
     /// Client TLS certificate (PEM); with --key-file, https:// client URLs serve TLS.
     #[arg(long, env = "CONCORD_CERT_FILE")]
     pub cert_file: Option<PathBuf>,

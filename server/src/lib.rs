@@ -556,6 +556,7 @@ pub async fn run_reporting(
             max_request_bytes: cfg.max_request_bytes,
             quota_backend_bytes: cfg.quota_bytes(),
             bcrypt_cost: cfg.bcrypt_cost,
+            max_leases: cfg.max_leases,
         },
         tokens,
     ));

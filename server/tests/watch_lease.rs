@@ -290,3 +290,37 @@ fn progress_notify_interval_flag() {
     );
     assert_eq!(p["result"]["header"]["revision"], "1");
 }
+
+/// Leases are capped (`--max-leases`): past the cap a grant is refused
+/// with ResourceExhausted, and works again once one is revoked.
+#[test]
+fn lease_grants_are_capped() {
+    let s = Server::concord_with(&["--max-leases", "3"]);
+    let grant = |id: i64| {
+        common::http(
+            &s.endpoint,
+            "POST",
+            "/v3/lease/grant",
+            &format!(r#"{{"TTL":"60","ID":"{id}"}}"#),
+        )
+        .unwrap()
+    };
+    for id in 1..=3 {
+        assert_eq!(grant(id).0, 200);
+    }
+    let (status, body) = grant(4);
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("too many leases (at most 3)"), "{body}");
+    let out = common::etcdctl(&s.endpoint, &["lease", "grant", "60"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("too many leases"),
+        "{out:?}"
+    );
+    assert_eq!(
+        common::http(&s.endpoint, "POST", "/v3/lease/revoke", r#"{"ID":"2"}"#)
+            .unwrap()
+            .0,
+        200
+    );
+    assert_eq!(grant(4).0, 200);
+}

@@ -121,6 +121,13 @@ pub enum EtcdError {
     },
     #[error("etcdserver: too many requests")]
     TooManyRequests,
+    /// As many leases exist as a member keeps (etcd sets no limit; each
+    /// lease is held in memory on every member).
+    #[error("etcdserver: too many leases (at most {limit}): revoke leases no longer used")]
+    TooManyLeases {
+        /// The most leases kept.
+        limit: usize,
+    },
     #[error("etcdserver: request timed out")]
     Timeout,
     #[error("etcdserver: server stopped")]
@@ -236,9 +243,10 @@ impl EtcdError {
             | EtcdError::NotLeader
             | EtcdError::NotEnoughStartedMembers
             | EtcdError::BadLeaderTransferee => Code::FailedPrecondition,
-            EtcdError::NoSpace | EtcdError::TooManyRequests | EtcdError::MessageTooLarge { .. } => {
-                Code::ResourceExhausted
-            }
+            EtcdError::NoSpace
+            | EtcdError::TooManyRequests
+            | EtcdError::TooManyLeases { .. }
+            | EtcdError::MessageTooLarge { .. } => Code::ResourceExhausted,
             EtcdError::LeaseNotFound | EtcdError::MemberNotFound => Code::NotFound,
             EtcdError::Timeout
             | EtcdError::Stopped

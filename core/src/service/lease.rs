@@ -37,6 +37,10 @@ impl EtcdService {
             return Err(EtcdError::LeaseTtlTooLarge);
         }
         req.ttl = req.ttl.max(MIN_LEASE_TTL);
+        let limit = self.cfg.max_leases;
+        if self.state.with(|sm| sm.lessor.len()) >= limit {
+            return Err(EtcdError::TooManyLeases { limit });
+        }
         self.check_quota(prost::Message::encoded_len(&req)).await?;
         if req.id == 0 {
             req.id = loop {

@@ -55,6 +55,9 @@ pub struct ServiceConfig {
     pub quota_backend_bytes: u64,
     /// bcrypt's cost for new passwords (`--bcrypt-cost`).
     pub bcrypt_cost: u32,
+    /// Most leases kept at once (`--max-leases`); grants past it are
+    /// refused.
+    pub max_leases: usize,
 }
 
 impl Default for ServiceConfig {
@@ -67,6 +70,7 @@ impl Default for ServiceConfig {
             max_request_bytes: 1536 * 1024,
             quota_backend_bytes: 2 * 1024 * 1024 * 1024,
             bcrypt_cost: 10,
+            max_leases: 1_000_000,
         }
     }
 }
