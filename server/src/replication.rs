@@ -811,16 +811,38 @@ async fn same_cluster(State(svc): State<Svc>, req: axum::extract::Request, next:
     }
 }
 
+/// Serves only requests a current member sent (`X-Server-From` names one):
+/// what a member asks of the leader on a client's behalf (keep-alives,
+/// lease lookups) or for its own checks (HashKV) carries no client
+/// credentials, so nobody else may ask it on the peer port.
+async fn members_only(State(svc): State<Svc>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match sender(&svc, req.headers()) {
+        Sender::Member(_) => next.run(req).await,
+        Sender::Removed => removed(),
+        Sender::Unknown => {
+            tracing::warn!(
+                path = %req.uri().path(),
+                from = ?req.headers().get(FROM_HEADER),
+                "peer request from a non-member refused"
+            );
+            (StatusCode::FORBIDDEN, "not a member of this cluster").into_response()
+        }
+    }
+}
+
 /// The peer port's routes.
 pub fn router(svc: Svc) -> Router {
+    let members_only_routes = Router::new()
+        .route("/raft/keepalive", post(keep_alive))
+        .route("/raft/timetolive", post(time_to_live))
+        .route("/members/hashkv", post(peer_hash_kv))
+        .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&svc), members_only));
     Router::new()
         .route("/raft/message", post(raft_message))
         .route("/raft/stream", post(raft_stream))
         .route("/raft/probing", post(probing))
-        .route("/raft/keepalive", post(keep_alive))
         .route("/raft/join", post(join))
-        .route("/raft/timetolive", post(time_to_live))
-        .route("/members/hashkv", post(peer_hash_kv))
+        .merge(members_only_routes)
         .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&svc), same_cluster))
         .layer(axum::extract::DefaultBodyLimit::max(512 * 1024 * 1024))
         .with_state(svc)

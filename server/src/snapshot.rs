@@ -163,7 +163,7 @@ fn restore(a: &RestoreArgs) -> Result<String, SnapshotCmdError> {
     // The new cluster's members publish themselves when they start.
     snap.members.clear();
     snap.alarms.clear();
-    std::fs::create_dir_all(&data_dir).map_err(StorageError::Io)?;
+    concord_core::fsync::create_dir_all(&data_dir).map_err(StorageError::Io)?;
     let storage = Storage::open(&data_dir.join("db"), 8 * 1024 * 1024)?;
     // Every member restores the same state at log index 0: their logs
     // start empty and agree from the first entry on.

@@ -821,6 +821,18 @@ fn forged_raft_messages_on_the_peer_port_are_dropped() {
     let (status, body) = common::http(&peer, "POST", "/raft/join", &format!("[\"{url}\"]")).unwrap();
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("already started"), "{body}");
+    // What members ask of each other on a client's behalf is theirs only:
+    // without a member's X-Server-From, keep-alives, lease lookups and
+    // HashKV get 403 (they carry no client credentials).
+    let leader_peer = format!("127.0.0.1:{}", cluster.members[leader].peer_port);
+    for (path, body) in [
+        ("/raft/keepalive", r#"{"ID":"1"}"#),
+        ("/raft/timetolive", r#"{"ID":"1","keys":true}"#),
+        ("/members/hashkv", r#"{"revision":"0"}"#),
+    ] {
+        let (status, text) = common::http(&leader_peer, "POST", path, body).unwrap();
+        assert_eq!(status, 403, "{path}: {text}");
+    }
     // Still there, still following the same leader, still taking writes.
     assert!(cluster.members[target].healthy());
     assert_eq!(cluster.leader(), Some(leader));

@@ -105,3 +105,86 @@ fn sigterm_stops_cleanly_and_keeps_data() {
     let (_, text) = http(&server.endpoint, "POST", "/v3/kv/range", r#"{"key":"YQ=="}"#).unwrap();
     assert!(text.contains(r#""value":"Yg==""#), "{text}");
 }
+
+/// Every directory and file a first start creates (the data directory and
+/// its missing parents, the log directory, the database, the first log
+/// segment) has its entry made durable: the directory holding it is
+/// fsynced after it is made. Checked on the system calls themselves.
+#[test]
+fn new_directories_and_files_are_fsynced_into_their_parents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("a/b/data");
+    let trace = tmp.path().join("trace");
+    let (c, p) = (common::free_port(), common::free_port());
+    let child = common::Reaped(
+        std::process::Command::new("strace")
+            .args(["-f", "-qq", "-e", "trace=mkdir,mkdirat,openat,fsync", "-o"])
+            .arg(&trace)
+            .arg(env!("CARGO_BIN_EXE_concord"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--listen-client-urls", &format!("http://127.0.0.1:{c}")])
+            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{p}")])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("strace runs (scripts/test installs it)"),
+    );
+    let endpoint = format!("127.0.0.1:{c}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !matches!(common::http(&endpoint, "GET", "/health", ""), Ok((200, _))) {
+        assert!(std::time::Instant::now() < deadline, "not healthy");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Stop the server itself (killing strace would leave it running,
+    // detached): its PID is the first traced thread.
+    let mut child = child;
+    let first = std::fs::read_to_string(&trace).unwrap();
+    let pid = first.split_whitespace().next().unwrap().to_string();
+    std::process::Command::new("kill").args(["-9", &pid]).status().unwrap();
+    child.0.wait().unwrap();
+    let text = std::fs::read_to_string(&trace).unwrap();
+    // (thread, call, first quoted path, flags text, result)
+    let calls: Vec<(String, String, String, String, String)> = text
+        .lines()
+        .filter_map(|l| {
+            let (tid, rest) = l.split_once(' ')?;
+            let (call, rest) = rest.split_once('(')?;
+            let (args, ret) = rest.rsplit_once(" = ")?;
+            let args = args.trim_end();
+            let args = args.strip_suffix(')').unwrap_or(args);
+            let ret = ret.split_whitespace().next().unwrap_or("");
+            let path = args.split('"').nth(1).unwrap_or("").to_string();
+            Some((tid.into(), call.into(), path, args.into(), ret.trim().into()))
+        })
+        .collect();
+    let root = tmp.path().to_str().unwrap();
+    let created: Vec<(usize, String)> = calls
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, call, path, args, ret))| {
+            path.starts_with(root)
+                && !path.ends_with("trace")
+                && ((call.starts_with("mkdir") && ret == "0") || (call == "openat" && args.contains("O_CREAT")))
+        })
+        .map(|(i, (_, _, path, _, _))| (i, path.clone()))
+        .collect();
+    assert!(created.len() >= 6, "{created:?}\n{text}");
+    for (i, path) in &created {
+        let parent = std::path::Path::new(path)
+            .parent()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        let tid = &calls[*i].0;
+        let synced = calls[*i..].iter().enumerate().any(|(j, (t, call, p, _, ret))| {
+            call == "openat"
+                && t == tid
+                && *p == parent
+                && calls[*i + j..]
+                    .iter()
+                    .any(|(t2, c2, _, a2, r2)| t2 == tid && c2 == "fsync" && a2 == ret && r2 == "0")
+        });
+        assert!(synced, "{path} was created but {parent} was not fsynced after:\n{text}");
+    }
+}

@@ -184,7 +184,7 @@ impl Log {
     /// Opens the log in `dir` (created if missing) and returns it with every
     /// entry it holds at or after `from`.
     pub fn open(dir: &Path, from: u64) -> Result<(Log, Vec<Entry>), LogError> {
-        fs::create_dir_all(dir)?;
+        crate::fsync::create_dir_all(dir)?;
         let mut firsts: Vec<u64> = fs::read_dir(dir)?
             .filter_map(|e| e.ok())
             .filter_map(|e| {

@@ -424,7 +424,7 @@ impl Node {
     /// tail the state machine had not made durable, and starts the write
     /// loop.
     pub fn start(data_dir: &Path, cfg: NodeConfig) -> Result<Node, NodeError> {
-        std::fs::create_dir_all(data_dir).map_err(StorageError::Io)?;
+        crate::fsync::create_dir_all(data_dir).map_err(StorageError::Io)?;
         let storage = Storage::open(&data_dir.join("db"), cfg.backend_cache_bytes)?;
         let meta = storage.meta()?;
         let mut sm = storage.load()?;
@@ -487,7 +487,7 @@ impl Node {
     /// Opens a replicated member's data in `data_dir` and starts its raft
     /// loop; messages for other members go through `raft.transport`.
     pub fn start_replicated(data_dir: &Path, cfg: NodeConfig, mut raft: RaftConfig) -> Result<Node, NodeError> {
-        std::fs::create_dir_all(data_dir).map_err(StorageError::Io)?;
+        crate::fsync::create_dir_all(data_dir).map_err(StorageError::Io)?;
         let storage = Storage::open(&data_dir.join("db"), cfg.backend_cache_bytes)?;
         if let Some(join) = &raft.join {
             // A new member of a running cluster starts from a member's state.

@@ -382,6 +382,7 @@ impl Storage {
     /// `cache_bytes` of its pages in memory (the OS page cache still holds
     /// recently read file data beyond that).
     pub fn open(path: &Path, cache_bytes: usize) -> Result<Storage, StorageError> {
+        let new = !path.exists();
         let db = Database::builder().set_cache_size(cache_bytes).create(path)?;
         let txn = db.begin_write()?;
         txn.open_table(KV)?;
@@ -391,6 +392,9 @@ impl Storage {
         txn.open_table(V2)?;
         txn.open_table(V2_EVENTS)?;
         txn.commit()?;
+        if new {
+            crate::fsync::sync_parent(path)?;
+        }
         Ok(Storage {
             db: RwLock::new(db),
             path: path.to_path_buf(),
