@@ -275,10 +275,13 @@ pub struct Config {
     #[arg(long, env = "CONCORD_PEER_TRUSTED_CA_FILE")]
     pub peer_trusted_ca_file: Option<PathBuf>,
 
-    /// Require peers to present a certificate signed by --peer-trusted-ca-file.
+    /// Require peers to present a certificate signed by
+    /// --peer-trusted-ca-file. Unlike etcd (off unless asked for), on
+    /// whenever a peer CA is given: anything that reaches the peer port can
+    /// otherwise talk raft. `--peer-client-cert-auth=false` turns it off.
     #[arg(long, env = "CONCORD_PEER_CLIENT_CERT_AUTH", action = ArgAction::Set, num_args = 0..=1,
-          default_missing_value = "true", default_value_t = false)]
-    pub peer_client_cert_auth: bool,
+          default_missing_value = "true")]
+    pub peer_client_cert_auth: Option<bool>,
 
     /// Certificate revocation list (PEM or DER) checked against peers'
     /// certificates.
@@ -340,6 +343,16 @@ pub struct Config {
 }
 
 impl Config {
+    /// Whether peers must present a client certificate: as asked, or
+    /// whenever a peer CA is given.
+    pub fn peer_client_cert_required(&self) -> bool {
+        self.peer_client_cert_auth.unwrap_or(
+            self.peer_trusted_ca_file
+                .as_ref()
+                .is_some_and(|p| !p.as_os_str().is_empty()),
+        )
+    }
+
     /// The data directory, defaulted from the name as etcd does.
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir

@@ -432,6 +432,12 @@ pub async fn run_reporting(
     } else {
         None
     };
+    if cfg.peer_client_cert_auth.is_none() && cfg.peer_client_cert_required() {
+        tracing::info!(
+            "peers must present a certificate signed by --peer-trusted-ca-file \
+             (--peer-client-cert-auth=false accepts peers without one)"
+        );
+    }
     let peer_files = tls_files(
         &cfg,
         Port::Peer,
@@ -439,7 +445,7 @@ pub async fn run_reporting(
             cert: cfg.peer_cert_file.clone(),
             key: cfg.peer_key_file.clone(),
             trusted_ca: cfg.peer_trusted_ca_file.clone(),
-            client_cert_auth: cfg.peer_client_cert_auth,
+            client_cert_auth: cfg.peer_client_cert_required(),
             crl: cfg.peer_crl_file.clone().filter(|p| !p.as_os_str().is_empty()),
             allowed_cns: cfg
                 .peer_cert_allowed_cn
@@ -573,7 +579,7 @@ pub async fn run_reporting(
             let tls = if url.starts_with("https://") {
                 Some((
                     peer_tls.clone().ok_or(ConfigError::TlsNeeded(url.clone()))?,
-                    cfg.peer_client_cert_auth,
+                    cfg.peer_client_cert_required(),
                 ))
             } else {
                 None
