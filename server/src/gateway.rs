@@ -60,12 +60,23 @@ fn encode<T: Serialize>(r: Result<T, EtcdError>) -> Response {
     }
 }
 
+/// How long a client may take to send a request's body.
+pub(crate) const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The caller and the request body, or etcd's answer to a body over the
-/// transport limit.
+/// transport limit (or one that does not arrive within [`BODY_TIMEOUT`]).
 async fn read_request(svc: &Svc, req: axum::extract::Request) -> Result<(Caller, Bytes), EtcdError> {
     let (parts, body) = req.into_parts();
     let who = caller(&parts.headers, parts.extensions.get::<PeerInfo>());
-    let body = axum::body::to_bytes(body, body_limit(svc.transport_limit())).await;
+    let Ok(body) = tokio::time::timeout(
+        BODY_TIMEOUT,
+        axum::body::to_bytes(body, body_limit(svc.transport_limit())),
+    )
+    .await
+    else {
+        tracing::debug!("gateway body not received in time");
+        return Err(EtcdError::Timeout);
+    };
     let headers = &parts.headers;
     let body = body.map_err(|rejection| {
         // Only the body limit (or a broken connection) rejects raw bytes.

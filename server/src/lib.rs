@@ -186,6 +186,21 @@ impl Http2Settings {
     }
 }
 
+/// How long a client may take to send a request's headers (from the
+/// connection's start, or after its last answer on a kept-alive HTTP/1
+/// connection).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connections one member serves on its client ports at once: what its
+/// open-file limit allows, less a quarter (at least 256) kept for the log,
+/// the database, peers and snapshots, so idle sockets can never starve the
+/// write path of descriptors. New connections past it wait to be accepted.
+fn client_connection_limit() -> usize {
+    let soft = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+    let soft = usize::try_from(soft).unwrap_or(usize::MAX).min(1 << 24);
+    soft.saturating_sub((soft / 4).max(256)).max(32)
+}
+
 /// Serves `app` on `listener` (HTTP/1.1 and HTTP/2, so gRPC and the
 /// gateway share it), over TLS with `tls`, until `stop` turns true; each
 /// request carries its connection's [`PeerInfo`]. `h2` tunes HTTP/2 (the
@@ -195,10 +210,18 @@ async fn serve(
     app: Router,
     tls: Option<(Arc<rustls::ServerConfig>, bool)>,
     h2: Option<Http2Settings>,
+    limit: Option<Arc<tokio::sync::Semaphore>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // A client gets HEADER_TIMEOUT to send each request's headers (hyper's
+    // default once it has a timer), so sockets that connect and send
+    // nothing, or dribble headers, do not stay open.
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
     if let Some(h2) = h2 {
         builder
             .http2()
@@ -209,7 +232,23 @@ async fn serve(
     }
     let cert_users = tls.as_ref().is_some_and(|(_, client_cert_auth)| *client_cert_auth);
     let acceptor = tls.map(|(cfg, _)| tokio_rustls::TlsAcceptor::from(cfg));
+    let mut warned: Option<std::time::Instant> = None;
     loop {
+        let permit = match &limit {
+            Some(sem) => {
+                if sem.available_permits() == 0 && warned.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    warned = Some(std::time::Instant::now());
+                    tracing::warn!("client connection limit reached: new connections wait until one closes");
+                }
+                tokio::select! {
+                    p = Arc::clone(sem).acquire_owned() => p.ok(),
+                    () = async {
+                        let _ = stop.wait_for(|s| *s).await;
+                    } => break,
+                }
+            }
+            None => None,
+        };
         let (tcp, addr) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -229,6 +268,12 @@ async fn serve(
         }
         let (app, builder, acceptor, watcher) = (app.clone(), builder.clone(), acceptor.clone(), graceful.watcher());
         tokio::spawn(async move {
+            let _permit = permit;
+            // A socket that sends nothing is not kept (hyper's header
+            // timeout starts only once the protocol is known).
+            if tokio::time::timeout(HEADER_TIMEOUT, tcp.readable()).await.is_err() {
+                return tracing::debug!(remote_addr = %addr, "connection closed: nothing sent");
+            }
             let Some(acceptor) = acceptor else {
                 let svc = connection_service(app, PeerInfo { addr, cert_user: None });
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(h2fix::AuthorityFix::new(tcp)), svc);
@@ -586,7 +631,7 @@ pub async fn run_reporting(
             };
             let (listener, addr) = bind(url).await?;
             tracing::info!(%addr, tls = tls.is_some(), "serving peers");
-            servers.spawn(serve(listener, peer_app.clone(), tls, None, stop_rx.clone()));
+            servers.spawn(serve(listener, peer_app.clone(), tls, None, None, stop_rx.clone()));
         }
     }
 
@@ -614,11 +659,15 @@ pub async fn run_reporting(
             gateway::probes_router(Arc::clone(&svc)),
             tls,
             None,
+            None,
             stop_rx.clone(),
         ));
     }
 
     let mut bound = Vec::new();
+    let max_conns = client_connection_limit();
+    tracing::debug!(max_conns, "client connections served at once");
+    let conn_limit = Arc::new(tokio::sync::Semaphore::new(max_conns));
     for (url, listener, addr) in client_listeners {
         let tls = if url.starts_with("https://") {
             Some((
@@ -629,7 +678,14 @@ pub async fn run_reporting(
             None
         };
         tracing::info!(%addr, tls = tls.is_some(), "serving clients (gRPC and HTTP)");
-        servers.spawn(serve(listener, app.clone(), tls, Some(h2), stop_rx.clone()));
+        servers.spawn(serve(
+            listener,
+            app.clone(),
+            tls,
+            Some(h2),
+            Some(Arc::clone(&conn_limit)),
+            stop_rx.clone(),
+        ));
         bound.push(addr);
     }
     if cfg.experimental_initial_corrupt_check && replicated {

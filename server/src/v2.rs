@@ -177,7 +177,10 @@ async fn keys_api(State(svc): State<Svc>, req: axum::extract::Request) -> Respon
     let (parts, body) = req.into_parts();
     let (caller, creds) = credentials(&parts.headers, parts.extensions.get::<PeerInfo>());
     let limit = svc.transport_limit();
-    let body = match axum::body::to_bytes(body, limit).await {
+    let Ok(body) = tokio::time::timeout(crate::gateway::BODY_TIMEOUT, axum::body::to_bytes(body, limit)).await else {
+        return etcd_error(&EtcdError::Timeout);
+    };
+    let body = match body {
         Ok(b) => b,
         Err(_) => {
             return etcd_error(&EtcdError::MessageTooLarge {

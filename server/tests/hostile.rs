@@ -119,3 +119,105 @@ fn an_hpack_bomb_does_not_grow_the_server() {
     assert!(after - before < 48.0, "RSS grew from {before:.1} to {after:.1} MiB");
     assert_eq!(common::http(&s.endpoint, "GET", "/health", "").unwrap().0, 200);
 }
+
+/// One HTTP/1.1 request on a kept-alive connection; (status, body).
+fn keep_alive_request(c: &mut TcpStream, path: &str, body: &str) -> (u16, String) {
+    use std::io::{BufRead, BufReader, Read};
+    write!(
+        c,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut r = BufReader::new(c.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let status = line.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
+    let mut len = 0;
+    loop {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap();
+        }
+    }
+    let mut out = vec![0; len];
+    r.read_exact(&mut out).unwrap();
+    (status, String::from_utf8_lossy(&out).into())
+}
+
+/// Idle sockets cannot take the descriptors the write path needs: with an
+/// open-file limit of 512 and 560 idle connections tried (more than the
+/// 256 it serves), the member still writes 78 MiB (the log opens a new
+/// segment file, which failed with EMFILE before the limit) and
+/// defragments, and a new client gets in once the idle ones go.
+#[test]
+fn idle_connections_cannot_starve_the_write_path() {
+    let _ = rlimit::increase_nofile_limit(4096);
+    let tmp = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let endpoint = format!("127.0.0.1:{port}");
+    let log = tmp.path().join("log");
+    let _server = common::Reaped(
+        std::process::Command::new("prlimit")
+            .arg("--nofile=512:512")
+            .arg(env!("CARGO_BIN_EXE_concord"))
+            .arg("--data-dir")
+            .arg(tmp.path().join("d"))
+            .args(["--listen-client-urls", &format!("http://{endpoint}")])
+            .args([
+                "--listen-peer-urls",
+                &format!("http://127.0.0.1:{}", common::free_port()),
+            ])
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !matches!(common::http(&endpoint, "GET", "/health", ""), Ok((200, _))) {
+        assert!(std::time::Instant::now() < deadline, "not healthy");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut kept = TcpStream::connect(&endpoint).unwrap();
+    kept.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let put = r#"{"key":"aw==","value":"dg=="}"#;
+    assert_eq!(keep_alive_request(&mut kept, "/v3/kv/put", put).0, 200);
+    // Idle sockets: each sends one byte so it is past the silent-socket
+    // check, then nothing more.
+    let t0 = std::time::Instant::now();
+    // More than the member's descriptors: without a limit it would run
+    // out of them. Past the limit, connections are not accepted (their
+    // SYNs wait in the kernel), so each try gives up quickly.
+    let addr: std::net::SocketAddr = endpoint.parse().unwrap();
+    let mut idle = Vec::new();
+    for _ in 0..560 {
+        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(20)) {
+            let _ = s.write_all(b"G");
+            idle.push(s);
+        }
+    }
+    eprintln!("{} idle sockets connected in {:?}", idle.len(), t0.elapsed());
+    assert!(idle.len() >= 256, "the flood did not reach the limit");
+    // 78 MiB of writes: the log moves to a new segment, a new file.
+    let big = format!(r#"{{"key":"Yg==","value":"{}"}}"#, "eHh4".repeat(1 << 18));
+    for i in 0..100 {
+        let (status, body) = keep_alive_request(&mut kept, "/v3/kv/put", &big);
+        assert_eq!(status, 200, "put {i} with the sockets held: {body}");
+    }
+    let (status, body) = keep_alive_request(&mut kept, "/v3/maintenance/defragment", "{}");
+    assert_eq!(status, 200, "defragment with the sockets held: {body}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("client connection limit reached"), "{text}");
+    drop(idle);
+    let wait = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok((200, _)) = common::http(&endpoint, "POST", "/v3/kv/range", r#"{"key":"aw=="}"#) {
+            break;
+        }
+        assert!(std::time::Instant::now() < wait, "no new client got in");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
