@@ -265,8 +265,62 @@ impl PeerHealth {
     }
 }
 
-/// A peer's queue of encoded messages (and whether each is a snapshot).
-type Queue = mpsc::UnboundedSender<(Vec<u8>, bool)>;
+/// Most raft messages queued for one peer.
+const PEER_QUEUE_MSGS: usize = 4096;
+/// Most bytes of raft messages queued for one peer (one message is always
+/// taken, whatever its size).
+const PEER_QUEUE_BYTES: usize = 64 * 1024 * 1024;
+
+/// One queued message: its bytes, and whether it is a snapshot.
+type Queued = (Vec<u8>, bool);
+
+/// A peer's bounded queue of encoded messages. When it is full (a slow or
+/// unreachable follower), new messages are dropped and raft is told the
+/// peer is unreachable, so it probes and sends again later, as etcd's
+/// transport drops messages when its buffer is full.
+#[derive(Clone)]
+struct Queue {
+    tx: mpsc::Sender<Queued>,
+    /// Bytes queued and not yet taken by the sender task.
+    bytes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Queue {
+    fn new() -> (Queue, mpsc::Receiver<Queued>) {
+        let (tx, rx) = mpsc::channel(PEER_QUEUE_MSGS);
+        (
+            Queue {
+                tx,
+                bytes: Arc::default(),
+            },
+            rx,
+        )
+    }
+
+    /// Queues `msg`; false if it was dropped (the queue is full).
+    fn push(&self, msg: Vec<u8>, snapshot: bool) -> bool {
+        use std::sync::atomic::Ordering;
+        let len = msg.len();
+        let queued = self.bytes.load(Ordering::Acquire);
+        if queued > 0 && queued + len > PEER_QUEUE_BYTES {
+            return false;
+        }
+        match self.tx.try_send((msg, snapshot)) {
+            Ok(()) => {
+                self.bytes.fetch_add(len, Ordering::AcqRel);
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => false,
+            // The sender task is gone (the peer is being replaced).
+            Err(mpsc::error::TrySendError::Closed(_)) => true,
+        }
+    }
+
+    /// Accounts for a message the sender task took.
+    fn taken(bytes: &std::sync::atomic::AtomicUsize, len: usize) {
+        bytes.fetch_sub(len, std::sync::atomic::Ordering::AcqRel);
+    }
+}
 
 /// Raft messages to other members over HTTP, and keep-alives forwarded
 /// to the leader.
@@ -331,8 +385,18 @@ impl HttpTransport {
 
 impl Transport for HttpTransport {
     fn send(&self, to: u64, msg: Vec<u8>, snapshot: bool) {
-        if let Some(q) = self.queues.read().unwrap_or_else(|e| e.into_inner()).get(&to) {
-            let _ = q.send((msg, snapshot));
+        let queue = self.queues.read().unwrap_or_else(|e| e.into_inner()).get(&to).cloned();
+        if let Some(q) = queue {
+            if !q.push(msg, snapshot) {
+                crate::metrics::peer_send_failed(to);
+                tracing::debug!(
+                    peer = format_args!("{to:x}"),
+                    "raft message dropped: the peer's queue is full"
+                );
+                if let Some(member) = self.svc.get().and_then(Weak::upgrade) {
+                    member.node().report_unreachable(to);
+                }
+            }
         }
     }
 
@@ -354,9 +418,10 @@ impl Transport for HttpTransport {
         forward.remove(&id);
         health.remove(&id);
         if let Some(url) = url {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let alive = tx.downgrade();
-            queues.insert(id, tx);
+            let (queue, rx) = Queue::new();
+            let alive = queue.tx.downgrade();
+            let bytes = Arc::clone(&queue.bytes);
+            queues.insert(id, queue);
             forward.insert(id, Arc::new(PeerConn::new(&url, self.client.clone(), self.me.clone())));
             let peer = Peer {
                 me: self.me.clone(),
@@ -368,7 +433,7 @@ impl Transport for HttpTransport {
             health.insert(id, Arc::clone(&peer.health));
             self.runtime
                 .spawn(probe_loop(peer.clone(), alive, Arc::clone(&self.svc)));
-            self.runtime.spawn(send_loop(peer, rx, Arc::clone(&self.svc)));
+            self.runtime.spawn(send_loop(peer, rx, bytes, Arc::clone(&self.svc)));
         }
     }
 }
@@ -450,7 +515,7 @@ const PROBE_EVERY: Duration = Duration::from_secs(2);
 /// the round trip goes to `etcd_network_peer_round_trip_time_seconds`,
 /// and whether it answered to the peer's health (the send path counts
 /// failures). A peer that answers "removed" stops this member.
-async fn probe_loop(peer: Peer, alive: mpsc::WeakUnboundedSender<(Vec<u8>, bool)>, svc: SvcCell) {
+async fn probe_loop(peer: Peer, alive: mpsc::WeakSender<Queued>, svc: SvcCell) {
     let conn = PeerConn::new(&peer.base, peer.client.clone(), peer.me.clone());
     let mut first = true;
     while alive.upgrade().is_some() {
@@ -479,15 +544,24 @@ async fn probe_loop(peer: Peer, alive: mpsc::WeakUnboundedSender<(Vec<u8>, bool)
 /// as they queue up; snapshots (large, rare) each go in a request of
 /// their own. Failures are reported to raft, and the queue is emptied
 /// while the peer is unreachable (raft resends what matters).
-async fn send_loop(peer: Peer, mut rx: mpsc::UnboundedReceiver<(Vec<u8>, bool)>, svc: SvcCell) {
+async fn send_loop(
+    peer: Peer,
+    mut rx: mpsc::Receiver<Queued>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+    svc: SvcCell,
+) {
     let to = peer.to;
     let snapshots = PeerConn::new(&peer.base, peer.client.clone(), peer.me.clone());
     let mut stream: Option<MessageStream> = None;
     while let Some(first) = rx.recv().await {
+        Queue::taken(&queued, first.0.len());
         let mut batch = vec![first];
         while batch.len() < BATCH {
             match rx.try_recv() {
-                Ok(m) => batch.push(m),
+                Ok(m) => {
+                    Queue::taken(&queued, m.0.len());
+                    batch.push(m);
+                }
                 Err(_) => break,
             }
         }
@@ -846,4 +920,31 @@ pub fn router(svc: Svc) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&svc), same_cluster))
         .layer(axum::extract::DefaultBodyLimit::max(512 * 1024 * 1024))
         .with_state(svc)
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::*;
+
+    #[test]
+    fn a_full_peer_queue_drops_instead_of_growing() {
+        let (q, mut rx) = Queue::new();
+        for _ in 0..PEER_QUEUE_MSGS {
+            assert!(q.push(vec![0; 10], false));
+        }
+        assert!(!q.push(vec![0; 10], false), "past the message bound");
+        let (m, _) = rx.try_recv().unwrap();
+        Queue::taken(&q.bytes, m.len());
+        assert!(q.push(vec![0; 10], false), "room again once one is taken");
+
+        let (q, mut rx) = Queue::new();
+        assert!(
+            q.push(vec![0; PEER_QUEUE_BYTES + 1], true),
+            "one message is always taken"
+        );
+        assert!(!q.push(vec![0; 1], false), "past the byte bound");
+        let (m, _) = rx.try_recv().unwrap();
+        Queue::taken(&q.bytes, m.len());
+        assert!(q.push(vec![0; 1], false));
+    }
 }

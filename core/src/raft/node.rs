@@ -7,7 +7,7 @@
 //! batch: under concurrency many requests share one fsync.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
@@ -134,7 +134,14 @@ pub struct State {
     db_size: AtomicU64,
     /// The raised alarms' kinds as bits (`1 << AlarmType`), as last applied.
     alarm_bits: AtomicU8,
+    /// Peers' raft messages handed to the raft loop and not yet stepped.
+    pub(crate) inbox: AtomicUsize,
 }
+
+/// Most peers' raft messages waiting for the raft loop; past it they are
+/// dropped (raft sends again), so a flood from the peer port or a burst
+/// the loop cannot keep up with does not grow the member.
+pub const MAX_INBOX: usize = 8192;
 
 impl State {
     /// Serves a range from the applied state. With one member every
@@ -608,9 +615,17 @@ impl Node {
     }
 
     /// Hands a raft message from another member to the raft loop.
+    /// Dropped when [`MAX_INBOX`] messages already wait.
     pub fn step(&self, msg: Vec<u8>) {
         if let WritePath::Raft(tx) = &self.path {
-            let _ = tx.send(RaftMsg::Step(msg));
+            if self.state.inbox.fetch_add(1, Ordering::AcqRel) >= MAX_INBOX {
+                self.state.inbox.fetch_sub(1, Ordering::AcqRel);
+                tracing::debug!("raft message dropped: the raft loop's inbox is full");
+                return;
+            }
+            if tx.send(RaftMsg::Step(msg)).is_err() {
+                self.state.inbox.fetch_sub(1, Ordering::AcqRel);
+            }
         }
     }
 
@@ -743,6 +758,7 @@ impl State {
             term: AtomicU64::new(id.term),
             leader: AtomicU64::new(id.leader),
             leader_changes: AtomicU64::new(u64::from(id.leader != 0)),
+            inbox: AtomicUsize::new(0),
         }))
     }
 }

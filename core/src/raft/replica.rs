@@ -494,6 +494,7 @@ impl RaftLoop {
         match m {
             RaftMsg::Propose(req, reply) => self.propose(req, Some(reply)),
             RaftMsg::Step(bytes) => {
+                self.state.inbox.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
                 let mut msg = RaftMessage::default();
                 if msg.merge_from_bytes(&bytes).is_ok() {
                     if let Some(why) = self.refuse(&msg) {
