@@ -13,3 +13,13 @@ mod wal;
 pub use node::{Node, NodeConfig, NodeError, State};
 pub use replica::{MemberChange, RaftConfig, Transport};
 pub use state_machine::{txn_has_puts, ApplyError, AuthPersist, LeaseStore, StateMachine, WriteResponse};
+
+/// A crash test's hook: aborts the process at `point` when the environment
+/// variable `CONCORD_CRASH_AT` names it (as etcd's failpoints do for its
+/// robustness tests). Never set in production.
+pub(crate) fn crash_point(point: &str) {
+    if std::env::var("CONCORD_CRASH_AT").is_ok_and(|v| v == point) {
+        tracing::error!(point, "stopping here on purpose (CONCORD_CRASH_AT)");
+        std::process::abort();
+    }
+}

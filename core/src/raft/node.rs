@@ -382,7 +382,12 @@ pub(crate) fn apply_one(
 /// Opens raft's log in `dir`: a new member's log starts at the snapshot
 /// it joined from, or empty with `raft.voters` as the configuration.
 /// `applied` is what the state machine holds durably.
-fn open_raft_log(dir: &Path, raft: &RaftConfig, applied: u64) -> Result<(RaftWal, LogCore), NodeError> {
+fn open_raft_log(
+    dir: &Path,
+    raft: &RaftConfig,
+    applied: u64,
+    installed: Option<SnapshotMetadata>,
+) -> Result<(RaftWal, LogCore), NodeError> {
     let join_point = |join: &crate::api::concordpb::JoinInfo| -> Result<SnapshotMetadata, NodeError> {
         let mut cs = ConfState::default();
         protobuf::Message::merge_from_bytes(&mut cs, &join.conf_state)
@@ -416,10 +421,24 @@ fn open_raft_log(dir: &Path, raft: &RaftConfig, applied: u64) -> Result<(RaftWal
         wal.start_at(&core, true)?;
     }
     if applied > core.last() {
-        return Err(NodeError::Apply(format!(
-            "the state machine is at index {applied} but raft's log ends at {}",
-            core.last()
-        )));
+        // A snapshot from the leader was installed (its data and metadata
+        // are durable together) but the member stopped before raft's log
+        // recorded it: record it now, as the install would have.
+        match installed.filter(|m| m.index == applied) {
+            Some(meta) => {
+                tracing::warn!(index = applied, "completing a snapshot install that a stop interrupted");
+                core.start_at(meta.clone(), true);
+                core.hs.commit = core.hs.commit.max(applied);
+                core.hs.term = core.hs.term.max(meta.term);
+                wal.start_at(&core, true)?;
+            }
+            None => {
+                return Err(NodeError::Apply(format!(
+                    "the state machine is at index {applied} but raft's log ends at {}",
+                    core.last()
+                )))
+            }
+        }
     }
     // Applied entries were committed; the recorded commit index may lag.
     core.hs.commit = core.hs.commit.max(applied);
@@ -526,7 +545,14 @@ impl Node {
             leader: 0,
         };
         let state = State::open(storage, sm, &cfg, identity)?;
-        let (mut wal, core) = open_raft_log(&data_dir.join("raft"), &raft, meta.applied_index)?;
+        let installed = match state.storage.raft_snapshot()? {
+            Some(b) => Some(
+                protobuf::Message::parse_from_bytes(&b)
+                    .map_err(|e| NodeError::Apply(format!("stored snapshot metadata: {e}")))?,
+            ),
+            None => None,
+        };
+        let (mut wal, core) = open_raft_log(&data_dir.join("raft"), &raft, meta.applied_index, installed)?;
         wal.set_fsync(cfg.fsync);
         let mut raft_loop = RaftLoop::new(core, wal, Arc::clone(&state), raft)?;
         let sync_thread = spawn_watch_sync(&state)?;

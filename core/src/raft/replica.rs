@@ -969,8 +969,14 @@ impl RaftLoop {
         tracing::info!(index, "applying a snapshot from the leader");
         let mut sm = self.state.sm.write();
         let old_rev = sm.mvcc.current_revision();
-        self.state.storage.write(|view| view.restore(&data, index))?;
+        let recorded =
+            protobuf::Message::write_to_bytes(&meta).map_err(|e| NodeError::Apply(format!("snapshot: {e}")))?;
+        self.state.storage.write(|view| {
+            view.restore(&data, index)?;
+            view.put_raft_snapshot(&recorded)
+        })?;
         self.state.storage.checkpoint()?;
+        super::crash_point("snapshot-installed");
         *sm = self.state.storage.load().map_err(st_err)?;
         sm.take_events();
         self.state.applied.store(index, Ordering::Release);

@@ -47,6 +47,9 @@ const AUTH_MEMBERS: &str = "members";
 const AUTH_REMOVED: &str = "removed_members";
 /// The raised alarms (`etcdserverpb.AlarmMember` records, length-delimited).
 const AUTH_ALARMS: &str = "alarms";
+/// raft's metadata (`SnapshotMetadata`, raft's encoding) of the last
+/// snapshot installed from a leader, stored with the data it brought.
+const RAFT_SNAPSHOT: &str = "raft_snapshot";
 
 const APPLIED_INDEX: &str = "applied_index";
 const CURRENT_REV: &str = "current_rev";
@@ -189,6 +192,15 @@ pub struct WriteView<'t> {
 }
 
 impl WriteView<'_> {
+    /// Records raft's metadata of the snapshot being installed, in the same
+    /// transaction as its data: if the member stops before raft's log
+    /// records it too, the next start completes the install from here.
+    pub fn put_raft_snapshot(&mut self, meta: &[u8]) -> Result<(), StorageError> {
+        let mut t = self.txn.open_table(AUTH)?;
+        t.insert(RAFT_SNAPSHOT, meta)?;
+        Ok(())
+    }
+
     /// Stores the IDs of removed members.
     pub fn put_removed(&mut self, ids: &std::collections::BTreeSet<u64>) -> Result<(), StorageError> {
         let records: Vec<Member> = ids
@@ -399,6 +411,14 @@ impl Storage {
             db: RwLock::new(db),
             path: path.to_path_buf(),
         })
+    }
+
+    /// raft's metadata of the last snapshot installed from a leader, as
+    /// [`WriteView::put_raft_snapshot`] stored it.
+    pub fn raft_snapshot(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        let txn = self.db.read_recursive().begin_read()?;
+        let t = txn.open_table(AUTH)?;
+        Ok(t.get(RAFT_SNAPSHOT)?.map(|v| v.value().to_vec()))
     }
 
     /// Reads the stored metadata.

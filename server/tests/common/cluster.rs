@@ -131,6 +131,8 @@ pub struct Member {
     pub relay: Relay,
     /// The port the member itself listens on for peers.
     pub peer_port: u16,
+    /// Environment variables set for the member's next starts.
+    pub envs: Vec<(String, String)>,
 }
 
 impl Member {
@@ -143,6 +145,7 @@ impl Member {
             .unwrap();
         let child = super::server_command(env!("CARGO_BIN_EXE_concord"))
             .args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -310,6 +313,7 @@ impl Cluster {
                 child: None,
                 relay,
                 peer_port: peer,
+                envs: Vec::new(),
             };
             m.start();
             members.push(m);
@@ -353,6 +357,7 @@ impl Cluster {
             child: None,
             relay,
             peer_port: peer,
+            envs: Vec::new(),
         });
         self.members.len() - 1
     }
