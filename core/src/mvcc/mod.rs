@@ -28,7 +28,7 @@ pub use backend::{BackendError, KvRead, KvWrite, MemBackend, Record, ScanBudget}
 pub use index::{key_bounds, TreeIndex};
 pub use key_index::{KeyAt, KeyIndex};
 pub use revision::Revision;
-pub use store::{Leases, Mvcc, NoLeases};
+pub use store::{Leases, Mvcc, NoLeases, RangePlan};
 
 use crate::api::error::EtcdError;
 

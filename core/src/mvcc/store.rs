@@ -177,6 +177,18 @@ impl Mvcc {
     }
 
     fn range_at(&self, r: &impl KvRead, req: &RangeRequest, current: i64) -> Result<RangeResponse, Error> {
+        self.range_plan_at(req, current)?.fetch(r, req)
+    }
+
+    /// The key-index half of a range: what to read, decided on the index
+    /// as it is now. [`RangePlan::fetch`] reads the values, from a view
+    /// opened at the same time, without the index (so without the state
+    /// machine's lock).
+    pub fn range_plan(&self, req: &RangeRequest) -> Result<RangePlan, Error> {
+        self.range_plan_at(req, self.current_rev)
+    }
+
+    fn range_plan_at(&self, req: &RangeRequest, current: i64) -> Result<RangePlan, Error> {
         let rev = self.check_read_rev(req.revision, current)?;
         let mut resp = RangeResponse {
             header: header(current),
@@ -184,65 +196,24 @@ impl Mvcc {
         };
         if req.count_only {
             resp.count = self.index.count(&req.key, &req.range_end, rev) as i64;
-            return Ok(resp);
+            return Ok(RangePlan {
+                resp,
+                revisions: Vec::new(),
+            });
         }
         let hits = self.index.range(&req.key, &req.range_end, rev);
         resp.count = hits.len() as i64;
-
-        let sort_order = match (req.sort_order(), req.sort_target()) {
-            (SortOrder::None, SortTarget::Key) => SortOrder::None,
-            (SortOrder::None, _) => SortOrder::Ascend,
-            (o, _) => o,
-        };
-        let filtered = req.min_mod_revision != 0
-            || req.max_mod_revision != 0
-            || req.min_create_revision != 0
-            || req.max_create_revision != 0;
         // Without sorting or filtering, fetch only what is returned (plus
         // one to learn whether there is more).
-        let fetch = if req.limit > 0 && req.sort_order() == SortOrder::None && !filtered {
+        let fetch = if req.limit > 0 && req.sort_order() == SortOrder::None && !range_filtered(req) {
             (req.limit as usize).saturating_add(1).min(hits.len())
         } else {
             hits.len()
         };
-        let mut kvs = Vec::with_capacity(fetch);
-        for (_, at) in hits.iter().take(fetch) {
-            let rec = r.get(at.modified)?.ok_or(Error::Missing(at.modified))?;
-            kvs.push(rec.kv);
-        }
-        if filtered {
-            kvs.retain(|kv| {
-                (req.max_mod_revision == 0 || kv.mod_revision <= req.max_mod_revision)
-                    && (req.min_mod_revision == 0 || kv.mod_revision >= req.min_mod_revision)
-                    && (req.max_create_revision == 0 || kv.create_revision <= req.max_create_revision)
-                    && (req.min_create_revision == 0 || kv.create_revision >= req.min_create_revision)
-            });
-        }
-        if sort_order != SortOrder::None {
-            let key_fn: fn(&KeyValue, &KeyValue) -> Ordering = match req.sort_target() {
-                SortTarget::Key => |a, b| a.key.cmp(&b.key),
-                SortTarget::Version => |a, b| a.version.cmp(&b.version),
-                SortTarget::Create => |a, b| a.create_revision.cmp(&b.create_revision),
-                SortTarget::Mod => |a, b| a.mod_revision.cmp(&b.mod_revision),
-                SortTarget::Value => |a, b| a.value.cmp(&b.value),
-            };
-            if sort_order == SortOrder::Descend {
-                kvs.sort_by(|a, b| key_fn(b, a));
-            } else {
-                kvs.sort_by(key_fn);
-            }
-        }
-        if req.limit > 0 && kvs.len() > req.limit as usize {
-            kvs.truncate(req.limit as usize);
-            resp.more = true;
-        }
-        if req.keys_only {
-            for kv in &mut kvs {
-                kv.value.clear();
-            }
-        }
-        resp.kvs = kvs;
-        Ok(resp)
+        Ok(RangePlan {
+            resp,
+            revisions: hits.iter().take(fetch).map(|(_, at)| at.modified).collect(),
+        })
     }
 
     /// Applies a put. Validation that depends on the state (missing key
@@ -631,4 +602,84 @@ fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
 
 fn int_target(c: &Compare, pick: impl Fn(&TargetUnion) -> Option<i64>) -> i64 {
     c.target_union.as_ref().and_then(pick).unwrap_or(0)
+}
+
+/// Whether a range filters on revisions.
+fn range_filtered(req: &RangeRequest) -> bool {
+    req.min_mod_revision != 0
+        || req.max_mod_revision != 0
+        || req.min_create_revision != 0
+        || req.max_create_revision != 0
+}
+
+/// A range decided on the key index: the answer's header and count, and
+/// the revisions whose values it returns (see [`Mvcc::range_plan`]).
+#[derive(Debug)]
+pub struct RangePlan {
+    resp: RangeResponse,
+    revisions: Vec<Revision>,
+}
+
+impl RangePlan {
+    /// How many values [`RangePlan::fetch`] will read.
+    pub fn len(&self) -> usize {
+        self.revisions.len()
+    }
+
+    /// Whether no value is to be read.
+    pub fn is_empty(&self) -> bool {
+        self.revisions.is_empty()
+    }
+
+    /// Reads the values from `r` (opened together with the plan) and
+    /// filters, sorts and limits them as `req` asks.
+    pub fn fetch(self, r: &impl KvRead, req: &RangeRequest) -> Result<RangeResponse, Error> {
+        let mut resp = self.resp;
+        if req.count_only {
+            return Ok(resp);
+        }
+        let sort_order = match (req.sort_order(), req.sort_target()) {
+            (SortOrder::None, SortTarget::Key) => SortOrder::None,
+            (SortOrder::None, _) => SortOrder::Ascend,
+            (o, _) => o,
+        };
+        let mut kvs = Vec::with_capacity(self.revisions.len());
+        for at in self.revisions {
+            let rec = r.get(at)?.ok_or(Error::Missing(at))?;
+            kvs.push(rec.kv);
+        }
+        if range_filtered(req) {
+            kvs.retain(|kv| {
+                (req.max_mod_revision == 0 || kv.mod_revision <= req.max_mod_revision)
+                    && (req.min_mod_revision == 0 || kv.mod_revision >= req.min_mod_revision)
+                    && (req.max_create_revision == 0 || kv.create_revision <= req.max_create_revision)
+                    && (req.min_create_revision == 0 || kv.create_revision >= req.min_create_revision)
+            });
+        }
+        if sort_order != SortOrder::None {
+            let key_fn: fn(&KeyValue, &KeyValue) -> Ordering = match req.sort_target() {
+                SortTarget::Key => |a, b| a.key.cmp(&b.key),
+                SortTarget::Version => |a, b| a.version.cmp(&b.version),
+                SortTarget::Create => |a, b| a.create_revision.cmp(&b.create_revision),
+                SortTarget::Mod => |a, b| a.mod_revision.cmp(&b.mod_revision),
+                SortTarget::Value => |a, b| a.value.cmp(&b.value),
+            };
+            if sort_order == SortOrder::Descend {
+                kvs.sort_by(|a, b| key_fn(b, a));
+            } else {
+                kvs.sort_by(key_fn);
+            }
+        }
+        if req.limit > 0 && kvs.len() > req.limit as usize {
+            kvs.truncate(req.limit as usize);
+            resp.more = true;
+        }
+        if req.keys_only {
+            for kv in &mut kvs {
+                kv.value.clear();
+            }
+        }
+        resp.kvs = kvs;
+        Ok(resp)
+    }
 }

@@ -27,7 +27,8 @@ use crate::api::concordpb::LogRequest;
 use crate::api::error::EtcdError;
 use crate::api::etcdserverpb::{AlarmType, RangeRequest, RangeResponse, ResponseHeader};
 use crate::api::mvccpb::{Event, KeyValue};
-use crate::storage::{Storage, StorageError};
+use crate::mvcc::RangePlan;
+use crate::storage::{ReadView, Storage, StorageError};
 use crate::watch::{History, Hub, HubConfig, WatchReceiver, WatchStream};
 
 /// At most this many proposals share one batch.
@@ -147,11 +148,18 @@ impl State {
     /// Serves a range from the applied state. With one member every
     /// acknowledged write is applied, so this is linearizable.
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, EtcdError> {
+        let (plan, view) = self.range_plan(req)?;
+        Ok(plan.fetch(&view, req)?)
+    }
+
+    /// The index half of a range, and a view of the stored values opened
+    /// under the same lock (so it holds exactly the batches the index
+    /// describes). The lock is released on return: reading the values
+    /// ([`RangePlan::fetch`]) holds up no writer, however many there are.
+    pub fn range_plan(&self, req: &RangeRequest) -> Result<(RangePlan, ReadView), EtcdError> {
         let sm = self.sm.read();
-        // Open the view while holding the lock: it then holds exactly the
-        // batches the index describes.
         let view = self.storage.read().map_err(|e| EtcdError::Internal(e.to_string()))?;
-        Ok(sm.mvcc.range(&view, req)?)
+        Ok((sm.mvcc.range_plan(req)?, view))
     }
 
     /// The latest revision (as last applied; no lock taken).

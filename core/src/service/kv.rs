@@ -14,6 +14,10 @@ use crate::auth::Access;
 use crate::mvcc::validate;
 use crate::raft::{txn_has_puts, WriteResponse};
 
+/// Values a range reads on the runtime worker it arrived on; a larger one
+/// reads on a blocking thread.
+const INLINE_RANGE: usize = 256;
+
 impl EtcdService {
     /// `KV.Range`.
     pub async fn range(&self, caller: &Caller, req: RangeRequest) -> Result<RangeResponse, EtcdError> {
@@ -29,7 +33,16 @@ impl EtcdService {
             // Linearizable: everything committed before now is applied here.
             self.node.read_barrier().await?;
         }
-        let mut resp = self.state.range(&req)?;
+        let (plan, view) = self.state.range_plan(&req)?;
+        let mut resp = if plan.len() <= INLINE_RANGE {
+            plan.fetch(&view, &req)?
+        } else {
+            // A large read goes to a blocking thread: it must not hold a
+            // runtime worker (and the requests queued behind it).
+            tokio::task::spawn_blocking(move || plan.fetch(&view, &req))
+                .await
+                .map_err(|e| EtcdError::Internal(e.to_string()))??
+        };
         self.fill(&mut resp.header);
         Ok(resp)
     }

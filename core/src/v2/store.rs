@@ -713,15 +713,22 @@ impl V2Store {
         }
     }
 
+    /// Checks a conditional write's target: an existing value whose value
+    /// and index match what `req` expects.
+    fn check_compare(&self, segs: &[&str], req: &V2Request) -> Result<(), V2Error> {
+        let n = self.existing(segs)?;
+        if n.is_dir() {
+            return Err(V2Error::new(Code::NotFile, join(segs), self.index));
+        }
+        match self.compare(n, req) {
+            Some(cause) => Err(V2Error::new(Code::TestFailed, cause, self.index)),
+            None => Ok(()),
+        }
+    }
+
     fn compare_and_swap(&mut self, w: &mut impl V2Persist, req: &V2Request) -> Result<Event, Failure> {
         let segs = segments(&req.path);
-        let n = self.existing(&segs)?;
-        if n.is_dir() {
-            return Err(V2Error::new(Code::NotFile, join(&segs), self.index).into());
-        }
-        if let Some(cause) = self.compare(n, req) {
-            return Err(V2Error::new(Code::TestFailed, cause, self.index).into());
-        }
+        self.check_compare(&segs, req)?;
         self.modify(w, &segs, req, Action::CompareAndSwap)
     }
 
@@ -783,13 +790,7 @@ impl V2Store {
 
     fn compare_and_delete(&mut self, w: &mut impl V2Persist, req: &V2Request) -> Result<Event, Failure> {
         let segs = segments(&req.path);
-        let n = self.existing(&segs)?;
-        if n.is_dir() {
-            return Err(V2Error::new(Code::NotFile, join(&segs), self.index).into());
-        }
-        if let Some(cause) = self.compare(n, req) {
-            return Err(V2Error::new(Code::TestFailed, cause, self.index).into());
-        }
+        self.check_compare(&segs, req)?;
         self.delete_node(w, &segs, Action::CompareAndDelete, req.now)
     }
 
