@@ -46,6 +46,10 @@ const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest message a stream frame may carry (raft's appends are
 /// limited to 1 MiB of entries; snapshots come as requests).
 const MAX_FRAME: usize = 64 * 1024 * 1024;
+/// The largest request body on the peer port, and so the largest whole
+/// message (`POST /raft/message`, which carries snapshots): a snapshot
+/// over [`MAX_FRAME`] must still reach a member that needs it.
+const MAX_MESSAGE_BODY: usize = 512 * 1024 * 1024;
 
 type Svc = Arc<EtcdService>;
 /// The member's service as the transport reaches it: filled in once the
@@ -268,7 +272,7 @@ impl PeerHealth {
 /// Most raft messages queued for one peer.
 const PEER_QUEUE_MSGS: usize = 4096;
 /// Most bytes of raft messages queued for one peer (one message is always
-/// taken, whatever its size).
+/// taken, whatever its size, and a snapshot too: raft sends one at a time).
 const PEER_QUEUE_BYTES: usize = 64 * 1024 * 1024;
 
 /// One queued message: its bytes, and whether it is a snapshot.
@@ -302,7 +306,9 @@ impl Queue {
         use std::sync::atomic::Ordering;
         let len = msg.len();
         let queued = self.bytes.load(Ordering::Acquire);
-        if queued > 0 && queued + len > PEER_QUEUE_BYTES {
+        // A snapshot is not held to the byte bound: raft sends a peer one
+        // at a time, and waits for its outcome.
+        if !snapshot && queued > 0 && queued + len > PEER_QUEUE_BYTES {
             return false;
         }
         match self.tx.try_send((msg, snapshot)) {
@@ -395,6 +401,11 @@ impl Transport for HttpTransport {
                 );
                 if let Some(member) = self.svc.get().and_then(Weak::upgrade) {
                     member.node().report_unreachable(to);
+                    if snapshot {
+                        // raft waits for a snapshot's outcome before it
+                        // sends the peer anything else.
+                        member.node().report_snapshot(to, false);
+                    }
                 }
             }
         }
@@ -684,11 +695,11 @@ fn leader_only<Req: serde::de::DeserializeOwned, Resp: serde::Serialize>(
 
 /// Steps every whole frame at the start of `buf` into raft; returns how
 /// many bytes they took, or `None` if a frame is too large to be one.
-fn step_frames(svc: &Svc, buf: &[u8]) -> Option<usize> {
+fn step_frames(svc: &Svc, buf: &[u8], max_frame: usize) -> Option<usize> {
     let mut off = 0;
     while buf.len() - off >= 4 {
         let n = u32::from_be_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
-        if n > MAX_FRAME {
+        if n > max_frame {
             return None;
         }
         if buf.len() - off < 4 + n {
@@ -764,7 +775,8 @@ async fn raft_message(State(svc): State<Svc>, headers: HeaderMap, body: Bytes) -
         return removed();
     }
     crate::metrics::peer_received(from.label(), body.len());
-    match step_frames(&svc, &body) {
+    // A whole message (a snapshot) may be as large as the request body.
+    match step_frames(&svc, &body, MAX_MESSAGE_BODY) {
         Some(n) if n == body.len() => StatusCode::NO_CONTENT.into_response(),
         _ => StatusCode::BAD_REQUEST.into_response(),
     }
@@ -793,13 +805,13 @@ async fn raft_stream(State(svc): State<Svc>, headers: HeaderMap, body: axum::bod
         crate::metrics::peer_received(from.label(), chunk.len());
         if buf.is_empty() {
             // The usual case: whole frames in one chunk, no copy.
-            match step_frames(&svc, &chunk) {
+            match step_frames(&svc, &chunk, MAX_FRAME) {
                 Some(n) => buf.extend_from_slice(&chunk[n..]),
                 None => return StatusCode::BAD_REQUEST.into_response(),
             }
         } else {
             buf.extend_from_slice(&chunk);
-            match step_frames(&svc, &buf) {
+            match step_frames(&svc, &buf, MAX_FRAME) {
                 Some(n) => {
                     buf.drain(..n);
                 }
@@ -918,7 +930,7 @@ pub fn router(svc: Svc) -> Router {
         .route("/raft/join", post(join))
         .merge(members_only_routes)
         .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&svc), same_cluster))
-        .layer(axum::extract::DefaultBodyLimit::max(512 * 1024 * 1024))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_MESSAGE_BODY))
         .with_state(svc)
 }
 

@@ -897,3 +897,49 @@ fn a_crash_during_snapshot_install_leaves_a_member_that_starts() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A member that fell behind a store larger than the peer stream's 64 MiB
+/// frame limit still catches up: the snapshot (about 100 MiB) goes as one
+/// whole message, which may be as large as the peer port's body limit.
+#[test]
+fn a_member_catches_up_from_a_snapshot_larger_than_64_mib() {
+    use base64::Engine;
+    let mut cluster = Cluster::start(3, &["--snapshot-count", "20"]);
+    let leader = cluster.wait_leader(Duration::from_secs(20));
+    let lagging = (leader + 1) % 3;
+    let writer = (leader + 2) % 3;
+    let eps = cluster.endpoints();
+    cluster.members[lagging].kill9();
+    let value = base64::engine::general_purpose::STANDARD.encode(vec![b'v'; 1 << 20]);
+    for i in 0..100 {
+        let key = base64::engine::general_purpose::STANDARD.encode(format!("big{i:03}"));
+        let body = format!(r#"{{"key":"{key}","value":"{value}"}}"#);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !matches!(common::http(&eps[writer], "POST", "/v3/kv/put", &body), Ok((200, _))) {
+            assert!(std::time::Instant::now() < deadline, "no write with two members up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    cluster.members[lagging].start();
+    let last = base64::engine::general_purpose::STANDARD.encode("big099");
+    let probe = format!(r#"{{"key":"{last}","serializable":true,"keys_only":true}}"#);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok((200, body)) = common::http(&eps[lagging], "POST", "/v3/kv/range", &probe) {
+            if body.contains(&last) {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no catch-up:\n{}\n--- the others:\n{}\n{}",
+            cluster.members[lagging].log_text(),
+            cluster.members[leader].log_text(),
+            cluster.members[writer].log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(cluster.members[lagging]
+        .log_text()
+        .contains("applying a snapshot from the leader"));
+}

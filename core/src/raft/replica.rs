@@ -302,6 +302,8 @@ impl LogCore {
 pub(crate) struct Store {
     core: Arc<RwLock<LogCore>>,
     state: Arc<State>,
+    /// The snapshot for lagging members, built off the raft thread.
+    job: Arc<parking_lot::Mutex<SnapshotJob>>,
 }
 
 impl RaftStorage for Store {
@@ -343,17 +345,86 @@ impl RaftStorage for Store {
         Ok(self.core.read().last())
     }
 
-    /// The whole state machine as applied now.
+    /// The whole state machine as applied now. It is built on a thread of
+    /// its own (reading a large store takes longer than an election
+    /// timeout, and the raft loop must keep heartbeating): until it is
+    /// ready raft is told "temporarily unavailable" and asks again.
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        let mut job = self.job.lock();
+        match &*job {
+            SnapshotJob::Ready(s) if s.get_metadata().index >= request_index => return Ok(s.clone()),
+            SnapshotJob::Building => return Err(unavailable()),
+            _ => {}
+        }
+        let (dump, meta) = self.begin(request_index)?;
+        *job = SnapshotJob::Building;
+        let slot = Arc::clone(&self.job);
+        let spawned = std::thread::Builder::new()
+            .name("concord-snapshot".into())
+            .spawn(move || {
+                let built = dump.finish();
+                *slot.lock() = match built {
+                    Ok(data) => SnapshotJob::Ready(made(meta, &data)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "snapshot for a lagging member not made");
+                        SnapshotJob::Idle
+                    }
+                };
+            });
+        if let Err(e) = spawned {
+            *job = SnapshotJob::Idle;
+            return Err(raft::Error::Store(raft::StorageError::Other(Box::new(e))));
+        }
+        Err(unavailable())
+    }
+}
+
+/// A snapshot for lagging members: none, being built, or built.
+#[derive(Default)]
+enum SnapshotJob {
+    #[default]
+    Idle,
+    Building,
+    Ready(Snapshot),
+}
+
+fn unavailable() -> raft::Error {
+    raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable)
+}
+
+/// A snapshot of `data` at `meta`.
+fn made(meta: SnapshotMetadata, data: &SnapshotData) -> Snapshot {
+    let index = meta.index;
+    let mut snap = Snapshot::default();
+    snap.set_metadata(meta);
+    snap.data = data.encode_to_vec().into();
+    tracing::info!(index, bytes = snap.data.len(), "snapshot made for a lagging member");
+    snap
+}
+
+impl Store {
+    /// A store over `core` and `state`, with no snapshot made yet.
+    fn new(core: Arc<RwLock<LogCore>>, state: Arc<State>) -> Store {
+        Store {
+            core,
+            state,
+            job: Arc::default(),
+        }
+    }
+
+    /// Starts a snapshot at the applied index (at least `request_index`):
+    /// the dump under way and raft's metadata for it, taken together under
+    /// the locks, which are released on return.
+    fn begin(&self, request_index: u64) -> raft::Result<(crate::storage::Dump, SnapshotMetadata)> {
         let sm = self.state.sm.read();
         let applied = self.state.applied_index();
         if applied < request_index {
-            return Err(raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable));
+            return Err(unavailable());
         }
-        let data = self
+        let dump = self
             .state
             .storage
-            .dump(&sm)
+            .dump_start(&sm)
             .map_err(|e| raft::Error::Store(raft::StorageError::Other(Box::new(e))))?;
         let c = self.core.read();
         let mut meta = SnapshotMetadata {
@@ -362,15 +433,16 @@ impl RaftStorage for Store {
             ..Default::default()
         };
         meta.set_conf_state(c.cs.clone());
-        let mut snap = Snapshot::default();
-        snap.set_metadata(meta);
-        snap.data = data.encode_to_vec().into();
-        tracing::info!(
-            index = applied,
-            bytes = snap.data.len(),
-            "snapshot made for a lagging member"
-        );
-        Ok(snap)
+        Ok((dump, meta))
+    }
+
+    /// A snapshot made here and now (a member joining waits for it).
+    fn build_now(&self) -> raft::Result<Snapshot> {
+        let (dump, meta) = self.begin(0)?;
+        let data = dump
+            .finish()
+            .map_err(|e| raft::Error::Store(raft::StorageError::Other(Box::new(e))))?;
+        Ok(made(meta, &data))
     }
 }
 
@@ -409,10 +481,7 @@ impl RaftLoop {
     pub(crate) fn new(core: LogCore, wal: RaftWal, state: Arc<State>, cfg: RaftConfig) -> Result<RaftLoop, NodeError> {
         let applied = state.applied_index();
         let core = Arc::new(RwLock::new(core));
-        let store = Store {
-            core: Arc::clone(&core),
-            state: Arc::clone(&state),
-        };
+        let store = Store::new(Arc::clone(&core), Arc::clone(&state));
         let rcfg = raft::Config {
             id: cfg.id,
             election_tick: cfg.election_ticks.max(2),
@@ -667,12 +736,9 @@ impl RaftLoop {
             }
             None => return Err(EtcdError::MemberNotFound),
         };
-        let store = Store {
-            core: Arc::clone(&self.core),
-            state: Arc::clone(&self.state),
-        };
+        let store = Store::new(Arc::clone(&self.core), Arc::clone(&self.state));
         let snap = store
-            .snapshot(0, member_id)
+            .build_now()
             .map_err(|e| EtcdError::Internal(format!("snapshot: {e}")))?;
         let meta = snap.get_metadata();
         let info = crate::api::concordpb::JoinInfo {

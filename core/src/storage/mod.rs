@@ -138,6 +138,34 @@ pub struct Storage {
     path: PathBuf,
 }
 
+/// A dump of the state machine under way (see [`Storage::dump_start`]).
+pub struct Dump {
+    txn: redb::ReadTransaction,
+    head: SnapshotData,
+}
+
+impl Dump {
+    /// Reads the stored changes and leases: the whole state machine.
+    pub fn finish(self) -> Result<SnapshotData, StorageError> {
+        let mut snap = self.head;
+        for entry in self.txn.open_table(KV)?.iter()? {
+            let (k, v) = entry?;
+            snap.kvs.push(KvRecord {
+                revision: k.value().to_vec(),
+                record: v.value().to_vec(),
+            });
+        }
+        for entry in self.txn.open_table(LEASE)?.iter()? {
+            let (id, ttl) = entry?;
+            snap.leases.push(LeaseRecord {
+                id: id.value(),
+                ttl: ttl.value(),
+            });
+        }
+        Ok(snap)
+    }
+}
+
 /// A consistent, read-only view of the stored changes.
 pub struct ReadView {
     table: Option<ReadOnlyTable<&'static [u8], &'static [u8]>>,
@@ -517,35 +545,27 @@ impl Storage {
 
     /// The whole state machine as committed now (for a snapshot).
     pub fn dump(&self, sm: &StateMachine) -> Result<SnapshotData, StorageError> {
+        self.dump_start(sm)?.finish()
+    }
+
+    /// Starts a dump of the state machine as committed now: what is in
+    /// memory is copied, and a read transaction pins the stored changes.
+    /// Call it under the state machine's lock; [`Dump::finish`] reads the
+    /// changes without it (on another thread if it likes).
+    pub fn dump_start(&self, sm: &StateMachine) -> Result<Dump, StorageError> {
         let txn = self.db.read_recursive().begin_read()?;
-        let mut kvs = Vec::new();
-        for entry in txn.open_table(KV)?.iter()? {
-            let (k, v) = entry?;
-            kvs.push(KvRecord {
-                revision: k.value().to_vec(),
-                record: v.value().to_vec(),
-            });
-        }
-        let mut leases = Vec::new();
-        for entry in txn.open_table(LEASE)?.iter()? {
-            let (id, ttl) = entry?;
-            leases.push(LeaseRecord {
-                id: id.value(),
-                ttl: ttl.value(),
-            });
-        }
-        Ok(SnapshotData {
-            current_revision: sm.mvcc.current_revision(),
-            compact_revision: sm.mvcc.compact_revision(),
-            kvs,
-            leases,
-            auth: Some(sm.auth.to_pb()),
-            members: sm.members.values().cloned().collect(),
-            alarms: sm.alarm_list(),
-            v2_nodes: sm.v2.dump(),
-            v2_index: sm.v2.index(),
-            format: String::new(),
-            padding: Vec::new(),
+        Ok(Dump {
+            txn,
+            head: SnapshotData {
+                current_revision: sm.mvcc.current_revision(),
+                compact_revision: sm.mvcc.compact_revision(),
+                auth: Some(sm.auth.to_pb()),
+                members: sm.members.values().cloned().collect(),
+                alarms: sm.alarm_list(),
+                v2_nodes: sm.v2.dump(),
+                v2_index: sm.v2.index(),
+                ..Default::default()
+            },
         })
     }
 
