@@ -217,18 +217,8 @@ impl Storage {
     /// state machine's lock held (the copy then holds exactly what `sm`
     /// describes); the copy itself needs no lock.
     pub fn snapshot_source(&self, sm: &StateMachine) -> Result<SnapshotSource, StorageError> {
-        let txn = self.db.read_recursive().begin_read()?;
-        let head = SnapshotData {
-            current_revision: sm.mvcc.current_revision(),
-            compact_revision: sm.mvcc.compact_revision(),
-            auth: Some(sm.auth.to_pb()),
-            members: sm.members.values().cloned().collect(),
-            alarms: sm.alarm_list(),
-            v2_nodes: sm.v2.dump(),
-            v2_index: sm.v2.index(),
-            format: SNAPSHOT_FORMAT.into(),
-            ..Default::default()
-        };
+        let super::Dump { txn, mut head } = self.dump_start(sm)?;
+        head.format = SNAPSHOT_FORMAT.into();
         Ok(SnapshotSource {
             txn,
             head: head.encode_to_vec(),
