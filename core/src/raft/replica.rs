@@ -435,15 +435,6 @@ impl Store {
         meta.set_conf_state(c.cs.clone());
         Ok((dump, meta))
     }
-
-    /// A snapshot made here and now (a member joining waits for it).
-    fn build_now(&self) -> raft::Result<Snapshot> {
-        let (dump, meta) = self.begin(0)?;
-        let data = dump
-            .finish()
-            .map_err(|e| raft::Error::Store(raft::StorageError::Other(Box::new(e))))?;
-        Ok(made(meta, &data))
-    }
 }
 
 fn st_err(e: StorageError) -> NodeError {
@@ -589,9 +580,7 @@ impl RaftLoop {
                 },
             ),
             RaftMsg::ChangeMembers(change, reply) => self.change_members(change, reply),
-            RaftMsg::JoinInfo(peer_urls, reply) => {
-                let _ = reply.send(self.join_info(&peer_urls));
-            }
+            RaftMsg::JoinInfo(peer_urls, reply) => self.join_info(&peer_urls, reply),
             RaftMsg::TransferLeader(to, ok) => {
                 let voter = self.core.read().cs.voters.contains(&to);
                 if voter {
@@ -715,44 +704,74 @@ impl RaftLoop {
     /// What a member added with `peer_urls` needs to join: only a member
     /// added and not yet started gets it (a started member's peer URLs
     /// are public, its data is not).
-    fn join_info(&self, peer_urls: &[String]) -> Result<Vec<u8>, EtcdError> {
+    /// What a member joining with `peer_urls` needs: its ID, the cluster's,
+    /// and the state machine at the applied index. The data is read on a
+    /// thread of its own (a large store takes long), which answers `reply`;
+    /// the raft loop goes on meanwhile.
+    fn join_info(&self, peer_urls: &[String], reply: oneshot::Sender<Result<Vec<u8>, EtcdError>>) {
+        let started = self.joining_member(peer_urls).and_then(|member_id| {
+            let store = Store::new(Arc::clone(&self.core), Arc::clone(&self.state));
+            let (dump, meta) = store
+                .begin(0)
+                .map_err(|e| EtcdError::Internal(format!("snapshot: {e}")))?;
+            Ok((member_id, dump, meta))
+        });
+        let (member_id, dump, meta) = match started {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let cluster_id = self.state.cluster_id;
+        let spawned = std::thread::Builder::new().name("concord-join".into()).spawn(move || {
+            let info = || -> Result<Vec<u8>, EtcdError> {
+                let data = dump
+                    .finish()
+                    .map_err(|e| EtcdError::Internal(format!("snapshot: {e}")))?;
+                let info = crate::api::concordpb::JoinInfo {
+                    member_id,
+                    cluster_id,
+                    index: meta.index,
+                    term: meta.term,
+                    conf_state: meta
+                        .get_conf_state()
+                        .write_to_bytes()
+                        .map_err(|e| EtcdError::Internal(e.to_string()))?,
+                    snapshot: Some(data),
+                };
+                Ok(info.encode_to_vec())
+            };
+            let _ = reply.send(info());
+        });
+        if let Err(e) = spawned {
+            // The reply went with the closure: the caller sees the member stop answering.
+            tracing::warn!(error = %e, "join snapshot thread not started");
+        }
+    }
+
+    /// The ID of the member added with `peer_urls` that has not started yet.
+    fn joining_member(&self, peer_urls: &[String]) -> Result<u64, EtcdError> {
         let found = self.state.with(|sm| {
             sm.members
                 .values()
                 .find(|m| m.peer_urls.iter().any(|u| peer_urls.contains(u)))
                 .map(|m| (m.id, m.name.is_empty()))
         });
-        let member_id = match found {
-            Some((id, true)) => id,
+        match found {
+            Some((id, true)) => Ok(id),
             Some((id, false)) => {
                 tracing::warn!(
                     member = format_args!("{id:x}"),
                     ?peer_urls,
                     "join refused: that member has already started"
                 );
-                return Err(EtcdError::InvalidRequest(
+                Err(EtcdError::InvalidRequest(
                     "concord: that member has already started; only a member added and not yet started can join".into(),
-                ));
+                ))
             }
-            None => return Err(EtcdError::MemberNotFound),
-        };
-        let store = Store::new(Arc::clone(&self.core), Arc::clone(&self.state));
-        let snap = store
-            .build_now()
-            .map_err(|e| EtcdError::Internal(format!("snapshot: {e}")))?;
-        let meta = snap.get_metadata();
-        let info = crate::api::concordpb::JoinInfo {
-            member_id,
-            cluster_id: self.state.cluster_id,
-            index: meta.index,
-            term: meta.term,
-            conf_state: meta
-                .get_conf_state()
-                .write_to_bytes()
-                .map_err(|e| EtcdError::Internal(e.to_string()))?,
-            snapshot: Some(SnapshotData::decode(snap.data.as_ref()).map_err(|e| EtcdError::Internal(e.to_string()))?),
-        };
-        Ok(info.encode_to_vec())
+            None => Err(EtcdError::MemberNotFound),
+        }
     }
 
     fn propose(&mut self, mut req: LogRequest, reply: Option<Reply>) {
