@@ -147,7 +147,9 @@ fn new_directories_and_files_are_fsynced_into_their_parents() {
     let calls: Vec<(String, String, String, String, String)> = text
         .lines()
         .filter_map(|l| {
-            let (tid, rest) = l.split_once(' ')?;
+            // strace pads the thread ID to a width of 5.
+            let (tid, rest) = l.trim_start().split_once(' ')?;
+            let rest = rest.trim_start();
             let (call, rest) = rest.split_once('(')?;
             let (args, ret) = rest.rsplit_once(" = ")?;
             let args = args.trim_end();
