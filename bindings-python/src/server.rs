@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 
 use clap::Parser;
 use concord_server::config::Config;
+use concord_server::{Listener, Listeners, Settings};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -71,7 +72,11 @@ impl Server {
             (None, Some(t)) => t.path().join("data").to_string_lossy().into_owned(),
             (None, None) => unreachable!("one of the two is set"),
         };
-        let url = format!("http://{host}:{port}");
+        // The socket is bound here, so a port in use is an OSError now and
+        // the server advertises the port it really has.
+        let listener = Listener::bind(&format!("http://{host}:{port}"))
+            .map_err(|e| PyOSError::new_err(format!("concord server: {e}")))?;
+        let url = format!("http://{}", listener.local_addr());
         let mut argv: Vec<String> = ["concord", "--name", &name, "--data-dir", &dir]
             .iter()
             .map(|s| s.to_string())
@@ -84,6 +89,7 @@ impl Server {
         ]);
         argv.extend(args);
         let cfg = Config::try_parse_from(&argv).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let settings = Settings::from_config(&cfg).map_err(|e| PyValueError::new_err(e.to_string()))?;
 
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -102,8 +108,13 @@ impl Server {
                 let report = move |addrs| {
                     let _ = ready_tx.send(addrs);
                 };
-                rt.block_on(concord_server::run_reporting(cfg, shutdown, report))
-                    .map_err(|e| e.to_string())
+                rt.block_on(concord_server::serve_member(
+                    settings,
+                    Listeners::new(vec![listener]),
+                    shutdown,
+                    report,
+                ))
+                .map_err(|e| e.to_string())
             })
             .map_err(|e| PyRuntimeError::new_err(format!("cannot start the server thread: {e}")))?;
         let addrs: Option<Vec<std::net::SocketAddr>> = py.detach(move || ready_rx.recv().ok());

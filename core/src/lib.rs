@@ -12,10 +12,15 @@
 //! - [`lease`]: the lessor (leases, TTLs, attached keys); no clock, no I/O.
 //! - [`watch`]: which events a watcher selects, fragments; with feature
 //!   `server` also the watcher hub of a member.
-//! - `storage` (feature `server`): the durable backend on redb.
+//! - `state_machine` (feature `server`): what a log entry does: mvcc, the
+//!   lessor, auth, alarms, members and the v2 tree, with the persistence
+//!   traits its stores write through. Below both `storage` and `raft`.
+//! - `storage` (feature `server`): the durable backend on redb; loads and
+//!   persists the state machine.
 //! - `raft` (feature `server`): the write path. A request becomes an entry
-//!   in a durable, group-committed log, then is applied to the state machine
-//!   (mvcc + lessor), and the batch's events go to the watcher hub.
+//!   in a durable, group-committed log (one member) or raft's log (a
+//!   cluster), then is applied to the state machine, and the batch's events
+//!   go to the watcher hub.
 //! - `service` (feature `server`): the one service layer every front end
 //!   (gRPC, JSON gateway) calls.
 //! - `client` (feature `client`): the shared client of the JSON gateway
@@ -37,6 +42,8 @@ pub mod metrics;
 pub mod raft;
 #[cfg(feature = "server")]
 pub mod service;
+#[cfg(feature = "server")]
+pub mod state_machine;
 #[cfg(feature = "server")]
 pub mod storage;
 #[cfg(feature = "server")]

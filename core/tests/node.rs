@@ -9,7 +9,8 @@ use concord_core::api::concordpb::log_request::Request as LogOp;
 use concord_core::api::concordpb::LogRequest;
 use concord_core::api::error::EtcdError;
 use concord_core::api::etcdserverpb::{CompactionRequest, PutRequest, RangeRequest};
-use concord_core::raft::{Node, NodeConfig, WriteResponse};
+use concord_core::raft::{Node, NodeConfig};
+use concord_core::state_machine::WriteResponse;
 
 fn put(key: String, value: Vec<u8>) -> LogRequest {
     LogRequest {

@@ -2,14 +2,18 @@
 //! port, over `concord_core`'s service layer.
 //!
 //! # Layout
-//! - [`config`]: flags (etcd's names), `CONCORD_*` environment variables.
+//! - [`config`]: flags (etcd's names), `CONCORD_*` environment variables;
+//!   [`settings`]: the same, parsed and checked into typed values;
+//!   [`listen`]: the sockets served, bound before the member starts.
 //! - `grpc`: one file per etcd gRPC service (decode, call core, encode).
 //! - [`gateway`]: the JSON gateway, `/health`, `/version`.
 //! - `compactor`: auto-compaction.
 //! - [`tls`]: rustls set-up from the TLS flags; [`peer`]: what a request
 //!   knows of its connection (address, verified certificate name).
 //!
-//! [`run`] starts the member and serves until the shutdown future resolves.
+//! [`run`] starts the member and serves until the shutdown future resolves;
+//! [`serve_member`] does the same from [`Settings`] and sockets bound by
+//! the caller (an embedded server).
 
 mod compactor;
 pub mod config;
@@ -20,11 +24,13 @@ mod grpc;
 mod grpc_metrics;
 mod h2fix;
 mod health;
+pub mod listen;
 mod log_format;
 mod metrics;
 pub mod pb;
 pub mod peer;
 pub mod replication;
+pub mod settings;
 pub mod snapshot;
 pub mod tls;
 mod v2;
@@ -38,17 +44,20 @@ use std::time::Duration;
 
 use axum::http::HeaderValue;
 use axum::Router;
-use concord_core::auth::token::{TokenError, Tokens};
-use concord_core::raft::{Node, NodeConfig, NodeError, RaftConfig};
-use concord_core::service::{EtcdService, ServiceConfig};
+use concord_core::auth::token::TokenError;
+use concord_core::raft::{Node, NodeError, RaftConfig};
+use concord_core::service::EtcdService;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use prost::Message as _;
 use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
-use config::{CompactionMode, Config, ConfigError};
+use config::{Config, ConfigError};
+pub use listen::{Listener, Listeners};
 use peer::PeerInfo;
-use tls::{TlsError, TlsFiles, TlsPolicy};
+use settings::Http2Settings;
+pub use settings::Settings;
+use tls::TlsError;
 
 /// Why the server could not start or stopped on its own.
 #[derive(Debug, thiserror::Error)]
@@ -148,41 +157,6 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
     } else {
         let list: Vec<HeaderValue> = origins.iter().filter_map(|o| o.parse().ok()).collect();
         layer.allow_origin(AllowOrigin::list(list))
-    }
-}
-
-async fn bind(url: &str) -> Result<(tokio::net::TcpListener, SocketAddr), ServerError> {
-    let (host, port) = config::host_port(url)?;
-    let listen_err = |source| ServerError::Listen {
-        url: url.to_string(),
-        source,
-    };
-    let listener = tokio::net::TcpListener::bind((host.as_str(), port))
-        .await
-        .map_err(listen_err)?;
-    let addr = listener.local_addr().map_err(listen_err)?;
-    Ok((listener, addr))
-}
-
-/// HTTP/2 settings of the client port (etcd's `--max-concurrent-streams`
-/// and `--grpc-keepalive-*`).
-#[derive(Clone, Copy, Debug)]
-struct Http2Settings {
-    max_concurrent_streams: u32,
-    /// Ping a connection idle this long (`None`: never).
-    keepalive_interval: Option<Duration>,
-    /// Close a connection whose ping goes unanswered this long.
-    keepalive_timeout: Duration,
-}
-
-impl Http2Settings {
-    fn from_config(cfg: &Config) -> Result<Http2Settings, ConfigError> {
-        let interval = config::parse_duration(&cfg.grpc_keepalive_interval)?;
-        Ok(Http2Settings {
-            max_concurrent_streams: cfg.max_concurrent_streams,
-            keepalive_interval: (!interval.is_zero()).then_some(interval),
-            keepalive_timeout: config::parse_duration(&cfg.grpc_keepalive_timeout)?,
-        })
     }
 }
 
@@ -327,56 +301,6 @@ fn connection_service(
     hyper_util::service::TowerToHyperService::new(svc)
 }
 
-/// Which port a TLS setting is for.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Port {
-    Client,
-    Peer,
-}
-
-/// `files` as the flags give them, with a self-signed certificate made
-/// for `https://` URLs when `--auto-tls` (`--peer-auto-tls`) is on and no
-/// certificate is given.
-fn tls_files(cfg: &Config, port: Port, mut files: TlsFiles) -> Result<TlsFiles, ServerError> {
-    let (auto, urls, dir) = match port {
-        Port::Client => (
-            cfg.auto_tls,
-            [&cfg.listen_client_urls[..], &cfg.advertise_client_urls[..]].concat(),
-            "client",
-        ),
-        Port::Peer => (
-            cfg.peer_auto_tls,
-            [&cfg.listen_peer_urls[..], &cfg.initial_advertise_peer_urls[..]].concat(),
-            "peer",
-        ),
-    };
-    if !auto || !urls.iter().any(|u| u.starts_with("https://")) {
-        return Ok(files);
-    }
-    if files.is_set() {
-        tracing::warn!(
-            port = dir,
-            "auto TLS is on but certificate files are given: using the files"
-        );
-        return Ok(files);
-    }
-    let mut hosts = vec!["localhost".to_string()];
-    for u in &urls {
-        let (host, _) = config::host_port(u)?;
-        if !hosts.contains(&host) {
-            hosts.push(host);
-        }
-    }
-    let (cert, key) = tls::self_signed(
-        &cfg.data_dir().join("fixtures").join(dir),
-        &hosts,
-        cfg.self_signed_cert_validity,
-    )?;
-    files.cert = Some(cert);
-    files.key = Some(key);
-    Ok(files)
-}
-
 /// Revokes expired leases and removes expired v2 keys, twice a second
 /// (when this member leads, it decides expiry).
 async fn expire_leases(svc: Arc<EtcdService>, v2_info: Arc<v2::V2Info>) {
@@ -417,242 +341,91 @@ async fn stop_after_failed_start(svc: &EtcdService, servers: &mut tokio::task::J
 /// advertised client URL equal to it becomes the address bound (how an
 /// embedded server, e.g. in a test, gets a port nobody else has).
 pub async fn run_reporting(
-    mut cfg: Config,
+    cfg: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(Vec<SocketAddr>) + Send,
 ) -> Result<(), ServerError> {
-    let h2 = Http2Settings::from_config(&cfg)?;
-    if cfg.metrics == config::MetricsLevel::Extensive {
+    let mut settings = Settings::from_config(&cfg)?;
+    let listeners = Listeners::bind(&mut settings)?;
+    serve_member(settings, listeners, shutdown, ready).await
+}
+
+/// Starts a member from typed `settings` on sockets already bound, calls
+/// `ready` with the client addresses once it serves, and serves until
+/// `shutdown` resolves (or the write path fails); then stops accepting,
+/// finishes queued writes and checkpoints.
+pub async fn serve_member(
+    settings: Settings,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(Vec<SocketAddr>) + Send,
+) -> Result<(), ServerError> {
+    if settings.extensive_metrics {
         grpc_metrics::measure_latency();
     }
-    let mut client_listeners = Vec::new();
-    for url in cfg.listen_client_urls.clone() {
-        let (listener, addr) = bind(&url).await?;
-        if config::host_port(&url)?.1 == 0 {
-            let scheme = if url.starts_with("https://") { "https" } else { "http" };
-            let bound = format!("{scheme}://{addr}");
-            for adv in cfg.advertise_client_urls.iter_mut().filter(|a| **a == url) {
-                adv.clone_from(&bound);
-            }
-        }
-        client_listeners.push((url, listener, addr));
-    }
-    let retention = match (cfg.auto_compaction_mode, cfg.auto_compaction_retention.trim()) {
-        (_, "0") | (_, "") => None,
-        (CompactionMode::Periodic, r) => Some(compactor::Retention::Periodic(config::parse_retention(r)?)),
-        (CompactionMode::Revision, r) => Some(compactor::Retention::Revision(
-            r.parse().map_err(|_| ConfigError::Retention(r.to_string()))?,
-        )),
-    };
-    let node_cfg = NodeConfig {
-        progress_interval: config::parse_duration(&cfg.experimental_watch_progress_notify_interval)?,
-        max_response_bytes: cfg.max_request_bytes,
-        backend_cache_bytes: cfg.backend_cache_bytes,
-        fsync: !cfg.unsafe_no_fsync,
-    };
-    if cfg.unsafe_no_fsync {
+    if !settings.node.fsync {
         tracing::warn!(
             "--unsafe-no-fsync: writes are acknowledged before they are on disk; a machine crash can lose them"
         );
     }
-    let (tls_policy, tls_notes) = TlsPolicy::new(&cfg.tls_min_version, &cfg.tls_max_version, &cfg.cipher_suites)?;
-    for note in tls_notes {
-        tracing::warn!("{note}");
-    }
-    let client_files = tls_files(
-        &cfg,
-        Port::Client,
-        TlsFiles {
-            cert: cfg.cert_file.clone(),
-            key: cfg.key_file.clone(),
-            trusted_ca: cfg.trusted_ca_file.clone(),
-            client_cert_auth: cfg.client_cert_auth,
-            crl: cfg.client_crl_file.clone().filter(|p| !p.as_os_str().is_empty()),
-            allowed_cns: Vec::new(),
-            allowed_hostname: cfg.client_cert_allowed_hostname.clone().filter(|h| !h.is_empty()),
-        },
-    )?;
-    let client_tls = if client_files.is_set() {
-        Some(client_files.server_config(&tls_policy)?)
-    } else {
-        None
-    };
-    if cfg.peer_client_cert_auth.is_none() && cfg.peer_client_cert_required() {
-        tracing::info!(
-            "peers must present a certificate signed by --peer-trusted-ca-file \
-             (--peer-client-cert-auth=false accepts peers without one)"
-        );
-    }
-    let peer_files = tls_files(
-        &cfg,
-        Port::Peer,
-        TlsFiles {
-            cert: cfg.peer_cert_file.clone(),
-            key: cfg.peer_key_file.clone(),
-            trusted_ca: cfg.peer_trusted_ca_file.clone(),
-            client_cert_auth: cfg.peer_client_cert_required(),
-            crl: cfg.peer_crl_file.clone().filter(|p| !p.as_os_str().is_empty()),
-            allowed_cns: cfg
-                .peer_cert_allowed_cn
-                .iter()
-                .flat_map(|l| l.split(','))
-                .map(str::trim)
-                .filter(|cn| !cn.is_empty())
-                .map(str::to_string)
-                .collect(),
-            allowed_hostname: cfg.peer_cert_allowed_hostname.clone().filter(|h| !h.is_empty()),
-        },
-    )?;
-    let peer_tls = if peer_files.is_set() {
-        Some(peer_files.server_config(&tls_policy)?)
-    } else {
-        None
-    };
-    let (members, cluster_id) = config::parse_initial_cluster(&cfg.initial_cluster, &cfg.initial_cluster_token)?;
-    let data_dir = cfg.data_dir();
-    // With --initial-cluster, writes go through raft (even with one member,
-    // so it can grow); without, a single member keeps its local
-    // group-committed log.
-    let replicated = !members.is_empty();
     let peer_cell: replication::SvcCell = Arc::new(OnceLock::new());
-    let mut peer_urls = HashMap::new();
-    let mut forwarder: Option<Arc<replication::HttpTransport>> = None;
-    let node = if replicated {
-        let me = members
-            .iter()
-            .find(|m| m.name == cfg.name)
-            .ok_or_else(|| ConfigError::InitialCluster(format!("no member named {:?}", cfg.name)))?
-            .clone();
-        for m in &members {
-            peer_urls.insert(m.id, m.peer_urls[0].clone());
-        }
-        let uses_tls = members
-            .iter()
-            .any(|m| m.peer_urls.iter().any(|u| u.starts_with("https://")));
-        let client_tls = if uses_tls {
-            Some(peer_files.client_config(&tls_policy, cfg.peer_auto_tls)?)
-        } else {
-            None
-        };
-        let client = replication::PeerClient::new(client_tls);
-        let (mut id, mut cluster) = (me.id, cluster_id);
-        let mut join = None;
-        if cfg.initial_cluster_state == config::ClusterState::Existing && !data_dir.join("db").exists() {
-            // Added with MemberAdd: learn our ID and the state from a member.
-            let mine = &cfg.initial_advertise_peer_urls;
-            let others: Vec<String> = members
-                .iter()
-                .flat_map(|m| m.peer_urls.iter().cloned())
-                .filter(|u| !mine.contains(u))
-                .collect();
-            let bytes = replication::fetch_join(&client, &others, mine)
-                .await
-                .map_err(|e| ConfigError::InitialCluster(format!("cannot join the running cluster: {e}")))?;
-            let info = concord_core::api::concordpb::JoinInfo::decode(bytes.as_slice())
-                .map_err(|e| ConfigError::InitialCluster(format!("join answer: {e}")))?;
-            (id, cluster) = (info.member_id, info.cluster_id);
-            peer_urls.clear();
-            for m in info.snapshot.iter().flat_map(|s| s.members.iter()) {
-                if let Some(u) = m.peer_urls.first() {
-                    peer_urls.insert(m.id, u.clone());
-                }
-            }
-            join = Some(info);
-        }
-        let mut others = peer_urls.clone();
-        others.remove(&id);
-        let transport = Arc::new(replication::HttpTransport::new(
-            replication::Me { id, cluster },
-            &others,
-            client,
-            Arc::clone(&peer_cell),
-        ));
-        forwarder = Some(Arc::clone(&transport));
-        let raft_cfg = RaftConfig {
-            id,
-            cluster_id: cluster,
-            voters: members.iter().map(|m| m.id).collect(),
-            heartbeat: Duration::from_millis(cfg.heartbeat_interval.max(1)),
-            election_ticks: (cfg.election_timeout / cfg.heartbeat_interval.max(1)).max(2) as usize,
-            pre_vote: cfg.pre_vote,
-            snapshot_count: cfg.snapshot_count,
-            transport,
-            strict_reconfig_check: cfg.strict_reconfig_check,
-            attrs: concord_core::api::concordpb::Member {
-                id,
-                name: cfg.name.clone(),
-                peer_urls: cfg.initial_advertise_peer_urls.clone(),
-                client_urls: cfg.advertise_client_urls.clone(),
-                is_learner: false,
-            },
-            join,
-        };
-        tokio::task::spawn_blocking(move || Node::start_replicated(&data_dir, node_cfg, raft_cfg))
-            .await
-            .expect("start-up does not panic")?
-    } else {
-        tokio::task::spawn_blocking(move || Node::start(&data_dir, node_cfg))
-            .await
-            .expect("start-up does not panic")?
-    };
+    let (node, forwarder) = start_node(&settings, &peer_cell).await?;
     let mut fatal = node.fatal();
-    let tokens = Tokens::from_spec(&cfg.auth_token, Duration::from_secs(cfg.auth_token_ttl))?;
-    let svc = Arc::new(EtcdService::with_tokens(
-        node,
-        ServiceConfig {
-            name: cfg.name.clone(),
-            peer_urls: cfg.initial_advertise_peer_urls.clone(),
-            client_urls: cfg.advertise_client_urls.clone(),
-            max_txn_ops: cfg.max_txn_ops,
-            max_request_bytes: cfg.max_request_bytes,
-            quota_backend_bytes: cfg.quota_bytes(),
-            bcrypt_cost: cfg.bcrypt_cost,
-            max_leases: cfg.max_leases,
-        },
+    let Settings {
+        name,
+        data_dir,
+        h2,
+        retention,
+        client_tls,
+        client_cert_auth,
+        cluster,
+        service,
         tokens,
-    ));
+        initial_corrupt_check,
+        corrupt_check,
+        cors,
+        enable_v2,
+        ..
+    } = settings;
+    let svc = Arc::new(EtcdService::with_tokens(node, service, tokens));
 
     let mut servers = tokio::task::JoinSet::new();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    if replicated {
+    if let (Some(cluster), Some(forwarder)) = (&cluster, forwarder) {
         let _ = peer_cell.set(Arc::downgrade(&svc));
-        if let Some(f) = forwarder.clone() {
-            svc.set_forwarder(f);
-        }
+        svc.set_forwarder(forwarder);
         let peer_app = replication::router(Arc::clone(&svc));
-        for url in &cfg.listen_peer_urls {
-            let tls = if url.starts_with("https://") {
-                Some((
-                    peer_tls.clone().ok_or(ConfigError::TlsNeeded(url.clone()))?,
-                    cfg.peer_client_cert_required(),
-                ))
-            } else {
-                None
+        for l in listeners.peer {
+            let tls = match (l.is_tls(), &cluster.peer_server_tls) {
+                (true, Some(t)) => Some((Arc::clone(t), cluster.peer_client_cert_required)),
+                (true, None) => return Err(ConfigError::TlsNeeded(l.url).into()),
+                (false, _) => None,
             };
-            let (listener, addr) = bind(url).await?;
+            let (listener, addr) = l.into_tokio()?;
             tracing::info!(%addr, tls = tls.is_some(), "serving peers");
             servers.spawn(serve(listener, peer_app.clone(), tls, None, None, stop_rx.clone()));
         }
     }
 
     let v2_info = v2::V2Info::new();
-    let app = gateway::router(Arc::clone(&svc), &cfg.cors)
-        .merge(v2::routes(Arc::clone(&svc), cfg.enable_v2, Arc::clone(&v2_info)).with_state(Arc::clone(&svc)))
-        .layer(cors_layer(&cfg.cors))
+    let app = gateway::router(Arc::clone(&svc), &cors)
+        .merge(v2::routes(Arc::clone(&svc), enable_v2, Arc::clone(&v2_info)).with_state(Arc::clone(&svc)))
+        .layer(cors_layer(&cors))
         .merge(
             grpc::routes(Arc::clone(&svc))
                 .into_axum_router()
                 .layer(axum::middleware::from_fn(grpc_metrics::count)),
         )
         .fallback(gateway::not_found);
+    let client_side_tls = |l: &listen::Listener, client_cert_auth: bool| match (l.is_tls(), &client_tls) {
+        (true, Some(t)) => Ok(Some((Arc::clone(t), client_cert_auth))),
+        (true, None) => Err(ServerError::from(ConfigError::TlsNeeded(l.url.clone()))),
+        (false, _) => Ok(None),
+    };
 
-    for url in &cfg.listen_metrics_urls {
-        let tls = if url.starts_with("https://") {
-            Some((client_tls.clone().ok_or(ConfigError::TlsNeeded(url.clone()))?, false))
-        } else {
-            None
-        };
-        let (listener, addr) = bind(url).await?;
+    for l in listeners.metrics {
+        let tls = client_side_tls(&l, false)?;
+        let (listener, addr) = l.into_tokio()?;
         tracing::info!(%addr, tls = tls.is_some(), "serving metrics and probes (/metrics, /health, /livez, /readyz)");
         servers.spawn(serve(
             listener,
@@ -668,15 +441,9 @@ pub async fn run_reporting(
     let max_conns = client_connection_limit();
     tracing::debug!(max_conns, "client connections served at once");
     let conn_limit = Arc::new(tokio::sync::Semaphore::new(max_conns));
-    for (url, listener, addr) in client_listeners {
-        let tls = if url.starts_with("https://") {
-            Some((
-                client_tls.clone().ok_or(ConfigError::TlsNeeded(url.clone()))?,
-                cfg.client_cert_auth,
-            ))
-        } else {
-            None
-        };
+    for l in listeners.client {
+        let tls = client_side_tls(&l, client_cert_auth)?;
+        let (listener, addr) = l.into_tokio()?;
         tracing::info!(%addr, tls = tls.is_some(), "serving clients (gRPC and HTTP)");
         servers.spawn(serve(
             listener,
@@ -688,14 +455,14 @@ pub async fn run_reporting(
         ));
         bound.push(addr);
     }
-    if cfg.experimental_initial_corrupt_check && replicated {
+    let replicated = cluster.is_some();
+    if initial_corrupt_check && replicated {
         if let Err(m) = svc.check_initial_hash().await {
             let _ = stop_tx.send(true);
             stop_after_failed_start(&svc, &mut servers).await;
             return Err(ServerError::Inconsistent(m));
         }
     }
-    let corrupt_check = config::parse_duration(&cfg.experimental_corrupt_check_time)?;
     let checker = (replicated && !corrupt_check.is_zero()).then(|| {
         let svc = Arc::clone(&svc);
         tokio::spawn(async move {
@@ -710,7 +477,7 @@ pub async fn run_reporting(
     ready(bound);
     let compactor = retention.map(|r| tokio::spawn(compactor::run(Arc::clone(&svc), r)));
     let expiry = tokio::spawn(expire_leases(Arc::clone(&svc), Arc::clone(&v2_info)));
-    tracing::info!(name = %cfg.name, data_dir = %cfg.data_dir().display(), "concord is ready");
+    tracing::info!(name = %name, data_dir = %data_dir.display(), "concord is ready");
 
     let failure = tokio::select! {
         () = shutdown => None,
@@ -736,4 +503,90 @@ pub async fn run_reporting(
         Some(reason) => Err(ServerError::Fatal(reason)),
         None => Ok(()),
     }
+}
+
+/// Opens the member's data and starts its write path: the local log for a
+/// single member; for a cluster member raft, after learning its ID and
+/// state from a running member when it joins one. Returns the transport
+/// followers forward through (cluster members only).
+async fn start_node(
+    settings: &Settings,
+    peer_cell: &replication::SvcCell,
+) -> Result<(Node, Option<Arc<replication::HttpTransport>>), ServerError> {
+    let data_dir = settings.data_dir.clone();
+    let node_cfg = settings.node.clone();
+    let Some(cluster) = &settings.cluster else {
+        let node = tokio::task::spawn_blocking(move || Node::start(&data_dir, node_cfg))
+            .await
+            .expect("start-up does not panic")?;
+        return Ok((node, None));
+    };
+    let mut peer_urls: HashMap<u64, String> = cluster.members.iter().map(|m| (m.id, m.peer_urls[0].clone())).collect();
+    let client = replication::PeerClient::new(cluster.peer_client_tls.clone());
+    let (mut id, mut cluster_id) = (cluster.me.id, cluster.cluster_id);
+    let (mut join, mut join_snapshot) = (None, None);
+    if cluster.join_existing {
+        // Added with MemberAdd: learn our ID and the state from a member.
+        let mine = &cluster.advertise_peer_urls;
+        let others: Vec<String> = cluster
+            .members
+            .iter()
+            .flat_map(|m| m.peer_urls.iter().cloned())
+            .filter(|u| !mine.contains(u))
+            .collect();
+        let (bytes, path) = replication::fetch_join(
+            &client,
+            &others,
+            mine,
+            &settings.data_dir.join("join"),
+            settings.service.quota_backend_bytes,
+        )
+        .await
+        .map_err(|e| ConfigError::InitialCluster(format!("cannot join the running cluster: {e}")))?;
+        let info = concord_core::api::concordpb::JoinInfo::decode(bytes.as_slice())
+            .map_err(|e| ConfigError::InitialCluster(format!("join answer: {e}")))?;
+        join_snapshot = Some(path);
+        (id, cluster_id) = (info.member_id, info.cluster_id);
+        peer_urls.clear();
+        for m in info.snapshot.iter().flat_map(|s| s.members.iter()) {
+            if let Some(u) = m.peer_urls.first() {
+                peer_urls.insert(m.id, u.clone());
+            }
+        }
+        join = Some(info);
+    }
+    peer_urls.remove(&id);
+    let transport = Arc::new(replication::HttpTransport::new(
+        replication::Me {
+            id,
+            cluster: cluster_id,
+        },
+        &peer_urls,
+        client,
+        Arc::clone(peer_cell),
+    ));
+    let raft_cfg = RaftConfig {
+        id,
+        cluster_id,
+        voters: cluster.members.iter().map(|m| m.id).collect(),
+        heartbeat: cluster.heartbeat,
+        election_ticks: cluster.election_ticks,
+        pre_vote: cluster.pre_vote,
+        snapshot_count: cluster.snapshot_count,
+        transport: Arc::clone(&transport) as _,
+        strict_reconfig_check: cluster.strict_reconfig_check,
+        attrs: concord_core::api::concordpb::Member {
+            id,
+            name: settings.name.clone(),
+            peer_urls: cluster.advertise_peer_urls.clone(),
+            client_urls: settings.service.client_urls.clone(),
+            is_learner: false,
+        },
+        join,
+        join_snapshot,
+    };
+    let node = tokio::task::spawn_blocking(move || Node::start_replicated(&data_dir, node_cfg, raft_cfg))
+        .await
+        .expect("start-up does not panic")?;
+    Ok((node, Some(transport)))
 }

@@ -4,15 +4,34 @@
 //! ([`log::Log`]); a member of a cluster agrees on the log with the others
 //! through raft-rs (`replica`). Either way [`Node::propose`] is the entry point.
 
+//!
+//! Modules, each depending only on those listed before it:
+//! - [`log`]: the single member's segmented, checksummed log;
+//! - `error`: [`NodeError`];
+//! - `shared`: [`State`], what readers share with the write path, and
+//!   applying one entry;
+//! - `checkpoint`: when the state machine is made durable;
+//! - `single`: the single member's group-commit loop;
+//! - `memlog` and `wal`: raft's log in memory and its durable records;
+//! - `snapshots`: raft snapshots streamed beside their messages;
+//! - `replica`: the raft-rs loop of a cluster member;
+//! - `node`: [`Node`], the front both write paths sit behind.
+
+mod checkpoint;
+mod error;
 pub mod log;
+mod memlog;
 mod node;
 mod replica;
-mod state_machine;
+mod shared;
+mod single;
+mod snapshots;
 mod wal;
 
-pub use node::{Node, NodeConfig, NodeError, State};
-pub use replica::{MemberChange, RaftConfig, Transport};
-pub use state_machine::{txn_has_puts, ApplyError, AuthPersist, LeaseStore, StateMachine, WriteResponse};
+pub use error::NodeError;
+pub use node::{Node, NodeConfig};
+pub use replica::{JoinAnswer, MemberChange, RaftConfig, Transport};
+pub use shared::{State, MAX_INBOX};
 
 /// A crash test's hook: aborts the process at `point` when the environment
 /// variable `CONCORD_CRASH_AT` names it (as etcd's failpoints do for its

@@ -23,16 +23,21 @@ use std::time::{Duration, Instant};
 use parking_lot::RwLock;
 use prost::Message as _;
 use protobuf::Message as _;
-use raft::prelude::{ConfState, Entry, EntryType, HardState, Message as RaftMessage, Snapshot, SnapshotMetadata};
+use raft::prelude::{Entry, EntryType, Message as RaftMessage, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, RawNode, SnapshotStatus, StateRole, Storage as RaftStorage};
 use tokio::sync::oneshot;
 
-use super::node::{apply_one, Checkpointer, NodeError, Reply, State};
-use super::wal::{pb_err, RaftWal};
-use super::WriteResponse;
+use super::checkpoint::Checkpointer;
+use super::error::pb_err;
+use super::memlog::LogCore;
+use super::shared::{apply_one, Reply};
+use super::snapshots::{Snapshots, STREAMED};
+use super::wal::RaftWal;
+use super::{NodeError, State};
 use crate::api::concordpb::log_request::Request as LogOp;
 use crate::api::concordpb::{LogRequest, Member, Snapshot as SnapshotData};
 use crate::api::error::EtcdError;
+use crate::state_machine::WriteResponse;
 use crate::storage::StorageError;
 
 /// Proposals and reads not answered in this time are dropped (their
@@ -172,6 +177,9 @@ pub struct RaftConfig {
     pub attrs: Member,
     /// Joining a running cluster: the state to start from.
     pub join: Option<crate::api::concordpb::JoinInfo>,
+    /// Joining: the snapshot file received with `join` (its changes and
+    /// leases; `join.snapshot` then holds only the rest).
+    pub join_snapshot: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for RaftConfig {
@@ -193,117 +201,29 @@ pub(crate) enum RaftMsg {
     Unreachable(u64),
     SnapshotDone(u64, bool),
     ChangeMembers(MemberChange, Reply),
-    JoinInfo(Vec<String>, oneshot::Sender<Result<Vec<u8>, EtcdError>>),
+    JoinInfo(Vec<String>, oneshot::Sender<Result<JoinAnswer, EtcdError>>),
     TransferLeader(u64, oneshot::Sender<bool>),
     /// A peer refused this member's messages: it was removed.
     Removed,
     Stop(oneshot::Sender<()>),
 }
 
-/// Raft's log in memory: entries after the last compaction point.
-#[derive(Default)]
-pub(crate) struct LogCore {
-    pub(super) hs: HardState,
-    pub(super) cs: ConfState,
-    /// The last compacted (or restored) point; its conf state is unused.
-    pub(super) snap: SnapshotMetadata,
-    pub(super) entries: Vec<Entry>,
-}
-
-impl LogCore {
-    pub(super) fn first(&self) -> u64 {
-        self.snap.index + 1
-    }
-
-    pub(super) fn last(&self) -> u64 {
-        self.snap.index + self.entries.len() as u64
-    }
-
-    pub(super) fn term(&self, idx: u64) -> raft::Result<u64> {
-        if idx == self.snap.index {
-            return Ok(self.snap.term);
-        }
-        if idx < self.first() {
-            return Err(raft::Error::Store(raft::StorageError::Compacted));
-        }
-        if idx > self.last() {
-            return Err(raft::Error::Store(raft::StorageError::Unavailable));
-        }
-        Ok(self.entries[(idx - self.first()) as usize].term)
-    }
-
-    /// Appends, replacing any entries at or after the first new index.
-    pub(super) fn append(&mut self, ents: &[Entry]) {
-        let Some(first_new) = ents.first().map(|e| e.index) else {
-            return;
-        };
-        let keep = first_new.saturating_sub(self.first()) as usize;
-        self.entries.truncate(keep);
-        self.entries.extend_from_slice(ents);
-    }
-
-    /// Drops entries up to `idx`, which becomes the snapshot point.
-    pub(super) fn compact(&mut self, idx: u64) -> raft::Result<()> {
-        if idx <= self.snap.index || idx > self.last() {
-            return Ok(());
-        }
-        let term = self.term(idx)?;
-        let n = (idx - self.snap.index) as usize;
-        self.entries.drain(..n);
-        self.snap.index = idx;
-        self.snap.term = term;
-        Ok(())
-    }
-
-    pub(super) fn snapshot_meta(&self) -> SnapshotMetadata {
-        let mut m = self.snap.clone();
-        m.set_conf_state(self.cs.clone());
-        m
-    }
-
-    /// Makes the log start after `meta`'s point, taking its configuration:
-    /// entries up to it are dropped, and with `restored` every entry is
-    /// (the state machine came from a leader's snapshot).
-    pub(super) fn start_at(&mut self, mut meta: SnapshotMetadata, restored: bool) {
-        self.cs = meta.take_conf_state();
-        if restored || meta.index > self.last() {
-            self.entries.clear();
-        } else if meta.index > self.snap.index {
-            let n = (meta.index - self.snap.index) as usize;
-            self.entries.drain(..n);
-        } else {
-            return;
-        }
-        self.snap = meta;
-    }
-
-    /// Adds one entry read back from disk: it replaces any entry at or
-    /// after its index. Entries at or below the start are dropped; one
-    /// beyond the end (the disk log begins mid-way, after compaction)
-    /// starts the log there, its start point to be confirmed by a later
-    /// compaction record.
-    pub(super) fn replay_entry(&mut self, e: Entry) {
-        if e.index <= self.snap.index {
-            return;
-        }
-        if e.index > self.last() + 1 {
-            self.entries.clear();
-            self.snap = SnapshotMetadata {
-                index: e.index - 1,
-                term: 0,
-                ..Default::default()
-            };
-        }
-        self.append(std::slice::from_ref(&e));
-    }
+/// What a member joining a running cluster gets: an encoded `JoinInfo`
+/// (its ID, the cluster's, the configuration and the snapshot's head) and
+/// the state to stream after it, as a snapshot file.
+pub struct JoinAnswer {
+    /// The encoded `concordpb.JoinInfo`.
+    pub info: Vec<u8>,
+    /// The whole state at the answer's index.
+    pub snapshot: crate::storage::SnapshotSource,
 }
 
 /// raft-rs's view of the member's storage.
 pub(crate) struct Store {
     core: Arc<RwLock<LogCore>>,
     state: Arc<State>,
-    /// The snapshot for lagging members, built off the raft thread.
-    job: Arc<parking_lot::Mutex<SnapshotJob>>,
+    /// The snapshot offered to lagging members.
+    snapshots: Arc<Snapshots>,
 }
 
 impl RaftStorage for Store {
@@ -345,71 +265,35 @@ impl RaftStorage for Store {
         Ok(self.core.read().last())
     }
 
-    /// The whole state machine as applied now. It is built on a thread of
-    /// its own (reading a large store takes longer than an election
-    /// timeout, and the raft loop must keep heartbeating): until it is
-    /// ready raft is told "temporarily unavailable" and asks again.
+    /// The whole state machine as applied now: its metadata, with the
+    /// state pinned (a read transaction) and streamed when the message is
+    /// sent, so making it takes no time on the raft thread and no memory.
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        let mut job = self.job.lock();
-        match &*job {
-            SnapshotJob::Ready(s) if s.get_metadata().index >= request_index => return Ok(s.clone()),
-            SnapshotJob::Building => return Err(unavailable()),
-            _ => {}
+        if let Some(snap) = self.snapshots.offered(request_index) {
+            return Ok(snap);
         }
         let (dump, meta) = self.begin(request_index)?;
-        *job = SnapshotJob::Building;
-        let slot = Arc::clone(&self.job);
-        let spawned = std::thread::Builder::new()
-            .name("concord-snapshot".into())
-            .spawn(move || {
-                let built = dump.finish();
-                *slot.lock() = match built {
-                    Ok(data) => SnapshotJob::Ready(made(meta, &data)),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "snapshot for a lagging member not made");
-                        SnapshotJob::Idle
-                    }
-                };
-            });
-        if let Err(e) = spawned {
-            *job = SnapshotJob::Idle;
-            return Err(raft::Error::Store(raft::StorageError::Other(Box::new(e))));
-        }
-        Err(unavailable())
+        let index = meta.index;
+        let mut snap = Snapshot::default();
+        snap.set_metadata(meta);
+        snap.data = STREAMED.to_vec().into();
+        self.snapshots.offer(snap.clone(), dump.into_source());
+        tracing::info!(
+            index,
+            "snapshot offered to a lagging member (its state is streamed as it is sent)"
+        );
+        Ok(snap)
     }
-}
-
-/// A snapshot for lagging members: none, being built, or built.
-#[derive(Default)]
-enum SnapshotJob {
-    #[default]
-    Idle,
-    Building,
-    Ready(Snapshot),
 }
 
 fn unavailable() -> raft::Error {
     raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable)
 }
 
-/// A snapshot of `data` at `meta`.
-fn made(meta: SnapshotMetadata, data: &SnapshotData) -> Snapshot {
-    let index = meta.index;
-    let mut snap = Snapshot::default();
-    snap.set_metadata(meta);
-    snap.data = data.encode_to_vec().into();
-    tracing::info!(index, bytes = snap.data.len(), "snapshot made for a lagging member");
-    snap
-}
-
 impl Store {
     /// A store over `core` and `state`, with no snapshot made yet.
-    fn new(core: Arc<RwLock<LogCore>>, state: Arc<State>) -> Store {
-        Store {
-            core,
-            state,
-            job: Arc::default(),
-        }
+    fn new(core: Arc<RwLock<LogCore>>, state: Arc<State>, snapshots: Arc<Snapshots>) -> Store {
+        Store { core, state, snapshots }
     }
 
     /// Starts a snapshot at the applied index (at least `request_index`):
@@ -466,13 +350,21 @@ pub(crate) struct RaftLoop {
     publish_sent: Option<Instant>,
     /// A peer said this member was removed from the cluster.
     told_removed: bool,
+    /// Snapshots offered to lagging members, and received ones.
+    snapshots: Arc<Snapshots>,
 }
 
 impl RaftLoop {
-    pub(crate) fn new(core: LogCore, wal: RaftWal, state: Arc<State>, cfg: RaftConfig) -> Result<RaftLoop, NodeError> {
+    pub(crate) fn new(
+        core: LogCore,
+        wal: RaftWal,
+        state: Arc<State>,
+        cfg: RaftConfig,
+        snapshots: Arc<Snapshots>,
+    ) -> Result<RaftLoop, NodeError> {
         let applied = state.applied_index();
         let core = Arc::new(RwLock::new(core));
-        let store = Store::new(Arc::clone(&core), Arc::clone(&state));
+        let store = Store::new(Arc::clone(&core), Arc::clone(&state), Arc::clone(&snapshots));
         let rcfg = raft::Config {
             id: cfg.id,
             election_tick: cfg.election_ticks.max(2),
@@ -505,6 +397,7 @@ impl RaftLoop {
             published,
             publish_sent: None,
             told_removed: false,
+            snapshots,
         })
     }
 
@@ -561,6 +454,19 @@ impl RaftLoop {
                         tracing::warn!(from = format_args!("{:x}", msg.from), kind = ?msg.get_msg_type(), why, "raft message dropped");
                         return;
                     }
+                    if msg.get_msg_type() == raft::prelude::MessageType::MsgSnapshot
+                        && msg.get_snapshot().data.as_ref() == STREAMED
+                        && !self
+                            .snapshots
+                            .received(msg.get_snapshot().get_metadata().index)
+                            .exists()
+                    {
+                        tracing::warn!(
+                            from = format_args!("{:x}", msg.from),
+                            "streamed snapshot dropped: its state was not received"
+                        );
+                        return;
+                    }
                     if msg.get_msg_type() == raft::prelude::MessageType::MsgAppend {
                         crate::metrics::APPENDS_RECEIVED.inc();
                     }
@@ -571,14 +477,17 @@ impl RaftLoop {
             }
             RaftMsg::ReadIndex(tx) => self.reads_waiting.push(tx),
             RaftMsg::Unreachable(to) => self.raw.report_unreachable(to),
-            RaftMsg::SnapshotDone(to, ok) => self.raw.report_snapshot(
-                to,
-                if ok {
-                    SnapshotStatus::Finish
-                } else {
-                    SnapshotStatus::Failure
-                },
-            ),
+            RaftMsg::SnapshotDone(to, ok) => {
+                self.snapshots.release();
+                self.raw.report_snapshot(
+                    to,
+                    if ok {
+                        SnapshotStatus::Finish
+                    } else {
+                        SnapshotStatus::Failure
+                    },
+                );
+            }
             RaftMsg::ChangeMembers(change, reply) => self.change_members(change, reply),
             RaftMsg::JoinInfo(peer_urls, reply) => self.join_info(&peer_urls, reply),
             RaftMsg::TransferLeader(to, ok) => {
@@ -708,46 +617,35 @@ impl RaftLoop {
     /// and the state machine at the applied index. The data is read on a
     /// thread of its own (a large store takes long), which answers `reply`;
     /// the raft loop goes on meanwhile.
-    fn join_info(&self, peer_urls: &[String], reply: oneshot::Sender<Result<Vec<u8>, EtcdError>>) {
-        let started = self.joining_member(peer_urls).and_then(|member_id| {
-            let store = Store::new(Arc::clone(&self.core), Arc::clone(&self.state));
+    fn join_info(&self, peer_urls: &[String], reply: oneshot::Sender<Result<JoinAnswer, EtcdError>>) {
+        let answer = self.joining_member(peer_urls).and_then(|member_id| {
+            let store = Store::new(
+                Arc::clone(&self.core),
+                Arc::clone(&self.state),
+                Arc::clone(&self.snapshots),
+            );
             let (dump, meta) = store
                 .begin(0)
                 .map_err(|e| EtcdError::Internal(format!("snapshot: {e}")))?;
-            Ok((member_id, dump, meta))
-        });
-        let (member_id, dump, meta) = match started {
-            Ok(x) => x,
-            Err(e) => {
-                let _ = reply.send(Err(e));
-                return;
-            }
-        };
-        let cluster_id = self.state.cluster_id;
-        let spawned = std::thread::Builder::new().name("concord-join".into()).spawn(move || {
-            let info = || -> Result<Vec<u8>, EtcdError> {
-                let data = dump
-                    .finish()
-                    .map_err(|e| EtcdError::Internal(format!("snapshot: {e}")))?;
-                let info = crate::api::concordpb::JoinInfo {
-                    member_id,
-                    cluster_id,
-                    index: meta.index,
-                    term: meta.term,
-                    conf_state: meta
-                        .get_conf_state()
-                        .write_to_bytes()
-                        .map_err(|e| EtcdError::Internal(e.to_string()))?,
-                    snapshot: Some(data),
-                };
-                Ok(info.encode_to_vec())
+            // The head (members, auth, v2) goes in the answer; the changes
+            // and leases are streamed after it.
+            let info = crate::api::concordpb::JoinInfo {
+                member_id,
+                cluster_id: self.state.cluster_id,
+                index: meta.index,
+                term: meta.term,
+                conf_state: meta
+                    .get_conf_state()
+                    .write_to_bytes()
+                    .map_err(|e| EtcdError::Internal(e.to_string()))?,
+                snapshot: Some(dump.head().clone()),
             };
-            let _ = reply.send(info());
+            Ok(JoinAnswer {
+                info: info.encode_to_vec(),
+                snapshot: dump.into_source(),
+            })
         });
-        if let Err(e) = spawned {
-            // The reply went with the closure: the caller sees the member stop answering.
-            tracing::warn!(error = %e, "join snapshot thread not started");
-        }
+        let _ = reply.send(answer);
     }
 
     /// The ID of the member added with `peer_urls` that has not started yet.
@@ -1016,7 +914,7 @@ impl RaftLoop {
             }
             let members: Vec<Member> = sm.members.values().cloned().collect();
             self.state.storage.write(|view| {
-                use super::AuthPersist;
+                use crate::state_machine::AuthPersist;
                 view.put_members(&members)
                     .map_err(|e| StorageError::Io(std::io::Error::other(e.to_string())))?;
                 if removed {
@@ -1050,17 +948,33 @@ impl RaftLoop {
     fn apply_snapshot(&mut self, snap: Snapshot) -> Result<(), NodeError> {
         let meta = snap.get_metadata().clone();
         let index = meta.index;
-        let data = SnapshotData::decode(snap.data.as_ref()).map_err(|e| NodeError::Apply(format!("snapshot: {e}")))?;
-        tracing::info!(index, "applying a snapshot from the leader");
+        let streamed = (snap.data.as_ref() == STREAMED).then(|| self.snapshots.received(index));
+        let data = match &streamed {
+            Some(_) => SnapshotData::default(),
+            None => SnapshotData::decode(snap.data.as_ref()).map_err(|e| NodeError::Apply(format!("snapshot: {e}")))?,
+        };
+        tracing::info!(
+            index,
+            streamed = streamed.is_some(),
+            "applying a snapshot from the leader"
+        );
         let mut sm = self.state.sm.write();
         let old_rev = sm.mvcc.current_revision();
         let recorded =
             protobuf::Message::write_to_bytes(&meta).map_err(|e| NodeError::Apply(format!("snapshot: {e}")))?;
         self.state.storage.write(|view| {
-            view.restore(&data, index)?;
+            match &streamed {
+                Some(path) => {
+                    view.restore_file(path, index)?;
+                }
+                None => view.restore(&data, index)?,
+            }
             view.put_raft_snapshot(&recorded)
         })?;
         self.state.storage.checkpoint()?;
+        if let Some(path) = &streamed {
+            let _ = std::fs::remove_file(path);
+        }
         super::crash_point("snapshot-installed");
         *sm = self.state.storage.load().map_err(st_err)?;
         sm.take_events();

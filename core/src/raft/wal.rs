@@ -24,8 +24,9 @@ use std::path::Path;
 use protobuf::Message as _;
 use raft::prelude::{ConfState, Entry, HardState, SnapshotMetadata};
 
+use super::error::pb_err;
 use super::log::{Log, LogError};
-use super::replica::LogCore;
+use super::memlog::LogCore;
 use super::NodeError;
 
 const ENTRY: u8 = 1;
@@ -55,11 +56,7 @@ pub(crate) struct RaftWal {
     lazy_hs: Option<HardState>,
 }
 
-/// A raft record that protobuf could not encode or decode.
-pub(super) fn pb_err(e: protobuf::ProtobufError) -> NodeError {
-    NodeError::Apply(format!("raft record: {e}"))
-}
-
+/// A record that cannot be what it claims: the log is damaged.
 fn corrupt(what: String) -> NodeError {
     NodeError::Log(LogError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, what)))
 }

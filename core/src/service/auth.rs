@@ -20,7 +20,8 @@ use crate::api::etcdserverpb::request_op::Request as Op;
 use crate::api::etcdserverpb::*;
 use crate::auth::token::Tokens;
 use crate::auth::Access;
-use crate::raft::{State, WriteResponse};
+use crate::raft::State;
+use crate::state_machine::WriteResponse;
 
 /// Who sent a request, as the front end saw it.
 #[derive(Clone, Debug, Default)]

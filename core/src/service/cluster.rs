@@ -11,7 +11,8 @@ use crate::api::etcdserverpb::{
     MemberAddRequest, MemberAddResponse, MemberPromoteRequest, MemberPromoteResponse, MemberRemoveRequest,
     MemberRemoveResponse, MemberUpdateRequest, MemberUpdateResponse, MoveLeaderRequest, MoveLeaderResponse,
 };
-use crate::raft::{MemberChange, WriteResponse};
+use crate::raft::MemberChange;
+use crate::state_machine::WriteResponse;
 
 fn new_member_id() -> u64 {
     let mut b = [0u8; 8];

@@ -12,7 +12,7 @@ use crate::api::etcdserverpb::{
 };
 use crate::auth::Access;
 use crate::mvcc::validate;
-use crate::raft::{txn_has_puts, WriteResponse};
+use crate::state_machine::{txn_has_puts, WriteResponse};
 
 /// Values a range reads on the runtime worker it arrived on; a larger one
 /// reads on a blocking thread.

@@ -17,7 +17,7 @@ use crate::api::etcdserverpb::{
 };
 use crate::auth::Access;
 use crate::lease::{MAX_LEASE_TTL, MIN_LEASE_TTL};
-use crate::raft::WriteResponse;
+use crate::state_machine::WriteResponse;
 
 fn ttl_duration(ttl: i64) -> Duration {
     Duration::from_secs(ttl.max(0) as u64)

@@ -12,7 +12,7 @@ use crate::api::etcdserverpb::{
     AlarmMember, AlarmRequest, AlarmResponse, AlarmType, DefragmentResponse, HashKvRequest, HashKvResponse,
     HashResponse, SnapshotResponse,
 };
-use crate::raft::WriteResponse;
+use crate::state_machine::WriteResponse;
 
 /// Snapshot chunks in flight between the reader thread and the client.
 const SNAPSHOT_QUEUE: usize = 8;

@@ -25,7 +25,8 @@ use crate::api::concordpb::LogRequest;
 use crate::api::error::EtcdError;
 use crate::api::etcdserverpb::{Member, MemberListResponse, ResponseHeader, StatusResponse};
 use crate::auth::token::Tokens;
-use crate::raft::{Node, State, WriteResponse};
+use crate::raft::{Node, State};
+use crate::state_machine::WriteResponse;
 
 pub use auth::{AuthLimit, Caller, ADDR_LIMIT, USER_LIMIT};
 pub use maintenance::Mismatch;

@@ -9,7 +9,7 @@ use crate::api::concordpb::log_request::Request as LogOp;
 use crate::api::concordpb::v2_request::Method;
 use crate::api::concordpb::V2Request;
 use crate::api::error::EtcdError;
-use crate::raft::WriteResponse;
+use crate::state_machine::WriteResponse;
 use crate::v2::{Event, Outcome, V2Error, Watch, WatchSpec};
 
 use super::{Caller, EtcdService};

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::{Storage, StorageError, AUTH, KV, LEASE};
 use crate::api::concordpb::{KvRecord, LeaseRecord, Snapshot as SnapshotData};
 use crate::mvcc::Revision;
-use crate::raft::StateMachine;
+use crate::state_machine::StateMachine;
 
 /// The `format` of Concord's snapshot files.
 pub const SNAPSHOT_FORMAT: &str = "concord-snapshot/1";
@@ -77,6 +77,25 @@ impl ChunkedWriter<'_> {
             self.open = (self.sink)(std::mem::take(&mut self.buf));
         }
         self.buf.clear();
+    }
+}
+
+impl super::Dump {
+    /// The dump as a snapshot file's bytes, streamed (see
+    /// [`SnapshotSource::write`]) rather than read into memory.
+    pub fn into_source(self) -> SnapshotSource {
+        let super::Dump { txn, mut head } = self;
+        head.format = SNAPSHOT_FORMAT.into();
+        SnapshotSource {
+            txn,
+            head: head.encode_to_vec(),
+        }
+    }
+
+    /// What the dump holds besides changes and leases (small: auth,
+    /// members, alarms, the v2 tree).
+    pub fn head(&self) -> &SnapshotData {
+        &self.head
     }
 }
 
@@ -217,12 +236,7 @@ impl Storage {
     /// state machine's lock held (the copy then holds exactly what `sm`
     /// describes); the copy itself needs no lock.
     pub fn snapshot_source(&self, sm: &StateMachine) -> Result<SnapshotSource, StorageError> {
-        let super::Dump { txn, mut head } = self.dump_start(sm)?;
-        head.format = SNAPSHOT_FORMAT.into();
-        Ok(SnapshotSource {
-            txn,
-            head: head.encode_to_vec(),
-        })
+        Ok(self.dump_start(sm)?.into_source())
     }
 
     /// Rewrites the database file without its free pages, so it shrinks

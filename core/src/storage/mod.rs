@@ -13,8 +13,10 @@
 //! which the log before it can be dropped.
 
 mod maintenance;
+mod transfer;
 
 pub use maintenance::{read_snapshot_file, HashView, SnapshotFileError, SnapshotSource, SNAPSHOT_FORMAT};
+pub use transfer::{SnapshotSpool, SpoolError};
 
 use std::path::{Path, PathBuf};
 
@@ -27,7 +29,7 @@ use crate::api::etcdserverpb::AlarmMember;
 use crate::api::mvccpb::KeyValue;
 use crate::auth::AuthStore;
 use crate::mvcc::{BackendError, KvRead, KvWrite, Leases, Mvcc, Record, Revision, ScanBudget};
-use crate::raft::{AuthPersist, LeaseStore, StateMachine};
+use crate::state_machine::{AuthPersist, LeaseStore, StateMachine};
 use crate::v2::{V2Persist, V2Store};
 
 const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
@@ -362,17 +364,39 @@ impl WriteView<'_> {
     /// Replaces the whole state machine's stored data with `snap`, applied
     /// up to `applied_index` (a member catching up from a snapshot).
     pub fn restore(&mut self, snap: &SnapshotData, applied_index: u64) -> Result<(), StorageError> {
-        self.table.retain(|_, _| false)?;
+        self.clear_for_restore()?;
         for r in &snap.kvs {
-            self.table.insert(r.revision.as_slice(), r.record.as_slice())?;
+            self.restore_kv(r)?;
         }
-        {
-            let mut leases = self.txn.open_table(LEASE)?;
-            leases.retain(|_, _| false)?;
-            for l in &snap.leases {
-                leases.insert(l.id, l.ttl)?;
-            }
+        for l in &snap.leases {
+            self.restore_lease(l)?;
         }
+        self.restore_head(snap, applied_index)
+    }
+
+    /// Drops the stored changes and leases, to restore a snapshot's.
+    pub(crate) fn clear_for_restore(&mut self) -> Result<(), StorageError> {
+        self.table.retain(|_, _| false)?;
+        self.txn.open_table(LEASE)?.retain(|_, _| false)?;
+        Ok(())
+    }
+
+    /// Stores one change of a snapshot being restored.
+    pub(crate) fn restore_kv(&mut self, r: &KvRecord) -> Result<(), StorageError> {
+        self.table.insert(r.revision.as_slice(), r.record.as_slice())?;
+        Ok(())
+    }
+
+    /// Stores one lease of a snapshot being restored.
+    pub(crate) fn restore_lease(&mut self, l: &LeaseRecord) -> Result<(), StorageError> {
+        self.txn.open_table(LEASE)?.insert(l.id, l.ttl)?;
+        Ok(())
+    }
+
+    /// Stores what a snapshot holds besides changes and leases (auth,
+    /// members, alarms, the v2 tree, revisions), applied up to
+    /// `applied_index`.
+    pub(crate) fn restore_head(&mut self, snap: &SnapshotData, applied_index: u64) -> Result<(), StorageError> {
         self.put_auth(&snap.auth.clone().unwrap_or_default())
             .map_err(|e| StorageError::Io(std::io::Error::other(e.to_string())))?;
         self.put_members(&snap.members)

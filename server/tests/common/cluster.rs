@@ -202,6 +202,17 @@ impl Member {
         self.child.is_some()
     }
 
+    /// The running process's peak resident memory so far, in KiB (Linux's
+    /// `VmHWM`).
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// Whether `GET /health` says healthy (a leader is known).
     pub fn healthy(&self) -> bool {
         matches!(http(&self.endpoint, "GET", "/health", ""), Ok((200, _)))

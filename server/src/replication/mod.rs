@@ -5,8 +5,11 @@
 //! waits on the network. Messages go on a long-lived stream per peer
 //! (`POST /raft/stream`, a body that never ends; messages queued together
 //! go in one chunk, as length-prefixed frames); snapshots go as requests
-//! of their own (`POST /raft/message`). A failed send is reported to raft,
-//! which then probes the peer gently until it answers.
+//! of their own, their state streamed beside them (`POST /raft/snapshot`,
+//! see `snapshots`). A failed send is reported to raft, which then probes
+//! the peer gently until it answers.
+
+mod snapshots;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -35,21 +38,20 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 
+pub use snapshots::fetch_join;
+
 /// Most messages in one chunk of a message stream.
 const BATCH: usize = 256;
 /// Chunks waiting to be written to a peer's connection.
 const STREAM_QUEUE: usize = 64;
 /// A peer that takes nothing for this long is unreachable.
 const SEND_TIMEOUT: Duration = Duration::from_secs(2);
-/// Time to send one snapshot.
-const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest message a stream frame may carry (raft's appends are
 /// limited to 1 MiB of entries; snapshots come as requests).
 const MAX_FRAME: usize = 64 * 1024 * 1024;
-/// The largest request body on the peer port, and so the largest whole
-/// message (`POST /raft/message`, which carries snapshots): a snapshot
-/// over [`MAX_FRAME`] must still reach a member that needs it.
-const MAX_MESSAGE_BODY: usize = 512 * 1024 * 1024;
+/// The largest request body read whole on the peer port, and the largest
+/// `JoinInfo` (whole states are streamed, never read whole).
+const MAX_MESSAGE_BODY: usize = 64 * 1024 * 1024;
 
 type Svc = Arc<EtcdService>;
 /// The member's service as the transport reaches it: filled in once the
@@ -562,7 +564,6 @@ async fn send_loop(
     svc: SvcCell,
 ) {
     let to = peer.to;
-    let snapshots = PeerConn::new(&peer.base, peer.client.clone(), peer.me.clone());
     let mut stream: Option<MessageStream> = None;
     while let Some(first) = rx.recv().await {
         Queue::taken(&queued, first.0.len());
@@ -609,17 +610,24 @@ async fn send_loop(
         let member = svc.get().and_then(Weak::upgrade);
         let node = member.as_ref().map(|svc| svc.node());
         for snap in snaps {
-            let mut body = Vec::with_capacity(snap.len() + 4);
-            put_frame(&mut body, &snap);
-            let len = body.len();
-            let sent = matches!(snapshots.post("/raft/message", body, SNAPSHOT_TIMEOUT).await, Ok((s, _)) if (200..300).contains(&s));
-            if sent {
-                crate::metrics::peer_sent(to, len);
-            }
-            if let Some(node) = &node {
-                node.report_snapshot(to, sent);
-            }
-            ok &= sent;
+            let Some(source) = node.and_then(|n| n.snapshot_to_send(&snap)) else {
+                // No longer on offer (a newer one replaced it): raft asks
+                // for the newer one once told.
+                if let Some(node) = &node {
+                    node.report_snapshot(to, false);
+                }
+                continue;
+            };
+            // The state streams beside the message, on a task of its own,
+            // so this peer's heartbeats and other messages keep flowing
+            // while it goes (it may take minutes).
+            let (peer, svc) = (peer.clone(), Arc::clone(&svc));
+            tokio::spawn(async move {
+                let sent = snapshots::send(&peer, &snap, source).await;
+                if let Some(member) = svc.get().and_then(Weak::upgrade) {
+                    member.node().report_snapshot(peer.to, sent);
+                }
+            });
         }
         if !ok {
             peer.health.failed(to, "message send");
@@ -768,14 +776,13 @@ async fn probing(State(svc): State<Svc>, headers: HeaderMap) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// `POST /raft/message`: whole messages (snapshots).
+/// `POST /raft/message`: whole messages, one request each.
 async fn raft_message(State(svc): State<Svc>, headers: HeaderMap, body: Bytes) -> Response {
     let from = sender(&svc, &headers);
     if from == Sender::Removed {
         return removed();
     }
     crate::metrics::peer_received(from.label(), body.len());
-    // A whole message (a snapshot) may be as large as the request body.
     match step_frames(&svc, &body, MAX_MESSAGE_BODY) {
         Some(n) if n == body.len() => StatusCode::NO_CONTENT.into_response(),
         _ => StatusCode::BAD_REQUEST.into_response(),
@@ -830,18 +837,6 @@ async fn time_to_live(State(svc): State<Svc>, body: Bytes) -> Response {
     leader_only(&svc, &body, |req: &LeaseTimeToLiveRequest| svc.time_to_live(req))
 }
 
-/// `POST /raft/join` with a JSON list of peer URLs: the joining member's
-/// ID, the cluster's, and a snapshot to start from (`concordpb.JoinInfo`).
-async fn join(State(svc): State<Svc>, body: Bytes) -> Response {
-    let Ok(peer_urls) = serde_json::from_slice::<Vec<String>>(&body) else {
-        return StatusCode::BAD_REQUEST.into_response();
-    };
-    match svc.node().join_info(peer_urls).await {
-        Ok(info) => (StatusCode::OK, info).into_response(),
-        Err(e) => (StatusCode::NOT_FOUND, e.to_string()).into_response(),
-    }
-}
-
 /// `POST /members/hashkv` (etcd's peer path): this member's HashKV at a
 /// revision, for a peer's corruption check.
 async fn peer_hash_kv(State(svc): State<Svc>, body: Bytes) -> Response {
@@ -852,25 +847,6 @@ async fn peer_hash_kv(State(svc): State<Svc>, body: Bytes) -> Response {
         Ok(r) => axum::Json(r).into_response(),
         Err(e) => crate::gateway::error_response(&e),
     }
-}
-
-/// Asks the members at `peers` (peer URLs) for what a member with
-/// `my_peer_urls` needs to join; the first that answers wins.
-pub async fn fetch_join(client: &PeerClient, peers: &[String], my_peer_urls: &[String]) -> Result<Vec<u8>, String> {
-    let body = serde_json::to_vec(my_peer_urls).map_err(|e| e.to_string())?;
-    let mut last = String::from("no member to ask");
-    for _ in 0..20 {
-        for p in peers {
-            let conn = PeerConn::new(p, client.clone(), MeCell::default());
-            match conn.post("/raft/join", body.clone(), Duration::from_secs(30)).await {
-                Ok((200, b)) => return Ok(b.to_vec()),
-                Ok((s, b)) => last = format!("{p}: {s} {}", String::from_utf8_lossy(&b)),
-                Err(e) => last = format!("{p}: {e}"),
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    Err(last)
 }
 
 /// Refuses a peer request from another cluster (`X-Etcd-Cluster-ID`
@@ -927,7 +903,8 @@ pub fn router(svc: Svc) -> Router {
         .route("/raft/message", post(raft_message))
         .route("/raft/stream", post(raft_stream))
         .route("/raft/probing", post(probing))
-        .route("/raft/join", post(join))
+        .route("/raft/join", post(snapshots::join))
+        .route("/raft/snapshot", post(snapshots::receive))
         .merge(members_only_routes)
         .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&svc), same_cluster))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_MESSAGE_BODY))
