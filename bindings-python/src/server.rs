@@ -90,6 +90,8 @@ impl Server {
         argv.extend(args);
         let cfg = Config::try_parse_from(&argv).map_err(|e| PyValueError::new_err(e.to_string()))?;
         let settings = Settings::from_config(&cfg).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let listeners = Listeners::with_clients(&settings, vec![listener])
+            .map_err(|e| PyOSError::new_err(format!("concord server: {e}")))?;
 
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -108,13 +110,8 @@ impl Server {
                 let report = move |addrs| {
                     let _ = ready_tx.send(addrs);
                 };
-                rt.block_on(concord_server::serve_member(
-                    settings,
-                    Listeners::new(vec![listener]),
-                    shutdown,
-                    report,
-                ))
-                .map_err(|e| e.to_string())
+                rt.block_on(concord_server::serve_member(settings, listeners, shutdown, report))
+                    .map_err(|e| e.to_string())
             })
             .map_err(|e| PyRuntimeError::new_err(format!("cannot start the server thread: {e}")))?;
         let addrs: Option<Vec<std::net::SocketAddr>> = py.detach(move || ready_rx.recv().ok());

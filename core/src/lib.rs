@@ -48,3 +48,45 @@ pub mod state_machine;
 pub mod storage;
 #[cfg(feature = "server")]
 pub mod v2;
+
+/// Entry points for the fuzz targets in `fuzz/` (not an API).
+#[cfg(feature = "server")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::path::PathBuf;
+    use std::sync::OnceLock;
+
+    fn scratch() -> &'static PathBuf {
+        static DIR: OnceLock<PathBuf> = OnceLock::new();
+        DIR.get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!("concord-fuzz-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("a scratch directory");
+            dir
+        })
+    }
+
+    /// Opens a log whose only segment holds `data`: never a panic, and
+    /// entries come back numbered from 1.
+    pub fn log_open(data: &[u8]) {
+        let dir = scratch().join("log");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a log directory");
+        std::fs::write(crate::raft::log::segment_path(&dir, 1), data).expect("a segment");
+        if let Ok((_, entries)) = crate::raft::log::Log::open(&dir, 1) {
+            for (i, e) in entries.iter().enumerate() {
+                assert_eq!(e.index, i as u64 + 1);
+            }
+        }
+    }
+
+    /// Installs `data` as a spooled snapshot file: installed or refused,
+    /// never a panic.
+    pub fn snapshot_install(data: &[u8]) {
+        static STORE: OnceLock<crate::storage::Storage> = OnceLock::new();
+        let store = STORE
+            .get_or_init(|| crate::storage::Storage::open(&scratch().join("db"), 1 << 20).expect("a scratch database"));
+        let path = scratch().join("in.snap");
+        std::fs::write(&path, data).expect("a snapshot file");
+        let _ = store.install_file(&path, 1);
+    }
+}

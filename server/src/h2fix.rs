@@ -525,6 +525,23 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for AuthorityFix<S> {
     }
 }
 
+/// Feeds `data` (after the HTTP/2 preface when `preface`) through the
+/// wrapper in pieces of the sizes `cuts` gives, checking its bounds: what
+/// the fuzz target `h2fix` runs.
+#[doc(hidden)]
+pub fn fuzz(data: &[u8], preface: bool) {
+    let mut fix = AuthorityFix::new(());
+    let mut input = if preface { PREFACE.to_vec() } else { Vec::new() };
+    input.extend_from_slice(data);
+    let cut = 1 + data.first().map_or(0, |&b| usize::from(b)) * 7;
+    for piece in input.chunks(cut) {
+        fix.input.extend_from_slice(piece);
+        fix.process();
+        assert!(fix.input.len() <= 9 + MAX_FRAME, "input buffer over its bound");
+        fix.output.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,6 +59,28 @@ use settings::Http2Settings;
 pub use settings::Settings;
 use tls::TlsError;
 
+/// Entry points for the fuzz targets in `fuzz/` (not an API).
+#[doc(hidden)]
+pub mod fuzzing {
+    /// The client port's HTTP/2 wrapper over any bytes.
+    pub fn h2fix(data: &[u8], preface: bool) {
+        crate::h2fix::fuzz(data, preface);
+    }
+
+    /// The JSON gateway's request decoding over any body.
+    pub fn gateway_decode(body: &[u8]) {
+        use concord_core::api::etcdserverpb::{
+            AuthenticateRequest, LeaseGrantRequest, PutRequest, RangeRequest, TxnRequest, WatchRequest,
+        };
+        let _ = crate::gateway::decode::<RangeRequest>(body);
+        let _ = crate::gateway::decode::<PutRequest>(body);
+        let _ = crate::gateway::decode::<TxnRequest>(body);
+        let _ = crate::gateway::decode::<WatchRequest>(body);
+        let _ = crate::gateway::decode::<LeaseGrantRequest>(body);
+        let _ = crate::gateway::decode::<AuthenticateRequest>(body);
+    }
+}
+
 /// Why the server could not start or stopped on its own.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {

@@ -1,6 +1,6 @@
 //! The sockets a member serves on, bound before it starts: by
-//! [`Listeners::bind`] from the settings' URLs, or handed in by an embedder
-//! that bound them itself ([`Listeners::new`]).
+//! [`Listeners::bind`] from the settings' URLs, or, for clients, handed in
+//! by an embedder that bound them itself ([`Listeners::with_clients`]).
 
 use std::net::{SocketAddr, TcpListener};
 
@@ -74,25 +74,28 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    /// Client sockets only, bound by the caller (an embedded single member).
-    pub fn new(client: Vec<Listener>) -> Listeners {
-        Listeners {
-            client,
-            ..Default::default()
-        }
-    }
-
     /// Binds every URL of `settings` (peer URLs only for a cluster member)
     /// and makes advertised client URLs with port 0 name the port bound.
     pub fn bind(settings: &mut Settings) -> Result<Listeners, ServerError> {
-        let mut out = Listeners::default();
+        let mut client = Vec::new();
         for url in settings.listen_client_urls.clone() {
             let l = Listener::bind(&url)?;
             if config::host_port(&url)?.1 == 0 {
                 settings.advertise_bound(&url, l.addr);
             }
-            out.client.push(l);
+            client.push(l);
         }
+        Listeners::with_clients(settings, client)
+    }
+
+    /// `client`, sockets the caller bound for clients (an embedded server
+    /// that must know its port first), and the peer and metrics URLs of
+    /// `settings`, bound here.
+    pub fn with_clients(settings: &Settings, client: Vec<Listener>) -> Result<Listeners, ServerError> {
+        let mut out = Listeners {
+            client,
+            ..Default::default()
+        };
         for url in &settings.listen_metrics_urls {
             out.metrics.push(Listener::bind(url)?);
         }

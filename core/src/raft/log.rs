@@ -79,7 +79,8 @@ pub struct Log {
     fsync: bool,
 }
 
-fn segment_path(dir: &Path, first: u64) -> PathBuf {
+/// The file of the segment whose first entry is `first`.
+pub fn segment_path(dir: &Path, first: u64) -> PathBuf {
     dir.join(format!("{first:016x}.wal"))
 }
 

@@ -328,4 +328,39 @@ mod tests {
             .collect();
         assert!(left.is_empty(), "{left:?}");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Whatever a spooled file holds (a real snapshot damaged anywhere,
+        /// or any bytes): installing it never panics, and a refused one
+        /// leaves the store as it was.
+        #[test]
+        fn any_snapshot_file_installs_or_is_refused_cleanly(
+            flips in proptest::collection::vec((proptest::num::usize::ANY, 1u8..=255), 0..6),
+            cut in proptest::option::of(proptest::num::usize::ANY),
+            noise in proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..400)),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let (_, path) = spooled(dir.path(), 20, 4096);
+            let mut data = match noise {
+                Some(n) => n,
+                None => std::fs::read(&path).unwrap(),
+            };
+            for (at, x) in &flips {
+                if !data.is_empty() {
+                    let i = at % data.len();
+                    data[i] ^= x;
+                }
+            }
+            if let Some(c) = cut {
+                data.truncate(c % (data.len() + 1));
+            }
+            std::fs::write(&path, &data).unwrap();
+            let dst = Storage::open(&dir.path().join("dst.db"), 1 << 20).unwrap();
+            if dst.install_file(&path, 9).is_err() {
+                proptest::prop_assert_eq!(dst.meta().unwrap().applied_index, 0);
+            }
+        }
+    }
 }
