@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Concord against etcd 3.4, side by side, in one run:
-#   bash bench/compare.sh [--quick] [--out DIR]
+#   bash bench/compare.sh [--quick] [--out DIR] [--preload N]
 # Installs Debian's etcd-server if missing, builds Concord and the load
 # generator in release mode, starts a fresh etcd and a fresh Concord (data on
 # the same disk, fsync on, default settings), runs every workload at 1, 16,
@@ -9,10 +9,12 @@
 #   DIR/results.md     the ratio table (also printed)
 #   DIR/chart.svg      ops/s and p99 against clients, both servers
 # --quick: 1 s per run and 1/16/64 clients (a smoke run); default 3 s.
+# --preload N: first grow both stores to N revisions over 2N/5 keys (e.g.
+# 500000 for the large-store watch run: --preload 500000 --workloads watch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-duration=3 clients=1,16,64,256 out=bench/results
+duration=3 clients=1,16,64,256 out=bench/results preload=0
 ws=(put put-seq range-lin range-ser range-prefix txn-cas watch lease gw-put gw-range)
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -20,7 +22,8 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift ;;
     --workloads) IFS=, read -ra ws <<<"$2"; shift ;;
     --clients) clients=$2; shift ;;
-    *) echo "usage: bash bench/compare.sh [--quick] [--out DIR] [--workloads put,range-lin,...] [--clients 1,64]" >&2; exit 2 ;;
+    --preload) preload=$2; shift ;;
+    *) echo "usage: bash bench/compare.sh [--quick] [--out DIR] [--workloads put,range-lin,...] [--clients 1,64] [--preload N]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -51,7 +54,7 @@ for w in "${ws[@]}"; do
     for s in "${order[@]}"; do
       read -r name port pid <<<"$s"
       "$bin/concord-bench" run --endpoint "127.0.0.1:$port" --server "$name" --server-pid "$pid" \
-        --workloads "$w" --clients "$c" --duration "$duration" >>"$results"
+        --workloads "$w" --clients "$c" --duration "$duration" --preload "$preload" >>"$results"
     done
   done
 done

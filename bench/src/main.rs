@@ -75,6 +75,10 @@ enum Cmd {
         /// Stop each run after this many operations (0: run for --duration).
         #[arg(long, default_value_t = 0)]
         total: u64,
+        /// Before the workloads, grow the store to this many revisions
+        /// (over 2/5 as many keys under `big/`); 0: leave it as it is.
+        #[arg(long, default_value_t = 0)]
+        preload: u64,
     },
     /// Pairs two servers' results: ratio table (markdown) and an SVG chart.
     Report {
@@ -120,12 +124,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             key_space,
             rate,
             total,
+            preload,
         } => {
             let names: Vec<String> = if workloads.iter().any(|w| w == "all") {
                 workloads::ALL.iter().map(|s| s.to_string()).collect()
             } else {
                 workloads
             };
+            let first = Shape {
+                endpoints: endpoint.clone(),
+                clients: 1,
+                conns: 1,
+                duration: Duration::from_secs_f64(duration),
+                key_size,
+                val_size,
+                key_space,
+                rate,
+                total,
+            };
+            workloads::preload_store(&first, preload).await?;
             for w in &names {
                 for &c in &clients {
                     let shape = Shape {

@@ -307,7 +307,9 @@ fn hpack_int(buf: &[u8], prefix: u8) -> Option<(usize, usize)> {
     if v < max {
         return Some((v, 1));
     }
-    for (i, &b) in buf[1..].iter().enumerate().take(5) {
+    // At most four bytes after the prefix, as the decoder allows (a
+    // longer integer is an error there, and an `unwrap` in a size update).
+    for (i, &b) in buf[1..].iter().enumerate().take(4) {
         v += usize::from(b & 0x7f) << (7 * i);
         if v > u32::MAX as usize {
             return None;
@@ -744,6 +746,21 @@ mod tests {
         fix.process();
         assert_eq!(fix.output, input, "passed on untouched for the library to refuse");
         assert!(matches!(fix.mode, Mode::Passthrough));
+    }
+
+    /// Found by the `h2fix` fuzz target: a table size update whose integer
+    /// takes five bytes after its prefix passed the pre-check and reached
+    /// an `unwrap` in the decoder.
+    #[test]
+    fn an_overlong_size_update_is_passed_on_not_decoded() {
+        for block in [
+            &[0x3f, 0x80, 0x80, 0x80, 0x80, 0x00][..],
+            &[0x3f, 0xe1, 0x9f, 0x80, 0x80, 0x00],
+            &[0x20, 0x3f, 0x80, 0x80, 0x80, 0x80, 0x01],
+        ] {
+            let input = h2(&[frame(HEADERS, END_HEADERS, 1, block)]);
+            assert_eq!(run(&input), input);
+        }
     }
 
     #[test]

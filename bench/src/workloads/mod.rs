@@ -182,3 +182,41 @@ pub async fn preload(client: &mut Client, prefix: &str, count: u64, shape: &Shap
     }
     Ok(())
 }
+
+/// Grows the server's store to at least `revisions` revisions (not
+/// measured): puts under `big/` over `revisions * 2 / 5` distinct keys, so a
+/// store of 500,000 revisions holds 200,000 keys, the shape of a store
+/// after some churn. Nothing is written when it is already that large.
+pub async fn preload_store(shape: &Shape, revisions: u64) -> Result<(), Error> {
+    if revisions == 0 {
+        return Ok(());
+    }
+    let mut client = Client::connect([shape.endpoint(0)], None).await?;
+    let have = client.get("big/", None).await?.header().map_or(0, |h| h.revision()) as u64;
+    if have >= revisions {
+        return Ok(());
+    }
+    let todo = revisions - have;
+    let keys = (revisions * 2 / 5).max(1);
+    let value = vec![b'v'; shape.val_size];
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..32u64 {
+        let mut c = Client::connect([shape.endpoint(t as usize)], None).await?;
+        let (value, size) = (value.clone(), shape.key_size);
+        tasks.push(tokio::spawn(async move {
+            for i in (t..todo).step_by(32) {
+                c.put(key("big/", i % keys, size), value.clone(), None).await?;
+            }
+            Ok::<_, etcd_client::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    eprintln!(
+        "preloaded {todo} revisions over {keys} keys in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

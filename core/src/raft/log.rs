@@ -212,6 +212,15 @@ impl Log {
                 f.set_len(valid)?;
                 f.sync_all()?;
             }
+            // A segment is named by its first entry's index: a record that
+            // says otherwise (a misplaced write whose checksum happens to
+            // hold) must not renumber the log.
+            if let Some(e) = seg_entries.first().filter(|e| e.index != first) {
+                return Err(LogError::Gap {
+                    expected: first,
+                    found: e.index,
+                });
+            }
             for e in seg_entries {
                 let expected = *next.get_or_insert(e.index);
                 if e.index != expected {
@@ -473,6 +482,23 @@ mod tests {
         let (log, got) = Log::open(dir.path(), 3).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(log.next_index(), 4);
+    }
+
+    /// Found by the `log_reader` fuzz target: a first record with a good
+    /// checksum but another index than its segment's name.
+    #[test]
+    fn a_segment_must_start_at_the_index_it_is_named_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let index: u64 = 0xffff_ffff;
+        let mut rec = Vec::new();
+        rec.extend_from_slice(&0u32.to_le_bytes());
+        rec.extend_from_slice(&checksum(index, b"").to_le_bytes());
+        rec.extend_from_slice(&index.to_le_bytes());
+        fs::write(segment_path(dir.path(), 1), &rec).unwrap();
+        match Log::open(dir.path(), 1) {
+            Err(LogError::Gap { expected: 1, found }) => assert_eq!(found, index),
+            other => panic!("opened: {:?}", other.map(|(_, e)| e)),
+        }
     }
 
     proptest::proptest! {
