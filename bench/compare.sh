@@ -10,7 +10,10 @@
 #   DIR/chart.svg      ops/s and p99 against clients, both servers
 # --quick: 1 s per run and 1/16/64 clients (a smoke run); default 3 s.
 # --preload N: first grow both stores to N revisions over 2N/5 keys (e.g.
-# 500000 for the large-store watch run: --preload 500000 --workloads watch).
+# 500000 for the large-store watch run: --preload 500000 --workloads watch
+# --duration 35, long enough that every run spans the member's periodic
+# work, such as the 30-second recount of the bytes in use).
+# --duration S: seconds per run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +26,8 @@ while [ $# -gt 0 ]; do
     --workloads) IFS=, read -ra ws <<<"$2"; shift ;;
     --clients) clients=$2; shift ;;
     --preload) preload=$2; shift ;;
-    *) echo "usage: bash bench/compare.sh [--quick] [--out DIR] [--workloads put,range-lin,...] [--clients 1,64] [--preload N]" >&2; exit 2 ;;
+    --duration) duration=$2; shift ;;
+    *) echo "usage: bash bench/compare.sh [--quick] [--out DIR] [--workloads put,range-lin,...] [--clients 1,64] [--preload N] [--duration S]" >&2; exit 2 ;;
   esac
   shift
 done

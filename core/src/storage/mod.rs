@@ -648,15 +648,32 @@ impl Storage {
         Ok(())
     }
 
-    /// Bytes of the file in use (allocated pages), as etcd's `dbSizeInUse`.
-    /// It walks every table: call it rarely, never per request.
+    /// Bytes of the file in use, as etcd's `dbSizeInUse`: the pages every
+    /// table occupies (stored, metadata and fragmented bytes). It walks
+    /// every table, from a read transaction: it holds up no writer, but
+    /// takes a while on a large store, so it belongs off the write path.
     pub fn size_in_use(&self) -> Result<u64, StorageError> {
-        let db = self.db.read_recursive();
-        let txn = db.begin_write()?;
-        let stats = txn.stats()?;
-        let in_use = stats.allocated_pages() * stats.page_size() as u64;
-        txn.abort()?;
-        Ok(in_use)
+        fn table_bytes<K: redb::Key + 'static, V: redb::Value + 'static>(
+            txn: &redb::ReadTransaction,
+            def: TableDefinition<K, V>,
+        ) -> Result<u64, StorageError> {
+            use redb::ReadableTableMetadata;
+            match txn.open_table(def) {
+                Ok(t) => {
+                    let st = t.stats()?;
+                    Ok(st.stored_bytes() + st.metadata_bytes() + st.fragmented_bytes())
+                }
+                Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+                Err(e) => Err(e.into()),
+            }
+        }
+        let txn = self.db.read_recursive().begin_read()?;
+        Ok(table_bytes(&txn, KV)?
+            + table_bytes(&txn, META)?
+            + table_bytes(&txn, LEASE)?
+            + table_bytes(&txn, AUTH)?
+            + table_bytes(&txn, V2)?
+            + table_bytes(&txn, V2_EVENTS)?)
     }
 
     /// Size of the database file in bytes.
