@@ -131,10 +131,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             } else {
                 workloads
             };
-            let first = Shape {
+            let shape_for = |c: usize| Shape {
                 endpoints: endpoint.clone(),
-                clients: 1,
-                conns: 1,
+                clients: c,
+                conns: if conns == 0 { c.div_ceil(8) } else { conns },
                 duration: Duration::from_secs_f64(duration),
                 key_size,
                 val_size,
@@ -142,20 +142,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 rate,
                 total,
             };
-            workloads::preload_store(&first, preload).await?;
+            workloads::preload_store(&shape_for(1), preload).await?;
             for w in &names {
                 for &c in &clients {
-                    let shape = Shape {
-                        endpoints: endpoint.clone(),
-                        clients: c,
-                        conns: if conns == 0 { c.div_ceil(8) } else { conns },
-                        duration: Duration::from_secs_f64(duration),
-                        key_size,
-                        val_size,
-                        key_space,
-                        rate,
-                        total,
-                    };
+                    let shape = shape_for(c);
                     workloads::prepare(w, &shape).await?;
                     let before = usage(&server_pid);
                     let (samples, secs) = workloads::run(w, &shape).await?;

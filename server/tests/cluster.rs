@@ -477,20 +477,7 @@ async fn members_join_as_learners_get_promoted_and_leave_under_load() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // Add a learner; it joins from a snapshot and catches up.
-    let new = cluster.prepare_member("m4", &[]);
-    let out = ok(etcdctl(
-        &eps[0],
-        &[
-            "member",
-            "add",
-            "m4",
-            "--learner",
-            &format!("--peer-urls={}", cluster.peer_url(new)),
-        ],
-    ));
-    let id = out.split_whitespace().nth(1).unwrap().to_string();
-    assert!(out.contains("added to cluster"), "{out}");
-    cluster.members[new].start();
+    let (new, id) = add_learner(&mut cluster, &eps[0], "m4");
     let list = ok(etcdctl(&eps[0], &["member", "list"]));
     assert!(
         list.contains(&format!("{id}, unstarted")) || list.contains(&format!("{id}, started, m4")),
@@ -898,6 +885,26 @@ fn a_crash_during_snapshot_install_leaves_a_member_that_starts() {
     }
 }
 
+/// Adds a learner named `name` with `etcdctl member add` through
+/// `endpoint` and starts it; its index in the cluster and its ID (hex).
+fn add_learner(cluster: &mut Cluster, endpoint: &str, name: &str) -> (usize, String) {
+    let new = cluster.prepare_member(name, &[]);
+    let out = ok(etcdctl(
+        endpoint,
+        &[
+            "member",
+            "add",
+            name,
+            "--learner",
+            &format!("--peer-urls={}", cluster.peer_url(new)),
+        ],
+    ));
+    assert!(out.contains("added to cluster"), "{out}");
+    let id = out.split_whitespace().nth(1).unwrap().to_string();
+    cluster.members[new].start();
+    (new, id)
+}
+
 /// The size of the stores the snapshot tests build, in MiB
 /// (`CONCORD_TEST_SNAPSHOT_MIB`, default 100).
 fn snapshot_test_mib() -> usize {
@@ -949,19 +956,7 @@ fn a_new_member_joins_a_large_store_without_holding_it_in_memory() {
     let mut cluster = Cluster::start(3, &[]);
     let eps = cluster.endpoints();
     fill_mib(&eps[0], mib);
-    let new = cluster.prepare_member("m4", &[]);
-    let out = ok(etcdctl(
-        &eps[0],
-        &[
-            "member",
-            "add",
-            "m4",
-            "--learner",
-            &format!("--peer-urls={}", cluster.peer_url(new)),
-        ],
-    ));
-    assert!(out.contains("added to cluster"), "{out}");
-    cluster.members[new].start();
+    let (new, _) = add_learner(&mut cluster, &eps[0], "m4");
     let endpoint = cluster.members[new].endpoint.clone();
     wait_for_last(&endpoint, mib, || cluster.members[new].log_text());
     assert!(cluster.members[new]
