@@ -456,10 +456,7 @@ impl RaftLoop {
                     }
                     if msg.get_msg_type() == raft::prelude::MessageType::MsgSnapshot
                         && msg.get_snapshot().data.as_ref() == STREAMED
-                        && !self
-                            .snapshots
-                            .received(msg.get_snapshot().get_metadata().index)
-                            .exists()
+                        && !self.snapshots.claim(msg.get_snapshot().get_metadata().index)
                     {
                         tracing::warn!(
                             from = format_args!("{:x}", msg.from),
@@ -948,7 +945,7 @@ impl RaftLoop {
     fn apply_snapshot(&mut self, snap: Snapshot) -> Result<(), NodeError> {
         let meta = snap.get_metadata().clone();
         let index = meta.index;
-        let streamed = (snap.data.as_ref() == STREAMED).then(|| self.snapshots.received(index));
+        let streamed = (snap.data.as_ref() == STREAMED).then(|| self.snapshots.claimed(index));
         let data = match &streamed {
             Some(_) => SnapshotData::default(),
             None => SnapshotData::decode(snap.data.as_ref()).map_err(|e| NodeError::Apply(format!("snapshot: {e}")))?,
@@ -972,9 +969,7 @@ impl RaftLoop {
             view.put_raft_snapshot(&recorded)
         })?;
         self.state.storage.checkpoint()?;
-        if let Some(path) = &streamed {
-            let _ = std::fs::remove_file(path);
-        }
+        self.snapshots.applied(index);
         super::crash_point("snapshot-installed");
         *sm = self.state.storage.load().map_err(st_err)?;
         sm.take_events();

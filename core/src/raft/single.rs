@@ -5,12 +5,16 @@
 //! (holding the key space's write lock, so readers see whole batches), then
 //! answers each. While it syncs, new proposals queue up and form the next
 //! batch: under concurrency many requests share one fsync.
+//!
+//! A batch takes only what is already waiting; it never waits for more.
+//! Waiting 100 µs for stragglers (from a batch of 4 up) was measured to
+//! cost a quarter of the throughput at 16 clients and to gain nothing at
+//! 64 or 256: the proposals that queue during one fdatasync are batch
+//! enough.
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::thread;
-use std::time::Duration;
 
 use prost::Message;
 use tokio::sync::oneshot;
@@ -24,10 +28,6 @@ use crate::api::error::EtcdError;
 
 /// At most this many proposals share one batch.
 const MAX_BATCH: usize = 4096;
-/// A batch this large says proposals are arriving in a stream ...
-const GATHER_FROM: usize = 4;
-/// ... and the next one waits this long for more to join it.
-const GATHER: Duration = Duration::from_micros(100);
 
 /// What the write loop receives.
 pub(super) enum Msg {
@@ -40,8 +40,6 @@ pub(super) struct WriteLoop {
     state: Arc<State>,
     log: Log,
     checkpoints: Checkpointer,
-    /// Proposals in the last batch.
-    last_batch: usize,
 }
 
 impl WriteLoop {
@@ -52,7 +50,6 @@ impl WriteLoop {
             state,
             log,
             checkpoints: Checkpointer::new(durable),
-            last_batch: 0,
         }
     }
 
@@ -73,11 +70,6 @@ impl WriteLoop {
                 Msg::Propose(r, tx) => batch.push((r, tx)),
                 Msg::Stop(done) => stop = Some(done),
             }
-            if self.last_batch >= GATHER_FROM {
-                // Under load, let proposals gather a moment: one fdatasync
-                // and one commit then serve more of them.
-                thread::sleep(GATHER);
-            }
             while stop.is_none() && batch.len() < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(Msg::Propose(r, tx)) => batch.push((r, tx)),
@@ -85,7 +77,6 @@ impl WriteLoop {
                     Err(_) => break,
                 }
             }
-            self.last_batch = batch.len();
             if !batch.is_empty() {
                 if let Err(e) = self.commit(&mut batch) {
                     for (_, tx) in batch.drain(..) {

@@ -5,7 +5,8 @@
 //! pinned at the snapshot's index ([`SnapshotSource`]), streamed to the
 //! peer as a snapshot file while the message is sent. The receiver spools
 //! the file to `<data>/raft-snap/<index>.snap` (checked, durable), then
-//! steps the message; applying it installs the file record by record.
+//! the raft loop claims it (`<index>.claimed`) and steps the message;
+//! applying it installs the file record by record.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -70,26 +71,58 @@ impl Snapshots {
             .map(|(_, src)| Arc::clone(src))
     }
 
-    /// Where the state sent with a streamed snapshot at `index` is spooled.
-    pub(crate) fn received(&self, index: u64) -> PathBuf {
-        self.dir.join(format!("{index}.snap"))
+    /// Claims the state received for a streamed snapshot at `index`, just
+    /// before its message is stepped: the spooled file is renamed out of
+    /// the way of later transfers (which remove every unclaimed file), so
+    /// it is still there when raft hands the snapshot back to be applied.
+    /// A claim replaces any earlier one at a lower index (raft, having
+    /// taken the newer snapshot, will not apply the older one). `false`:
+    /// nothing was received for `index`, and the message must be dropped.
+    pub(crate) fn claim(&self, index: u64) -> bool {
+        if std::fs::rename(self.dir.join(format!("{index}.snap")), self.claimed(index)).is_err() {
+            return false;
+        }
+        self.remove(|name| claimed_index(name).is_some_and(|i| i < index));
+        true
+    }
+
+    /// Where a claimed snapshot's state is, until it is applied.
+    pub(crate) fn claimed(&self, index: u64) -> PathBuf {
+        self.dir.join(format!("{index}.claimed"))
+    }
+
+    /// Drops the claims up to `index` (that snapshot is applied).
+    pub(crate) fn applied(&self, index: u64) {
+        self.remove(|name| claimed_index(name).is_some_and(|i| i <= index));
     }
 
     /// Starts receiving the state sent with `msg` (refused unless it is a
-    /// streamed snapshot), at most `limit` bytes. One received snapshot is
-    /// kept at a time: any other is removed first, so senders cannot fill
-    /// the disk with them.
+    /// streamed snapshot), at most `limit` bytes. Apart from claimed ones,
+    /// one received snapshot is kept at a time: any other unclaimed file
+    /// is removed first, so senders cannot fill the disk with them.
     pub(crate) fn spool(&self, msg: &[u8], limit: u64) -> Result<SnapshotSpool, EtcdError> {
         let index = streamed_index(msg)
             .ok_or_else(|| EtcdError::InvalidRequest("concord: not a streamed raft snapshot".into()))?;
-        if let Ok(entries) = std::fs::read_dir(&self.dir) {
-            for e in entries.flatten() {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
+        self.remove(|name| claimed_index(name).is_none());
         SnapshotSpool::create(&self.dir, &format!("{index}.snap"), limit)
             .map_err(|e| EtcdError::Internal(e.to_string()))
     }
+
+    /// Removes the files whose names `pick` chooses.
+    fn remove(&self, pick: impl Fn(&str) -> bool) {
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                if e.file_name().to_str().is_some_and(&pick) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+}
+
+/// The index of a claimed snapshot's file name.
+fn claimed_index(name: &str) -> Option<u64> {
+    name.strip_suffix(".claimed")?.parse().ok()
 }
 
 /// The index of `msg` if it is a snapshot whose state is streamed.
@@ -97,4 +130,64 @@ fn streamed_index(msg: &[u8]) -> Option<u64> {
     let m = RaftMessage::parse_from_bytes(msg).ok()?;
     (m.get_msg_type() == MessageType::MsgSnapshot && m.get_snapshot().data.as_ref() == STREAMED)
         .then(|| m.get_snapshot().get_metadata().index)
+}
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+
+    fn message(index: u64) -> Vec<u8> {
+        let mut m = RaftMessage::default();
+        m.set_msg_type(MessageType::MsgSnapshot);
+        let mut snap = Snapshot::default();
+        snap.mut_metadata().index = index;
+        snap.data = STREAMED.to_vec().into();
+        m.set_snapshot(snap);
+        m.write_to_bytes().unwrap()
+    }
+
+    /// Receives a (checked, not decodable) state for a snapshot at `index`.
+    fn receive(s: &Snapshots, index: u64, body: &[u8]) {
+        let mut spool = s.spool(&message(index), 1 << 20).unwrap();
+        spool.write(body).unwrap();
+        spool.write(&Sha256::digest(body)).unwrap();
+        spool.finish().unwrap();
+    }
+
+    #[test]
+    fn a_claimed_snapshot_outlives_later_transfers_until_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Snapshots::new(dir.path().join("raft-snap"));
+        assert!(!s.claim(7), "nothing received yet");
+        receive(&s, 7, b"seven");
+        assert!(s.claim(7));
+        // Another transfer starts (and ends) before the stepped snapshot
+        // is applied: the claimed state must still be there.
+        receive(&s, 9, b"nine");
+        let mut spool = s.spool(&message(8), 1 << 20).unwrap();
+        spool.write(b"half of it").unwrap();
+        assert!(s.claimed(7).exists());
+        assert!(
+            !dir.path().join("raft-snap/9.snap").exists(),
+            "one unclaimed file at a time"
+        );
+        drop(spool);
+        s.applied(7);
+        assert!(!s.claimed(7).exists());
+    }
+
+    #[test]
+    fn a_newer_claim_replaces_an_older_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Snapshots::new(dir.path().join("raft-snap"));
+        receive(&s, 7, b"seven");
+        assert!(s.claim(7));
+        receive(&s, 9, b"nine");
+        assert!(s.claim(9));
+        assert!(!s.claimed(7).exists());
+        assert!(s.claimed(9).exists());
+        assert!(!s.claim(9), "a claim is taken once");
+    }
 }

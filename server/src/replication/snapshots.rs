@@ -139,21 +139,49 @@ where
     }
 }
 
+/// Chunks received and not yet written to disk, per transfer: enough to
+/// keep the disk busy while the network delivers the next ones.
+const SPOOL_QUEUE: usize = 16;
+
 /// Writes the rest of `body` after `first` into `spool` and finishes it.
-async fn spool_rest<S, E>(mut spool: SnapshotSpool, first: &[u8], body: &mut S) -> Result<PathBuf, String>
+/// The file is written from a blocking thread, so a large transfer holds
+/// up no async worker; the queue between them is bounded, so a disk
+/// slower than the network slows the sender down instead of filling
+/// memory. The spool is finished only once the whole body arrived: a
+/// transfer cut short (an error, or the request dropped) leaves no file.
+async fn spool_rest<S, E>(spool: SnapshotSpool, first: &[u8], body: &mut S) -> Result<PathBuf, String>
 where
     S: tokio_stream::Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    spool.write(first).map_err(|e| e.to_string())?;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| e.to_string())?;
-        spool.write(&chunk).map_err(|e| e.to_string())?;
+    // `None` marks the end of the body; a queue closed without it, a
+    // transfer that did not complete.
+    let (tx, mut rx) = mpsc::channel::<Option<Bytes>>(SPOOL_QUEUE);
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut spool = spool;
+        loop {
+            match rx.blocking_recv() {
+                Some(Some(chunk)) => spool.write(&chunk).map_err(|e| e.to_string())?,
+                Some(None) => return spool.finish().map_err(|e| e.to_string()),
+                None => return Err(String::from("the transfer was cut short")),
+            }
+        }
+    });
+    let fed = async {
+        let _ = tx.send(Some(Bytes::copy_from_slice(first))).await;
+        while let Some(chunk) = body.next().await {
+            if tx.send(Some(chunk.map_err(|e| e.to_string())?)).await.is_err() {
+                break; // the writer failed: its error is the answer
+            }
+        }
+        let _ = tx.send(None).await;
+        Ok::<(), String>(())
     }
-    tokio::task::spawn_blocking(move || spool.finish())
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+    .await;
+    drop(tx);
+    let written = writer.await.map_err(|e| e.to_string())?;
+    fed?;
+    written
 }
 
 /// `POST /raft/snapshot`: a raft snapshot message and its state. The
