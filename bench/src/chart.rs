@@ -6,11 +6,44 @@ use std::fmt::Write;
 
 use crate::stats::Report;
 
-fn find<'a>(all: &'a [Report], server: &str, workload: &str, clients: usize) -> Option<&'a Report> {
-    // The last run of a combination wins (re-runs replace earlier ones).
-    all.iter()
-        .rev()
-        .find(|r| r.server == server && r.workload == workload && r.clients == clients)
+/// The figures of one server, workload and client count: a run's own, or
+/// with several runs (rounds of `compare.sh --rounds N`) the median of
+/// each figure, and the highest peak RSS.
+fn find(all: &[Report], server: &str, workload: &str, clients: usize) -> Option<Report> {
+    let runs: Vec<&Report> = all
+        .iter()
+        .filter(|r| r.server == server && r.workload == workload && r.clients == clients)
+        .collect();
+    let first = (*runs.first()?).clone();
+    let median = |f: fn(&Report) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(|r| f(r)).collect();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    };
+    Some(Report {
+        ops_per_sec: median(|r| r.ops_per_sec),
+        p50_ms: median(|r| r.p50_ms),
+        p90_ms: median(|r| r.p90_ms),
+        p99_ms: median(|r| r.p99_ms),
+        max_ms: median(|r| r.max_ms),
+        server_cpu_us_per_op: median(|r| r.server_cpu_us_per_op),
+        server_peak_rss_kib: runs.iter().map(|r| r.server_peak_rss_kib).max().unwrap_or(0),
+        ..first
+    })
+}
+
+/// How many runs each combination has (the most of any).
+fn rounds(all: &[Report]) -> usize {
+    let mut counts = std::collections::HashMap::new();
+    for r in all {
+        *counts.entry((&r.server, &r.workload, r.clients)).or_insert(0usize) += 1;
+    }
+    counts.into_values().max().unwrap_or(0)
 }
 
 fn workloads(all: &[Report]) -> Vec<String> {
@@ -34,11 +67,15 @@ fn client_counts(all: &[Report]) -> Vec<usize> {
 /// A markdown table: ops/s, p99 and server CPU per op of both, and ratios.
 pub fn table(all: &[Report], base: &str, subject: &str) -> String {
     let mut out = String::new();
+    let n = rounds(all);
+    if n > 1 {
+        let _ = writeln!(out, "Medians of {n} runs.\n");
+    }
     let _ = writeln!(
         out,
-        "| workload | clients | {base} ops/s | {subject} ops/s | ratio | {base} p99 ms | {subject} p99 ms | {base} cpu µs/op | {subject} cpu µs/op |"
+        "| workload | clients | {base} ops/s | {subject} ops/s | ratio | {base} p99 ms | {subject} p99 ms | {base} cpu µs/op | {subject} cpu µs/op | {base} peak RSS MiB | {subject} peak RSS MiB |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for w in workloads(all) {
         for c in client_counts(all) {
             let (Some(b), Some(s)) = (find(all, base, &w, c), find(all, subject, &w, c)) else {
@@ -51,8 +88,15 @@ pub fn table(all: &[Report], base: &str, subject: &str) -> String {
             };
             let _ = writeln!(
                 out,
-                "| {w} | {c} | {:.0} | {:.0} | **{ratio:.2}×** | {:.2} | {:.2} | {:.1} | {:.1} |",
-                b.ops_per_sec, s.ops_per_sec, b.p99_ms, s.p99_ms, b.server_cpu_us_per_op, s.server_cpu_us_per_op
+                "| {w} | {c} | {:.0} | {:.0} | **{ratio:.2}×** | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} |",
+                b.ops_per_sec,
+                s.ops_per_sec,
+                b.p99_ms,
+                s.p99_ms,
+                b.server_cpu_us_per_op,
+                s.server_cpu_us_per_op,
+                b.server_peak_rss_kib as f64 / 1024.0,
+                s.server_peak_rss_kib as f64 / 1024.0
             );
         }
     }
@@ -101,7 +145,7 @@ pub fn svg(all: &[Report], base: &str, subject: &str) -> String {
             .iter()
             .flat_map(|c| [find(all, base, w, *c), find(all, subject, w, *c)])
             .flatten()
-            .map(value)
+            .map(|r| value(&r))
             .fold(0.0f64, f64::max)
             .max(1e-9);
         let title = if *p99 { "p99 ms" } else { "ops/s" };
@@ -148,7 +192,7 @@ pub fn svg(all: &[Report], base: &str, subject: &str) -> String {
             let pts: Vec<String> = counts
                 .iter()
                 .enumerate()
-                .filter_map(|(k, c)| find(all, server, w, *c).map(|r| (xs[k], t + chh - chh * value(r) / max)))
+                .filter_map(|(k, c)| find(all, server, w, *c).map(|r| (xs[k], t + chh - chh * value(&r) / max)))
                 .map(|(x, y)| format!("{x:.1},{y:.1}"))
                 .collect();
             if pts.is_empty() {
@@ -210,5 +254,20 @@ mod tests {
         let s = svg(&all, "etcd", "concord");
         assert!(s.starts_with("<svg") && s.contains("put — ops/s") && s.contains("put — p99 ms"));
         assert_eq!(s.matches("<polyline").count(), 4);
+    }
+
+    #[test]
+    fn several_runs_give_medians() {
+        let all = vec![
+            r("etcd", "put", 1, 100.0, 2.0),
+            r("concord", "put", 1, 150.0, 1.0),
+            r("etcd", "put", 1, 300.0, 4.0),
+            r("concord", "put", 1, 90.0, 9.0),
+            r("etcd", "put", 1, 200.0, 3.0),
+            r("concord", "put", 1, 400.0, 2.0),
+        ];
+        let t = table(&all, "etcd", "concord");
+        assert!(t.starts_with("Medians of 3 runs."), "{t}");
+        assert!(t.contains("| put | 1 | 200 | 150 | **0.75×** | 3.00 | 2.00 |"), "{t}");
     }
 }
