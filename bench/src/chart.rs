@@ -8,7 +8,8 @@ use crate::stats::Report;
 
 /// The figures of one server, workload and client count: a run's own, or
 /// with several runs (rounds of `compare.sh --rounds N`) the median of
-/// each figure, and the highest peak RSS.
+/// each figure. Without `--fresh` a peak RSS is the server's peak so far,
+/// so later rounds report more than the first.
 fn find(all: &[Report], server: &str, workload: &str, clients: usize) -> Option<Report> {
     let runs: Vec<&Report> = all
         .iter()
@@ -32,7 +33,7 @@ fn find(all: &[Report], server: &str, workload: &str, clients: usize) -> Option<
         p99_ms: median(|r| r.p99_ms),
         max_ms: median(|r| r.max_ms),
         server_cpu_us_per_op: median(|r| r.server_cpu_us_per_op),
-        server_peak_rss_kib: runs.iter().map(|r| r.server_peak_rss_kib).max().unwrap_or(0),
+        server_peak_rss_kib: median(|r| r.server_peak_rss_kib as f64) as u64,
         ..first
     })
 }
