@@ -34,7 +34,7 @@ for i in 1 2 3; do
     --initial-advertise-peer-urls "http://127.0.0.1:${ep[$i]}" --initial-cluster "$etcd_cluster" \
     --log-level error >"$work/e$i.log" 2>&1 &
   pids+=($!); etcd_pids+=($!)
-  "$bin/concord" --name "c$i" --data-dir "$work/c$i" --listen-client-urls "http://127.0.0.1:${cc[$i]}" \
+  "$concord" --name "c$i" --data-dir "$work/c$i" --listen-client-urls "http://127.0.0.1:${cc[$i]}" \
     --advertise-client-urls "http://127.0.0.1:${cc[$i]}" --listen-peer-urls "http://127.0.0.1:${cp[$i]}" \
     --initial-advertise-peer-urls "http://127.0.0.1:${cp[$i]}" --initial-cluster "$concord_cluster" \
     --log-level warn >"$work/c$i.log" 2>&1 &

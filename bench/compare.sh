@@ -54,7 +54,7 @@ start_servers() {
     --initial-advertise-peer-urls "http://127.0.0.1:$ep" --initial-cluster "bench=http://127.0.0.1:$ep" \
     --log-level error >"$work/etcd.log" 2>&1 &
   pids+=($!); etcd_pid=$!
-  "$bin/concord" --data-dir "$work/concord" --listen-client-urls "http://127.0.0.1:$cc" \
+  "$concord" --data-dir "$work/concord" --listen-client-urls "http://127.0.0.1:$cc" \
     --advertise-client-urls "http://127.0.0.1:$cc" --log-level warn >"$work/concord.log" 2>&1 &
   pids+=($!); concord_pid=$!
   wait_healthy "127.0.0.1:$ec"; wait_healthy "127.0.0.1:$cc"

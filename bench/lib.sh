@@ -1,7 +1,8 @@
 # Shared by bench/compare.sh and bench/compare-cluster.sh (sourced, not run).
 # After sourcing: etcd is installed, Concord and the load generator are
-# built in release mode ($bin), $work is a scratch directory removed on
-# exit together with every process whose PID is added to the pids array.
+# built in release mode ($bin; the server run is $concord, or CONCORD_BIN),
+# $work is a scratch directory removed on exit together with every process
+# whose PID is added to the pids array.
 
 if ! command -v etcd >/dev/null; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -11,6 +12,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/concord-target}"
 cargo build --release --locked -q -p concord-server --bin concord
 cargo build --release --locked -q -p concord-bench
 bin=$CARGO_TARGET_DIR/release
+# CONCORD_BIN: another concord binary to measure (an older build, say).
+concord=${CONCORD_BIN:-$bin/concord}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/concord-bench.XXXXXX")
 pids=()
@@ -29,7 +32,7 @@ sys.exit(1)' "http://$1/health" || { echo "no healthy server at $1" >&2; exit 1;
 # start_concord: one fresh Concord member on a free port ($port), stopped on exit.
 start_concord() {
   port=$(free_port)
-  "$bin/concord" --data-dir "$work/single-$port" --listen-client-urls "http://127.0.0.1:$port" \
+  "$concord" --data-dir "$work/single-$port" --listen-client-urls "http://127.0.0.1:$port" \
     --advertise-client-urls "http://127.0.0.1:$port" --log-level warn &
   pids+=($!)
   wait_healthy "127.0.0.1:$port"
