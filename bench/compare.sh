@@ -14,7 +14,7 @@
 # --duration 35, long enough that every run spans the member's periodic
 # work, such as the 30-second recount of the bytes in use).
 # --duration S: seconds per run.
-# --rounds N: run every workload N times (both servers stay up; the order
+# --rounds N: run every workload N times (without --fresh the servers stay up; the order
 # keeps alternating); the table gives the median of each figure.
 # --fresh: new servers (empty stores) for every workload and client count,
 # so each row's peak RSS is that run's own rather than the peak so far.
